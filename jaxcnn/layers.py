@@ -1,0 +1,76 @@
+"""Flax linen layers that hold parameters and call `jaxcnn.ops`.
+
+Images are NHWC and kernels HWIO. Parameters live in the `params` collection
+under the names Flax's own layers use (`kernel`, `bias`), so weights convert
+to and from `flax.linen.Conv` / `Dense` one to one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
+
+from jaxcnn import ops
+from jaxcnn._validation import as_pair
+from jaxcnn.models._common import check_conv_mode
+
+Initializer = Callable[..., Any]
+
+
+class Conv(nn.Module):
+    """2-D convolution layer; `conv_mode` picks the semantics.
+
+    Attributes:
+      features: output channels.
+      kernel_size: an int or (KH, KW).
+      strides, dilation: an int or a pair.
+      padding: "VALID", "SAME", an int, (ph, pw) or ((top, bottom), (left, right)).
+      groups: channel groups; the kernel is (KH, KW, C_in / groups, features).
+      use_bias: add a learned bias per output channel.
+      conv_mode: "cross_correlation" (what frameworks call convolution; the
+        default) or "convolution" (the kernel flipped on its spatial axes).
+      dtype: computation dtype (None: inferred from inputs and params);
+        param_dtype: storage dtype of the parameters.
+
+    Input x: NHWC. Kernel stored as HWIO.
+    """
+
+    features: int
+    kernel_size: Any = 3
+    strides: Any = 1
+    padding: Any = "VALID"
+    dilation: Any = 1
+    groups: int = 1
+    use_bias: bool = True
+    conv_mode: str = "cross_correlation"
+    dtype: Optional[Any] = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    bias_init: Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x):
+        check_conv_mode(self.conv_mode)
+        kh, kw = as_pair(self.kernel_size, "kernel_size")
+        ops.conv.check_image(x)
+        in_ch = x.shape[-1]
+        if in_ch % self.groups:
+            raise ValueError(
+                f"Conv groups={self.groups} must divide the input channels {in_ch} (x shape {x.shape})."
+            )
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, in_ch // self.groups, self.features),
+                            self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+        op = ops.convolve if self.conv_mode == "convolution" else ops.cross_correlate
+        y = op(x, kernel, stride=self.strides, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        if bias is not None:
+            y = y + bias
+        return y
+
+
+Dense = nn.Dense
+Dropout = nn.Dropout

@@ -1,0 +1,56 @@
+"""Pieces shared by the model families."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+from jaxcnn._validation import check_choice
+
+CONV_MODES = ("cross_correlation", "convolution")
+
+
+def check_conv_mode(conv_mode: str) -> None:
+    check_choice("conv_mode", conv_mode, CONV_MODES)
+
+
+def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[int, Sequence[int]] = 1,
+                   exact_size: Optional[Sequence[int]] = None) -> None:
+    """Refuse an input the model cannot take, naming the expected shape.
+
+    Args:
+      x: the batch given to the model (NHWC).
+      model: the model's name, for the message.
+      channels: the channel count it needs (None: any).
+      min_size: the smallest (H, W) it can reduce without a negative size.
+      exact_size: an (H, W) it needs exactly (e.g. a dense classifier after flattening).
+    """
+    shape = getattr(x, "shape", None)
+    if getattr(x, "ndim", None) != 4:
+        raise ValueError(
+            f"{model} expects images of rank 4 (N, H, W, C), got shape {shape}; "
+            "add a batch axis with x[None] or a channel axis with x[..., None]."
+        )
+    _, h, w, c = x.shape
+    expected = "(N, {}, {}, {})".format(
+        *(exact_size if exact_size is not None else (f">={_pair(min_size)[0]}", f">={_pair(min_size)[1]}")),
+        channels if channels is not None else "C")
+    if channels is not None and c != channels:
+        raise ValueError(
+            f"{model} expects {channels} input channel(s), got {c} (shape {tuple(shape)}); expected {expected}. "
+            f"Convert the images, or create the model with in_channels/input settings that match."
+        )
+    if exact_size is not None and (h, w) != tuple(exact_size):
+        raise ValueError(
+            f"{model} expects images of {exact_size[0]}x{exact_size[1]}, got {h}x{w} (shape {tuple(shape)}); "
+            f"expected {expected}. Resize or pad the images."
+        )
+    mh, mw = _pair(min_size)
+    if h < mh or w < mw:
+        raise ValueError(
+            f"{model} needs images of at least {mh}x{mw}, got {h}x{w} (shape {tuple(shape)}); "
+            f"expected {expected}. Resize or pad the images."
+        )
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)

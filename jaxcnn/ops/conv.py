@@ -1,0 +1,151 @@
+"""Two-dimensional convolution in both of its meanings.
+
+Images are NHWC (batch, height, width, channels) and kernels HWIO (height,
+width, in-channels per group, out-channels), JAX's own layout.
+
+`cross_correlate` slides the kernel over the image as it is: what
+`lax.conv_general_dilated`, and every deep-learning framework, calls
+"convolution". `convolve` is the textbook operation
+[I*K](i, j) = sum_{m,n} I(m, n) K(i-m, j-n): the same sliding product with the
+kernel flipped on both spatial axes. A network built on either learns the same
+functions; its kernels are flips of each other.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn._validation import as_pair
+
+IntOrPair = Union[int, tuple[int, int]]
+Padding = Union[str, int, tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]
+
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def normalize_padding(padding: Padding) -> Union[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """'VALID' / 'SAME', an int p (p on every side), a pair (ph, pw) or
+    ((top, bottom), (left, right)) -> 'VALID', 'SAME' or explicit pairs."""
+    if isinstance(padding, str):
+        p = padding.upper()
+        if p not in ("VALID", "SAME"):
+            raise ValueError(
+                f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)); got {padding!r}"
+            )
+        return p
+    if isinstance(padding, bool):
+        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}")
+    if isinstance(padding, int):
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        return ((padding, padding), (padding, padding))
+    try:
+        items = tuple(padding)
+    except TypeError:
+        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}") from None
+    if len(items) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        pairs = ((items[0], items[0]), (items[1], items[1]))
+    elif len(items) == 2 and all(len(tuple(v)) == 2 for v in items):
+        pairs = tuple((int(a), int(b)) for a, b in items)
+    else:
+        raise ValueError(
+            f"padding must be 'VALID', 'SAME', an int, (ph, pw) or ((top, bottom), (left, right)); got {padding!r}"
+        )
+    if min(min(p) for p in pairs) < 0:
+        raise ValueError(f"padding must be >= 0 on every side, got {padding!r}")
+    return pairs  # type: ignore[return-value]
+
+
+def explicit_padding(padding, in_hw, kernel_hw, stride, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Padding as ((top, bottom), (left, right)); 'SAME' resolved as XLA does."""
+    padding = normalize_padding(padding)
+    if padding == "VALID":
+        return ((0, 0), (0, 0))
+    if padding == "SAME":
+        return tuple(lax.padtype_to_pads(tuple(in_hw), tuple(
+            (k - 1) * d + 1 for k, d in zip(kernel_hw, dilation)), tuple(stride), "SAME"))  # type: ignore[return-value]
+    return padding  # type: ignore[return-value]
+
+
+def check_image(x, what: str = "x") -> None:
+    if getattr(x, "ndim", None) != 4:
+        raise ValueError(
+            f"{what} must be a batch of images of rank 4 (N, H, W, C), got shape {getattr(x, 'shape', None)}; "
+            "add a batch axis with x[None] or a channel axis with x[..., None]."
+        )
+
+
+def check_conv_args(x, w, *, stride, padding, dilation, groups):
+    """Validate a convolution's arguments; returns (stride, padding pairs, dilation)."""
+    check_image(x)
+    if getattr(w, "ndim", None) != 4:
+        raise ValueError(
+            f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}"
+        )
+    stride = as_pair(stride, "stride")
+    dilation = as_pair(dilation, "dilation")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    n, h, wd, c = x.shape
+    kh, kw, cin, cout = w.shape
+    if c % groups:
+        raise ValueError(f"groups={groups} must divide the input channels {c} (x shape {x.shape}); choose a divisor of {c}.")
+    if cout % groups:
+        raise ValueError(f"groups={groups} must divide the kernel's out-channels {cout} (kernel shape {w.shape}).")
+    if cin * groups != c:
+        raise ValueError(
+            f"x has {c} channels but the kernel {w.shape} expects C_in/groups={cin} with groups={groups}, "
+            f"i.e. {cin * groups} channels; make the kernel's third axis {c // groups}."
+        )
+    pads = explicit_padding(padding, (h, wd), (kh, kw), stride, dilation)
+    for size, k, d, (lo, hi), axis in ((h, kh, dilation[0], pads[0], "height"), (wd, kw, dilation[1], pads[1], "width")):
+        eff = (k - 1) * d + 1
+        if eff > size + lo + hi:
+            raise ValueError(
+                f"kernel {axis} {k} (dilated to {eff}) is larger than the padded input {axis} "
+                f"{size}+{lo}+{hi}={size + lo + hi} (x {x.shape}, kernel {w.shape}); use a larger input, more padding or a smaller kernel."
+            )
+    return stride, pads, dilation
+
+
+def _promote(x, w):
+    dtype = jnp.result_type(x, w)
+    return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
+
+
+def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
+                    dilation: IntOrPair = 1, groups: int = 1):
+    """Cross-correlation y[n,i,j,o] = sum_{a,b,c} x[n, i*s+a*d, j*s+b*d, c] w[a,b,c,o].
+
+    Args:
+      x: images, NHWC.
+      w: kernel, HWIO, with I = C / groups.
+      stride, dilation: an int or a pair (height, width).
+      padding: "VALID", "SAME", an int, (ph, pw) or ((top, bottom), (left, right)).
+      groups: channel groups (AlexNet's two towers are groups=2).
+    Returns:
+      NHWC output of size floor((H + 2P - D(K-1) - 1) / S) + 1 per spatial axis.
+    """
+    stride, pads, dilation = check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x, w = _promote(x, w)
+    return lax.conv_general_dilated(
+        x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+        dimension_numbers=DIMENSION_NUMBERS, feature_group_count=groups)
+
+
+def flip_kernel(w):
+    """The kernel rotated by 180 degrees: reversed on both spatial axes (HWIO)."""
+    return w[::-1, ::-1]
+
+
+def convolve(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
+             dilation: IntOrPair = 1, groups: int = 1):
+    """True convolution [I*K](i, j) = sum_{m,n} I(m, n) K(i-m, j-n), images NHWC, kernels HWIO.
+
+    Equal to `cross_correlate(x, flip_kernel(w), ...)`; the arguments mean the same.
+    """
+    check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return cross_correlate(x, flip_kernel(w), stride=stride, padding=padding, dilation=dilation, groups=groups)
