@@ -74,3 +74,36 @@ class Conv(nn.Module):
 
 Dense = nn.Dense
 Dropout = nn.Dropout
+
+
+class Flatten(nn.Module):
+    """(N, H, W, C) -> (N, H*W*C) in (H, W, C) order.
+
+    A module rather than a reshape so that `convolutionalize` can find where a
+    classifier's dense head begins.
+    """
+
+    @nn.compact
+    def __call__(self, x):
+        return x.reshape((x.shape[0], -1))
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over height and width: (N, H, W, C) -> (N, C)."""
+
+    @nn.compact
+    def __call__(self, x):
+        return ops.global_avg_pool(x)
+
+
+class LRN(nn.Module):
+    """Local response normalisation across channels; AlexNet's defaults. x: NHWC."""
+
+    size: int = 5
+    k: float = 2.0
+    alpha: float = 1e-4
+    beta: float = 0.75
+
+    @nn.compact
+    def __call__(self, x):
+        return ops.local_response_norm(x, size=self.size, k=self.k, alpha=self.alpha, beta=self.beta)

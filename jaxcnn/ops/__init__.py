@@ -5,16 +5,26 @@ Images are NHWC and kernels HWIO throughout. Nothing here holds state or
 parameters; every function is jit-able and differentiable.
 """
 
+from jaxcnn.ops.arithmetic import conv_macs, conv_output_size, receptive_field
 from jaxcnn.ops.conv import (
     convolve,
     cross_correlate,
     flip_kernel,
     normalize_padding,
 )
+from jaxcnn.ops.normalization import local_response_norm
+from jaxcnn.ops.pooling import avg_pool, global_avg_pool, max_pool
 
 __all__ = [
+    "avg_pool",
+    "conv_macs",
+    "conv_output_size",
     "convolve",
     "cross_correlate",
     "flip_kernel",
+    "global_avg_pool",
+    "local_response_norm",
+    "max_pool",
     "normalize_padding",
+    "receptive_field",
 ]

@@ -1,0 +1,57 @@
+"""The arithmetic of convolutional layers: output sizes, receptive fields, costs."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence, Union
+
+from jaxcnn._validation import as_pair
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: Union[int, str, tuple[int, int]] = 0,
+                     dilation: int = 1) -> int:
+    """floor((H + 2P - D(FH - 1) - 1) / S) + 1, the seed's OH = (H + 2P - FH) / S + 1.
+
+    `padding` may be an int P (both sides), a pair (before, after), 'VALID' or
+    'SAME' (then the output is ceil(H / S)).
+    """
+    for what, v in (("size", size), ("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"conv_output_size: {what} must be a positive int, got {v!r}")
+    if isinstance(padding, str):
+        if padding.upper() == "SAME":
+            return -(-size // stride)
+        if padding.upper() != "VALID":
+            raise ValueError(f"padding must be an int, a pair, 'VALID' or 'SAME'; got {padding!r}")
+        padding = 0
+    lo, hi = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    eff = dilation * (kernel - 1) + 1
+    if size + lo + hi < eff:
+        raise ValueError(f"kernel {kernel} (dilated {eff}) is larger than the padded input {size + lo + hi}")
+    return (size + lo + hi - eff) // stride + 1
+
+
+def receptive_field(layers: Iterable[Sequence[int]]) -> int:
+    """Receptive field of a stack of layers, each (kernel, stride) or (kernel, stride, dilation).
+
+    r = 1 + sum_l (k_l - 1) d_l prod_{i<l} s_i; two 3x3 stride-1 convolutions see 5x5.
+    """
+    rf, jump = 1, 1
+    for layer in layers:
+        k, s, d = (tuple(layer) + (1,))[:3] if len(layer) == 2 else tuple(layer)
+        rf += (k - 1) * d * jump
+        jump *= s
+    return rf
+
+
+def conv_macs(out_hw: Union[int, tuple[int, int]], kernel: Union[int, tuple[int, int]], in_channels: int,
+              out_channels: int, groups: int = 1) -> int:
+    """Multiply-adds of one convolution for one image: OH*OW*C_out * KH*KW*C_in/groups.
+
+    The seed's GoogLeNet example: 14x14x480 to 48 maps of 5x5 costs
+    conv_macs(14, 5, 480, 48) = 112,896,000 ~ 112.9M.
+    """
+    oh, ow = as_pair(out_hw, "out_hw")
+    kh, kw = as_pair(kernel, "kernel")
+    if in_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels}")
+    return oh * ow * out_channels * kh * kw * (in_channels // groups)

@@ -1,0 +1,25 @@
+"""Local response normalisation (Krizhevsky et al. 2012, section 3.3)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn.ops.conv import check_image
+
+
+def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75):
+    """b[c] = a[c] / (k + alpha * sum_{c' = c - size//2}^{c + size//2} a[c']^2) ** beta.
+
+    x: NHWC; the sum runs over `size` neighbouring channels, clipped at the ends.
+    Defaults are AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75). As in the paper,
+    alpha multiplies the sum itself; Caffe and PyTorch divide alpha by `size`
+    (pass alpha=their_alpha/size to match them).
+    """
+    check_image(x)
+    if size < 1:
+        raise ValueError(f"local_response_norm size must be >= 1, got {size}")
+    half = size // 2
+    sq = lax.reduce_window(jnp.square(x), jnp.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+                           ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
+    return x / jnp.power(k + alpha * sq, beta)

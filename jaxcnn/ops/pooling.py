@@ -1,0 +1,55 @@
+"""Pooling over the spatial axes of NHWC images.
+
+Windows may overlap (AlexNet's 3x3 stride 2) or not (the 2x2 stride 2 of most
+nets); `stride=None` means stride = window.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn._validation import as_pair
+from jaxcnn.ops.conv import check_image, explicit_padding
+
+
+def _window_args(x, window, stride, padding, what):
+    check_image(x)
+    window = as_pair(window, f"{what} window")
+    stride = window if stride is None else as_pair(stride, f"{what} stride")
+    pads = explicit_padding(padding, x.shape[1:3], window, stride, (1, 1))
+    for size, k, (lo, hi), axis in ((x.shape[1], window[0], pads[0], "height"), (x.shape[2], window[1], pads[1], "width")):
+        if k > size + lo + hi:
+            raise ValueError(
+                f"{what} window {axis} {k} is larger than the padded input {axis} {size + lo + hi} "
+                f"(x {x.shape}); use a smaller window or a larger input."
+            )
+    return (1, *window, 1), (1, *stride, 1), ((0, 0), *pads, (0, 0))
+
+
+def max_pool(x, window, stride=None, padding="VALID"):
+    """Max over each window. x: NHWC. Padding counts as -inf."""
+    dims, strides, pads = _window_args(x, window, stride, padding, "max_pool")
+    init = jnp.array(-jnp.inf, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    return lax.reduce_window(x, init, lax.max, dims, strides, pads)
+
+
+def avg_pool(x, window, stride=None, padding="VALID", count_include_pad=True):
+    """Mean over each window. x: NHWC.
+
+    With padding, `count_include_pad=True` divides by the full window size (Caffe,
+    PyTorch's default); False divides by the number of real pixels in the window.
+    """
+    dims, strides, pads = _window_args(x, window, stride, padding, "avg_pool")
+    summed = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, dims, strides, pads)
+    if count_include_pad:
+        return summed / (dims[1] * dims[2])
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+    counts = lax.reduce_window(ones, jnp.array(0, x.dtype), lax.add, dims, strides, pads)
+    return summed / counts
+
+
+def global_avg_pool(x, keepdims: bool = False):
+    """Mean over height and width: NHWC -> (N, C), or (N, 1, 1, C) with keepdims."""
+    check_image(x)
+    return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
