@@ -11,6 +11,7 @@ Images are NHWC and kernels HWIO everywhere.
 from jaxcnn import ops
 from jaxcnn.models import create_model, default_input_shape, list_models
 from jaxcnn.params import count_params
+from jaxcnn.summary import Summary, summary
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,6 @@ __all__ = [
     "default_input_shape",
     "list_models",
     "ops",
+    "Summary",
+    "summary",
 ]
