@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxcnn.ops.conv import check_image
@@ -20,6 +21,7 @@ def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4
     if size < 1:
         raise ValueError(f"local_response_norm size must be >= 1, got {size}")
     half = size // 2
-    sq = lax.reduce_window(jnp.square(x), jnp.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+    # A numpy init value keeps reduce_window differentiable under jit.
+    sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
                            ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
     return x / jnp.power(k + alpha * sq, beta)

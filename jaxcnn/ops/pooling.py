@@ -7,6 +7,7 @@ nets); `stride=None` means stride = window.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxcnn._validation import as_pair
@@ -30,7 +31,10 @@ def _window_args(x, window, stride, padding, what):
 def max_pool(x, window, stride=None, padding="VALID"):
     """Max over each window. x: NHWC. Padding counts as -inf."""
     dims, strides, pads = _window_args(x, window, stride, padding, "max_pool")
-    init = jnp.array(-jnp.inf, x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    # Init values are numpy constants, not jnp arrays: under jit a jnp array is a
+    # tracer, lax.reduce_window then falls back to its generic form, which has
+    # no reverse-mode derivative.
+    init = np.array(-np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min, x.dtype)
     return lax.reduce_window(x, init, lax.max, dims, strides, pads)
 
 
@@ -41,11 +45,11 @@ def avg_pool(x, window, stride=None, padding="VALID", count_include_pad=True):
     PyTorch's default); False divides by the number of real pixels in the window.
     """
     dims, strides, pads = _window_args(x, window, stride, padding, "avg_pool")
-    summed = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, dims, strides, pads)
+    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
     if count_include_pad:
         return summed / (dims[1] * dims[2])
     ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    counts = lax.reduce_window(ones, jnp.array(0, x.dtype), lax.add, dims, strides, pads)
+    counts = lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
     return summed / counts
 
 
