@@ -10,6 +10,7 @@ maps, detections) by its batch axis.
 import dataclasses
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,9 +100,21 @@ def test_shapes_under_eval_shape(name):
     variables_train = _init_shapes(model, x, train=True)
     assert _shapes(variables_train["params"]) == _shapes(variables["params"])
 
-    # conv_mode="convolution" is accepted and changes no shape.
+    # conv_mode="convolution" is accepted, changes no shape, and reaches every
+    # layer that has a conv_mode.
     conv = create_model(name, conv_mode="convolution")
-    assert _shapes(_init_shapes(conv, x)["params"]) == _shapes(variables["params"])
+    modes = []
+
+    def record(next_fun, args, kwargs, context):
+        if context.module is not conv and hasattr(context.module, "conv_mode"):
+            modes.append((type(context.module).__name__, context.module.conv_mode))
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        conv_variables = _init_shapes(conv, x)
+    assert _shapes(conv_variables["params"]) == _shapes(variables["params"])
+    assert modes, f"{name}: no layer with a conv_mode was called"
+    assert all(mode == "convolution" for _, mode in modes), f"{name}: {sorted(set(modes))}"
 
     # The summary traces the same model and agrees with count_params.
     s = jaxcnn.summary(name)
