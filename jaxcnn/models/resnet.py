@@ -31,19 +31,27 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
-from jaxcnn import ops
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import register_model
+from jaxcnn.ops.conv import explicit_padding
 
-BLOCKS = ("basic", "bottleneck")
-SHORTCUTS = ("A", "B", "C")
-STEMS = ("imagenet", "cifar")
 
-# He initialisation on the fan-out, torchvision's kaiming_normal_(mode="fan_out").
-_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# Pooling with scalar initial values, so reverse-mode autodiff under jit takes
+# the differentiable max/sum window reducers. x: NHWC.
+def _pool_pads(x, window, stride, padding):
+    pads = explicit_padding(padding, x.shape[1:3], (window, window), (stride, stride), (1, 1))
+    return (1, window, window, 1), (1, stride, stride, 1), ((0, 0), *pads, (0, 0))
+
+
+def _max_pool(x, window, stride, padding="VALID"):
+    dims, strides, pads = _pool_pads(x, window, stride, padding)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+
 
 
 def _bn(module, name):
@@ -200,7 +208,7 @@ class ResNet(nn.Module):
             x = _bn(self, "bn1")(x, use_running_average=not train)
             x = nn.relu(x)
         if self.stem == "imagenet":
-            x = ops.max_pool(x, 3, 2, padding=1)
+            x = _max_pool(x, 3, 2, padding=1)
         for s, n_blocks in enumerate(self.stage_sizes):
             width = self.base_width * 2 ** s * self.widen_factor
             for b in range(n_blocks):
