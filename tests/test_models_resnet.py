@@ -269,3 +269,14 @@ def test_bn_axis_name_gives_global_batch_statistics_under_pmap():
     diff = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a[0] - b))), local, ref_upd)
     assert max(jax.tree_util.tree_leaves(diff)) > 1e-3
     assert np.isfinite(max(jax.tree_util.tree_leaves(diff)))
+
+
+def test_imagenet_stem_backward_under_jit():
+    # The 7x7/2 stem and 3x3/2 max-pool, differentiated under jit on a small image.
+    model = ResNet(stage_sizes=(1, 1), base_width=8, num_classes=3)
+    x = jax.random.normal(jax.random.key(1), (1, 32, 32, 3))
+    v = jax.jit(model.init)(jax.random.key(0), x)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply({**v, "params": p}, x, train=True,
+                                                           mutable=["batch_stats"])[0] ** 2)))(v["params"])
+    chex.assert_tree_all_finite(grads)
+    assert float(jnp.abs(grads["conv1"]["kernel"]).sum()) > 0

@@ -53,6 +53,13 @@ def _max_pool(x, window, stride, padding="VALID"):
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
 
 
+BLOCKS = ("basic", "bottleneck")
+SHORTCUTS = ("A", "B", "C")
+STEMS = ("imagenet", "cifar")
+
+# He initialisation on the fan-out, torchvision's kaiming_normal_(mode="fan_out").
+_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
 
 def _bn(module, name):
     return nn.BatchNorm(use_running_average=None, momentum=0.9, epsilon=1e-5,
