@@ -113,8 +113,6 @@ class ResidualBlock(nn.Module):
     dtype: Any = None
     bn_axis_name: Optional[str] = None
 
-    expansion = {"basic": 1, "bottleneck": 4}
-
     def _conv(self, features, kernel, strides, name):
         return Conv(features, kernel, strides=strides, padding=kernel // 2, use_bias=False,
                     conv_mode=self.conv_mode, dtype=self.dtype, kernel_init=_conv_init, name=name)
