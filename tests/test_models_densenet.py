@@ -94,7 +94,7 @@ def test_torchvision_names_and_dense_connectivity():
 def test_block_output_keeps_its_input_and_appends_new_maps():
     x = jax.random.normal(jax.random.key(0), (2, 6, 6, 5))
     block = DenseBlock(num_layers=3, growth_rate=4, bottleneck=False)
-    v = jax.jit(block.init)(jax.random.key(1), x)
+    v = jax.jit(block.init)(jax.random.key(1, impl="rbg"), x)
     y = jax.jit(block.apply)(v, x)
     chex.assert_shape(y, (2, 6, 6, 5 + 3 * 4))
     chex.assert_trees_all_equal(y[..., :5], x)  # the concatenation passes every earlier map on unchanged
@@ -106,7 +106,7 @@ def test_forward_backward():
     # takes minutes on a shared CPU).
     model = jaxcnn.create_model("densenet_bc_100_12", block_sizes=(2, 2, 2))
     x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
-    variables = jax.jit(model.init)(jax.random.key(0), x)
+    variables = jax.jit(model.init)(jax.random.key(0, impl="rbg"), x)
 
     def loss(params, model=model, variables=variables, x=x):
         logits, upd = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
@@ -134,7 +134,7 @@ def test_bn_axis_name_syncs_statistics_under_pmap():
     kw = dict(block_sizes=(2, 2), growth_rate=4, init_features=8, stem="cifar", num_classes=3)
     x = jax.random.normal(jax.random.key(2), (4, 8, 8, 3)) * jnp.arange(1, 5)[:, None, None, None]
     model = DenseNet(**kw)
-    v = jax.jit(model.init)(jax.random.key(0), x)
+    v = jax.jit(model.init)(jax.random.key(0, impl="rbg"), x)
     ref, ref_upd = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(v, x)
     sync = DenseNet(**kw, bn_axis_name="devices")
     rep = jax.tree_util.tree_map(lambda a: jnp.stack([a] * 2), v)
