@@ -83,7 +83,8 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
     check_image(x)
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
-            f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}"
+            f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
+            "a single (KH, KW) filter is w[:, :, None, None]."
         )
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
@@ -217,7 +218,8 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     check_image(y, "y")
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
-            f"kernel must have rank 4 (KH, KW, C_in, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}"
+            f"kernel must have rank 4 (KH, KW, C_in, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
+            "a single (KH, KW) filter is w[:, :, None, None]."
         )
     kh, kw, cin, cout = w.shape
     if y.shape[-1] != cout:
