@@ -7,22 +7,28 @@ parameters; every function is jit-able and differentiable.
 
 from jaxcnn.ops.arithmetic import conv_macs, conv_output_size, receptive_field
 from jaxcnn.ops.conv import (
+    conv_transpose,
     convolve,
     cross_correlate,
     flip_kernel,
     normalize_padding,
 )
+from jaxcnn.ops.im2col import conv_im2col, conv_reference, im2col
 from jaxcnn.ops.normalization import local_response_norm
 from jaxcnn.ops.pooling import avg_pool, global_avg_pool, max_pool
 
 __all__ = [
     "avg_pool",
+    "conv_im2col",
     "conv_macs",
     "conv_output_size",
+    "conv_reference",
+    "conv_transpose",
     "convolve",
     "cross_correlate",
     "flip_kernel",
     "global_avg_pool",
+    "im2col",
     "local_response_norm",
     "max_pool",
     "normalize_padding",

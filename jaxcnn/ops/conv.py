@@ -83,7 +83,8 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
     check_image(x)
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
-            f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}"
+            f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
+            "a single (KH, KW) filter is w[:, :, None, None]."
         )
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
@@ -149,3 +150,103 @@ def convolve(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
     """
     check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return cross_correlate(x, flip_kernel(w), stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _transpose_sizes(out_size: int, kernel: int, stride: int, padding, output_size, axis: str):
+    """The input sizes a cross_correlate maps to `out_size` along one axis, and the one chosen.
+
+    Returns (size, (lo, hi)): the forward input size and its padding.
+    """
+    if padding == "SAME":
+        # ceil(H / S) = O  <=>  (O - 1) S + 1 <= H <= O S; default O S (the input upsampled by S).
+        first, last, default = (out_size - 1) * stride + 1, out_size * stride, out_size * stride
+    else:
+        lo, hi = padding
+        # floor((H + lo + hi - K) / S) + 1 = O  <=>  H in [(O - 1) S + K - lo - hi, ... + S - 1].
+        first = (out_size - 1) * stride + kernel - lo - hi
+        last = first + stride - 1
+        first = max(first, 1)
+        default = first
+    if last < 1:
+        raise ValueError(
+            f"conv_transpose: no input {axis} maps to {out_size} with kernel {kernel}, stride {stride} and "
+            f"padding {padding}; use less padding."
+        )
+    if output_size is None:
+        size = default
+    else:
+        size = output_size
+        if not first <= size <= last:
+            reach = f"{first}" if first == last else f"{first}..{last}"
+            raise ValueError(
+                f"conv_transpose: output {axis} {size} is not reachable: cross_correlate with kernel {kernel}, "
+                f"stride {stride} and padding {padding} maps input {axis}s {reach} to {out_size}; "
+                f"pass an output_size {axis} in {reach}."
+            )
+    if padding == "SAME":
+        pads = tuple(lax.padtype_to_pads((size,), (kernel,), (stride,), "SAME")[0])
+    else:
+        pads = tuple(padding)
+    return size, pads
+
+
+def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", output_size=None):
+    """The adjoint of `cross_correlate` with the same kernel, stride and padding.
+
+    <cross_correlate(x, w, stride=s, padding=p), y> = <x, conv_transpose(y, w, stride=s, padding=p)>
+    for every x and y: the "deconvolution" (fractionally strided convolution)
+    of FCN decoders, and exactly what autodiff gives as the input gradient of
+    `cross_correlate`.
+
+    Args:
+      y: NHWC, with as many channels as the kernel's out-channels.
+      w: the forward kernel, HWIO (KH, KW, C_in, C_out); the result has C_in channels.
+      stride: the forward stride, an int or a pair; it becomes the upsampling factor.
+      padding: the forward padding ("VALID", "SAME", an int, (ph, pw) or
+        ((top, bottom), (left, right))).
+      output_size: (H, W) of the forward input. With stride > 1 several input
+        sizes give the same output size; by default the smallest is taken for
+        explicit padding and O * S for "SAME" (as Flax and TensorFlow do). A
+        size no forward input could have raises ValueError naming the reachable ones.
+    Returns:
+      NHWC of shape (N, H, W, C_in).
+
+    How: dilate y by the stride (S - 1 zeros between pixels), then take the
+    full convolution with w (i.e. cross-correlate with the flipped kernel, in
+    and out channels swapped) and crop the forward padding off again.
+    """
+    check_image(y, "y")
+    if getattr(w, "ndim", None) != 4:
+        raise ValueError(
+            f"kernel must have rank 4 (KH, KW, C_in, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
+            "a single (KH, KW) filter is w[:, :, None, None]."
+        )
+    kh, kw, cin, cout = w.shape
+    if y.shape[-1] != cout:
+        raise ValueError(
+            f"y has {y.shape[-1]} channels (shape {y.shape}) but the kernel {w.shape} (HWIO) produces {cout}; "
+            f"conv_transpose takes the kernel of the forward cross_correlate, so y needs {cout} channels."
+        )
+    stride = as_pair(stride, "stride")
+    pad = normalize_padding(padding)
+    if output_size is not None:
+        output_size = as_pair(output_size, "output_size")
+    if pad == "VALID":
+        pad = ((0, 0), (0, 0))
+    sizes, fwd_pads = [], []
+    for i, axis in enumerate(("height", "width")):
+        size, pads = _transpose_sizes(
+            y.shape[1 + i], w.shape[i], stride[i], pad if pad == "SAME" else pad[i],
+            None if output_size is None else output_size[i], axis)
+        sizes.append(size)
+        fwd_pads.append(pads)
+    # Position u of the padded forward input received y[o] * w[u - o S]: the full
+    # convolution of the dilated y with w. Window offsets: K - 1 - lo before,
+    # and whatever makes the length H after (negative pads crop).
+    conv_pads = []
+    for size, k, s, o, (lo, _hi) in zip(sizes, (kh, kw), stride, y.shape[1:3], fwd_pads):
+        conv_pads.append((k - 1 - lo, size + lo - (o - 1) * s - 1))
+    y, w = _promote(y, w)
+    return lax.conv_general_dilated(
+        y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
+        dimension_numbers=("NHWC", "HWOI", "NHWC"))
