@@ -122,7 +122,7 @@ def evaluate(strategy, state, data, eval_batch: int) -> dict:
     return {"eval_loss": float(totals["loss_sum"]) / count, "eval_accuracy": float(totals["correct"]) / count}
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, *, stop_after_steps: int | None = None) -> dict:
     """Train config.model on config.dataset; evaluate every config.eval_every
     steps and at the end; checkpoint every config.checkpoint_every steps and at
     the end. Returns the last metrics record (with eval_loss/eval_accuracy).
@@ -130,6 +130,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     Writes workdir/metrics.jsonl (one JSON object per logged step),
     workdir/tensorboard/events.out.tfevents.*, workdir/checkpoints/<step>/.
     Raises TrainingDiverged when the loss becomes NaN/Inf under nan_policy='stop'.
+
+    stop_after_steps: return after this many steps of this call, without a
+      final checkpoint, as a killed process would (for preemptible time slices
+      and for testing resumption); calling again resumes from the last checkpoint.
     """
     validate_config(config)
     workdir = check_workdir(workdir)
@@ -181,6 +185,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     window, t0, record = [], time.perf_counter(), {"step": start}
     try:
         for step in range(start, config.num_steps):
+            if stop_after_steps is not None and step - start >= stop_after_steps:
+                break
             idx = batch_indices(config.seed, step, n_train, config.batch_size)[my_slice]
             batch = strategy.put_batch({"image": train_data.images[idx], "label": train_data.labels[idx]})
             state, metrics = strategy.train(state, batch, train_key)
