@@ -75,7 +75,8 @@ def main(argv):
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if jax.process_index() == 0:
         print(f"step {final['step']}: test accuracy {final['eval_accuracy']:.4f} "
-              f"(test loss {final['eval_loss']:.4f}); metrics in {os.path.join(_WORKDIR.value, 'metrics.jsonl')}")
+              f"(test loss {final['eval_loss']:.4f}; {jax.device_count()} devices, {jax.process_count()} processes); "
+              f"metrics in {os.path.join(_WORKDIR.value, 'metrics.jsonl')}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,19 @@ def test_stop_and_resume_ends_bit_identical(tmp_path):
     assert b"train_loss" in b"".join(read_records(os.path.join(tb, files[0])))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+                    reason="apt-get install dataset-fashion-mnist")
+def test_short_run_on_real_fashion_mnist_lowers_the_loss(tmp_path):
+    c = tiny_config(dataset="fashion_mnist_offline", num_steps=40, batch_size=32, eval_batch_size=2000,
+                    log_every=10, eval_every=0, checkpoint_every=0, **{"optimizer.learning_rate": 1e-2})
+    final = train_and_evaluate(c, str(tmp_path))
+    recs = _metrics(str(tmp_path))
+    # chance is ln(10) = 2.30 nats and 10% accuracy
+    assert recs[0]["train_loss"] > recs[-1]["train_loss"] + 0.3
+    assert final["eval_accuracy"] > 0.3 and final["eval_loss"] < 2.0  # 3x chance after 1,280 images
+
+
 def test_same_seed_same_params_other_seed_differs(tmp_path):
     a = train_and_evaluate(tiny_config(num_steps=2, eval_every=0), str(tmp_path / "a"))
     b = train_and_evaluate(tiny_config(num_steps=2, eval_every=0), str(tmp_path / "b"))
