@@ -74,5 +74,7 @@ class FashionCNN(nn.Module):
 
 register_model("fashion_cnn", FashionCNN, input_shape=(28, 28, 1),
                description="Small 3-stage BatchNorm CNN for Fashion-MNIST (the default training model)")
+register_model("fashion_cnn_small", FashionCNN, input_shape=(28, 28, 1), widths=(16, 32, 64),
+               description="FashionCNN at half width (16-32-64): about 2x faster on a CPU")
 register_model("fashion_cnn_tiny", FashionCNN, input_shape=(28, 28, 1), widths=(4, 8, 8), hidden=16, dropout=0.0,
                description="A very small FashionCNN for tests and smoke runs")

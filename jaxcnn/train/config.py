@@ -32,6 +32,7 @@ def base_config() -> ml_collections.ConfigDict:
         "mean": (0.2860,), "std": (0.3530,),  # Fashion-MNIST training-set pixel mean and std
         "pad_to": 0,  # pad images to this size (LeNet-5: 28 -> 32); 0 = no padding
         "crop_padding": 0, "flip": False, "pca_jitter": 0.0,
+        "to_rgb": False,  # repeat a grey channel 3 times (RGB-only models on Fashion-MNIST)
     })
 
     c.optimizer = ml_collections.ConfigDict({

@@ -69,13 +69,15 @@ def build_model(config, num_classes: int):
 def make_preprocess_fn(config, channels: int):
     p = config.preprocess
     mean, std = tuple(p.mean), tuple(p.std)
+    if p.to_rgb:
+        channels = 3
     if len(mean) == 1:
         mean, std = mean * channels, std * channels
     if len(mean) != channels:
         raise ValueError(f"config.preprocess.mean has {len(mean)} values for images of {channels} channels; "
                          "give one per channel.")
     return augment.make_preprocess(mean=mean, std=std, pad_to=p.pad_to or None, crop_padding=p.crop_padding,
-                                   flip=p.flip, pca_jitter=p.pca_jitter)
+                                   flip=p.flip, pca_jitter=p.pca_jitter, to_rgb=p.to_rgb)
 
 
 def load_data(config):
@@ -183,6 +185,7 @@ def train_and_evaluate(config, workdir: str, *, stop_after_steps: int | None = N
     n_train = len(train_data)
     my_slice = process_slice(config.batch_size, jax.process_index(), jax.process_count())
     window, t0, record = [], time.perf_counter(), {"step": start}
+    run_start = t0
     try:
         for step in range(start, config.num_steps):
             if stop_after_steps is not None and step - start >= stop_after_steps:
@@ -217,7 +220,8 @@ def train_and_evaluate(config, workdir: str, *, stop_after_steps: int | None = N
                                                       or [np.nan])),
                       "learning_rate": float(values[-1]["learning_rate"]),
                       "images_per_sec": len(values) * config.batch_size / max(elapsed, 1e-9),
-                      "skipped_steps_window": skipped, "skipped_steps": skipped_total}
+                      "skipped_steps_window": skipped, "skipped_steps": skipped_total,
+                      "wall_time_sec": time.perf_counter() - run_start}
             window = []
             if do_eval:
                 record.update(evaluate(strategy, state, eval_data, config.eval_batch_size))
