@@ -33,17 +33,64 @@ def _fail(msg: str, code: int = 2):
     sys.exit(code)
 
 
-def precheck_argv(argv) -> None:
-    """Refuse unknown --config.KEY overrides with a close-key suggestion before absl sees them."""
+_EXTRA_MODEL_FIELDS = {}
+
+
+def _config_path(argv):
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _literal(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def precheck_argv(argv) -> list:
+    """Refuse unknown --config.KEY overrides with a close-key suggestion before
+    absl sees them, and take out --config.model.FIELD=VALUE for model fields the
+    config file does not name (they are model overrides, checked by create_model)."""
+    import importlib.util
+
     from jaxcnn.train.config import check_key
 
+    model_keys = None
+    path = _config_path(argv)
+    if path and os.path.exists(path.split(":", 1)[0]):
+        spec = importlib.util.spec_from_file_location("_train_config", path.split(":", 1)[0])
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+            model_keys = set(mod.get_config().model.keys())
+        except Exception:  # absl reports a broken config file itself
+            model_keys = None
+    kept = [argv[0]]
     for arg in argv[1:]:
-        if arg.startswith("--config.") :
+        if arg.startswith("--config."):
             key = arg[len("--config."):].split("=", 1)[0]
             try:
                 check_key(key)
             except ValueError as e:
                 _fail(str(e))
+            field = key[len("model."):] if key.startswith("model.") else None
+            if field and model_keys is not None and field not in model_keys and "=" in arg and "." not in field:
+                _EXTRA_MODEL_FIELDS[field] = _literal(arg.split("=", 1)[1])
+                continue
+        kept.append(arg)
+    sys.argv[:] = kept  # config_flags reads the overrides from sys.argv
+    try:
+        flags.FLAGS(kept)  # parse now so that a bad value is one line and exit status 2
+    except flags.Error as e:
+        _fail(str(e))
+    return kept
 
 
 def main(argv):
@@ -67,6 +114,10 @@ def main(argv):
     from jaxcnn.train import TrainingDiverged, train_and_evaluate
 
     config = _CONFIG.value
+    if _EXTRA_MODEL_FIELDS:
+        with config.unlocked():
+            for field, value in _EXTRA_MODEL_FIELDS.items():
+                config.model[field] = value
     try:
         final = train_and_evaluate(config, _WORKDIR.value)
     except TrainingDiverged as e:
@@ -80,8 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    precheck_argv(sys.argv)
-    try:
-        app.run(main)
-    except flags.Error as e:  # absl's own parse errors (bad value types)
-        _fail(str(e))
+    app.run(main, argv=precheck_argv(sys.argv))

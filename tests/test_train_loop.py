@@ -239,6 +239,14 @@ def test_unknown_model_suggests_close_names(tmp_path):
         train_and_evaluate(tiny_config(**{"model.name": "fashion_cn"}), str(tmp_path))
 
 
+def test_model_field_of_the_wrong_type(tmp_path):
+    c = tiny_config()
+    with c.unlocked():
+        c.model.dropout = "abc"
+    with pytest.raises(TypeError, match="config.model.dropout must be a float"):
+        train_and_evaluate(c, str(tmp_path))
+
+
 def test_unwritable_workdir(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -268,3 +276,9 @@ def test_script_bad_key_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and "Did you mean 'batch_size'" in lines[0], r.stderr
+    # a model field the config file does not name is a model override, checked against the model
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
+                        os.path.join(ROOT, "experiments", "configs", "default.py"), "--workdir", str(tmp_path),
+                        "--config.model.widthz=(8,8,8)"], capture_output=True, text=True, timeout=120)
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip() and not l.startswith(("I1", "W1"))]
+    assert r.returncode == 2 and len(lines) == 1 and "Did you mean 'widths'" in lines[0], r.stderr

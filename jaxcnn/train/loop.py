@@ -63,7 +63,26 @@ def build_model(config, num_classes: int):
         overrides["bn_axis_name"] = PMAP_AXIS
     if "conv_mode" in overrides and "conv_mode" not in fields:
         overrides.pop("conv_mode")
+    _check_field_types(spec, overrides)
     return create_model(name, **overrides)
+
+
+def _check_field_types(spec, overrides) -> None:
+    """A model field given a value of the wrong kind (e.g. a str for a float) is refused by name."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(spec.module)}
+    defaults.update(spec.fields)
+    for key, value in overrides.items():
+        default = defaults.get(key, dataclasses.MISSING)
+        for kind in (bool, int, float, str):
+            if isinstance(default, kind):
+                ok = isinstance(value, kind) if kind in (bool, str) else (
+                    isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+                if not ok:
+                    raise TypeError(f"config.model.{key} must be a {kind.__name__} (like {default!r}) for model "
+                                    f"{spec.name!r}, got {value!r} ({type(value).__name__}).")
+                break
 
 
 def make_preprocess_fn(config, channels: int):
