@@ -87,10 +87,10 @@ def precheck_argv(argv) -> list:
         kept.append(arg)
     sys.argv[:] = kept  # config_flags reads the overrides from sys.argv
     try:
-        flags.FLAGS(kept)  # parse now so that a bad value is one line and exit status 2
+        rest = flags.FLAGS(kept)  # parse now so that a bad value is one line and exit status 2
     except flags.Error as e:
         _fail(str(e))
-    return kept
+    return rest
 
 
 def main(argv):
@@ -131,4 +131,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, argv=precheck_argv(sys.argv))
+    argv = precheck_argv(sys.argv)  # parses the flags
+    app.run(main, argv=argv, flags_parser=lambda a: a)  # already parsed: pass leftovers to main

@@ -282,3 +282,49 @@ def test_script_bad_key_is_one_line_and_exit_2(tmp_path):
                         "--config.model.widthz=(8,8,8)"], capture_output=True, text=True, timeout=120)
     lines = [l for l in r.stderr.strip().splitlines() if l.strip() and not l.startswith(("I1", "W1"))]
     assert r.returncode == 2 and len(lines) == 1 and "Did you mean 'widths'" in lines[0], r.stderr
+
+
+class _AuxNet(__import__("flax").linen.Module):
+    """A linear classifier that also sows an auxiliary head, as GoogLeNet does in training."""
+
+    aux_weight: float = 0.3
+
+    @__import__("flax").linen.compact
+    def __call__(self, x, train: bool = False):
+        import flax.linen as nn
+
+        x = x.reshape((x.shape[0], -1))
+        if train:
+            self.sow("intermediates", "aux_logits", nn.Dense(10, name="aux")(x))
+        return nn.Dense(10, name="main")(x)
+
+
+def test_auxiliary_logits_add_weighted_cross_entropy():
+    import flax.linen as nn  # noqa: F401
+
+    from jaxcnn.train.step import cross_entropy
+
+    pre = augment.make_preprocess()
+    net = _AuxNet()
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (4, 3, 3, 1)), np.float32)
+    y = np.array([0, 1, 2, 3], np.int32)
+    variables = net.init(jax.random.key(1), x, train=True)
+    state = create_train_state(net, optax.sgd(0.0), jax.random.key(1), (3, 3, 1))
+    state = state.replace(params=variables["params"])
+    _, m = train_step(state, {"image": x, "label": y}, jax.random.key(2), preprocess=pre, aux_weight=0.3)
+    main = net.apply(variables, x)  # train=False: no aux head
+    aux = nn_dense_apply(variables["params"]["aux"], x)
+    expected = cross_entropy(main, y, 10) + 0.3 * cross_entropy(aux, y, 10)
+    np.testing.assert_allclose(m["loss"], expected, rtol=1e-6)
+
+
+def nn_dense_apply(p, x):
+    return x.reshape((x.shape[0], -1)) @ p["kernel"] + p["bias"]
+
+
+def test_mixed_precision_keeps_float32_params(tmp_path):
+    final = train_and_evaluate(tiny_config(mixed_precision=True, num_steps=2, eval_every=0), str(tmp_path))
+    dtypes = {np.asarray(x).dtype for x in jax.tree_util.tree_leaves(final["state"].params)}
+    assert dtypes == {np.dtype(np.float32)} and np.isfinite(final["eval_loss"])
+    model = loop_module.build_model(tiny_config(mixed_precision=True), 10)
+    assert model.dtype == jnp.bfloat16
