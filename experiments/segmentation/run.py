@@ -119,7 +119,8 @@ def main():
         "params": jaxcnn.count_params({"params": params}),
         "train_seconds": round(train_s, 1),
         "command": f"PYTHONPATH=$PWD python experiments/segmentation/run.py --steps {args.steps} "
-                   f"--batch {args.batch} --size {args.size} --lr {args.lr} --seed {args.seed}",
+                   f"--batch {args.batch} --size {args.size} --lr {args.lr} --seed {args.seed} "
+                   f"--max-minutes {args.max_minutes:g}",
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, shared with other jobs; "
                     f"jax {jax.__version__} on {jax.default_backend()}",
     }
