@@ -11,11 +11,13 @@ Images are NHWC and kernels HWIO everywhere.
 from jaxcnn import ops
 from jaxcnn.models import create_model, default_input_shape, list_models
 from jaxcnn.params import count_params
+from jaxcnn.convolutionalize import convolutionalize
 from jaxcnn.summary import Summary, summary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "convolutionalize",
     "count_params",
     "create_model",
     "default_input_shape",

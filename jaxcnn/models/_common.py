@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Optional, Sequence, Union
 
 from jaxcnn._validation import check_choice
 
 CONV_MODES = ("cross_correlation", "convolution")
+
+# Set while a convolutionalized model runs: an exact input size becomes a minimum.
+_SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
+
+
+@contextlib.contextmanager
+def exact_size_as_minimum():
+    """Within this context validate_image treats exact_size as a minimum size
+    (used by jaxcnn.convolutionalize, whose models take larger images)."""
+    token = _SIZE_AT_LEAST.set(True)
+    try:
+        yield
+    finally:
+        _SIZE_AT_LEAST.reset(token)
 
 
 def check_conv_mode(conv_mode: str) -> None:
@@ -25,6 +41,8 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
       exact_size: an (H, W) it needs exactly (e.g. a dense classifier after flattening).
     """
     shape = getattr(x, "shape", None)
+    if exact_size is not None and _SIZE_AT_LEAST.get():
+        min_size, exact_size = tuple(exact_size), None
     if getattr(x, "ndim", None) != 4:
         raise ValueError(
             f"{model} expects images of rank 4 (N, H, W, C), got shape {shape}; "

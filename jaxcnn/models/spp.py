@@ -1,0 +1,108 @@
+"""Region-pooling heads on a VGG-style convolutional trunk.
+
+* `SPPNet` (He, Zhang, Ren and Sun, ECCV 2014): the last max pooling is
+  replaced by a spatial pyramid pooling layer (levels 1, 2, 4 by default; the
+  paper's classification nets also use {6, 3, 2, 1}), so images of any size give
+  a fixed-length vector, then fc6, fc7 (4096, ReLU, dropout) and fc8.
+* `FastRCNN` (Girshick, ICCV 2015): one shared feature map from the trunk
+  without its last pooling (stride 16 for VGG16), RoI max pooling of every box
+  to 7x7, fc6, fc7 (4096), then a classifier `cls_score` (num_classes, the
+  background included: 21 for VOC) and a box regressor `bbox_pred`
+  (4 * num_classes deltas).
+
+Images NHWC; kernels HWIO. Submodules conv{s}_{i}, fc6, fc7, fc8 /
+cls_score, bbox_pred.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxcnn import ops
+from jaxcnn.layers import Conv, Flatten
+from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models.registry import register_model
+
+
+def _trunk(x, stage_sizes, widths, conv_mode, dtype, pool_last: bool):
+    for s, (n, f) in enumerate(zip(stage_sizes, widths), start=1):
+        for i in range(1, n + 1):
+            x = nn.relu(Conv(f, 3, padding=1, conv_mode=conv_mode, dtype=dtype, name=f"conv{s}_{i}")(x))
+        if s < len(stage_sizes) or pool_last:
+            x = ops.max_pool(x, 2, 2)
+    return x
+
+
+class SPPNet(nn.Module):
+    """SPP-net classifier: any input size >= 2**(stages-1) -> (N, num_classes)."""
+
+    stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
+    widths: Sequence[int] = (64, 128, 256, 512, 512)
+    levels: Sequence[int] = (1, 2, 4)
+    pool_mode: str = "max"
+    hidden: int = 4096
+    dropout_rate: float = 0.5
+    num_classes: int = 1000
+    in_channels: int = 3
+    conv_mode: str = "cross_correlation"
+    dtype: Optional[Any] = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        check_conv_mode(self.conv_mode)
+        validate_image(x, model="spp_net", channels=self.in_channels, min_size=2 ** (len(self.stage_sizes) - 1))
+        x = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
+        x = ops.spatial_pyramid_pool(x, tuple(self.levels), self.pool_mode)
+        for name in ("fc6", "fc7"):
+            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype, name="fc8")(x)
+
+
+class FastRCNN(nn.Module):
+    """Fast R-CNN detection head over one shared feature map.
+
+    __call__(x, boxes=None, train=False) -> (cls_logits (R, num_classes),
+    bbox_deltas (R, 4 * num_classes)). boxes: (R, 5) rows [batch_index, x1, y1,
+    x2, y2] in input-image pixels (see `ops.roi_pool`); None means one
+    whole-image box per image (R = N).
+    """
+
+    stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
+    widths: Sequence[int] = (64, 128, 256, 512, 512)
+    roi_size: int = 7
+    spatial_scale: float = 1 / 16
+    hidden: int = 4096
+    dropout_rate: float = 0.5
+    num_classes: int = 21
+    in_channels: int = 3
+    conv_mode: str = "cross_correlation"
+    dtype: Optional[Any] = None
+
+    @nn.compact
+    def __call__(self, x, boxes=None, train: bool = False):
+        check_conv_mode(self.conv_mode)
+        validate_image(x, model="fast_rcnn", channels=self.in_channels,
+                       min_size=2 ** (len(self.stage_sizes) - 1))
+        n, h, w = x.shape[:3]
+        if boxes is None:
+            boxes = jnp.stack([jnp.arange(n, dtype=jnp.float32), jnp.zeros(n), jnp.zeros(n),
+                               jnp.full(n, w - 1.0), jnp.full(n, h - 1.0)], axis=1)
+        feats = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
+        r = ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale)
+        r = Flatten()(r)
+        for name in ("fc6", "fc7"):
+            r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
+            r = nn.Dropout(self.dropout_rate, deterministic=not train)(r)
+        cls = nn.Dense(self.num_classes, dtype=self.dtype, name="cls_score")(r)
+        bbox = nn.Dense(4 * self.num_classes, dtype=self.dtype, name="bbox_pred")(r)
+        return cls, bbox
+
+
+register_model("spp_net", SPPNet, input_shape=(224, 224, 3),
+               description="SPP-net (He et al. 2014) on VGG16 convs, pyramid 1,2,4: any input size")
+register_model("fast_rcnn", FastRCNN, input_shape=(224, 224, 3),
+               description="Fast R-CNN (Girshick 2015) VGG16 head: RoI pool 7x7, classifier + box regressor")
