@@ -11,6 +11,7 @@ Images are NHWC and kernels HWIO everywhere.
 from jaxcnn import ops
 from jaxcnn.models import create_model, default_input_shape, list_models
 from jaxcnn.params import count_params
+from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
 from jaxcnn.summary import Summary, summary
 
 __version__ = "0.1.0"
@@ -20,6 +21,8 @@ __all__ = [
     "create_model",
     "default_input_shape",
     "list_models",
+    "load_checkpoint_weights",
+    "load_torchvision_weights",
     "ops",
     "Summary",
     "summary",
