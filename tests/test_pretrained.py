@@ -544,7 +544,7 @@ def test_convolutionalize_on_imported_weights():
     x = np.random.default_rng(1).normal(size=(1, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():
         want = ref(torch.from_numpy(x)).numpy()
-    fcn, fcn_vars = jaxcnn.convolutionalize(model, variables)
+    fcn, fcn_vars = jaxcnn.convolutionalize(model, variables, input_shape=(224, 224, 3))
     out = np.asarray(fcn.apply(fcn_vars, x.transpose(0, 2, 3, 1)))
     # At the training size the dense map is 1x1: the classifier's logits.
     np.testing.assert_allclose(out.reshape(1, -1), want, atol=1e-4, rtol=1e-4)
