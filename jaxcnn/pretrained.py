@@ -427,7 +427,7 @@ def load_torchvision_weights(name: str, state_dict_or_path, **overrides) -> dict
                    else "the weights are for another variant or size; pass the matching name or field overrides")
             raise ValueError(f"state dict key {e.torch_key!r} has shape {tuple(value.shape)} but model {name!r} "
                              f"needs {tuple(e.torch_shape)} (for {e.flax_name} {e.shape}); {fix}.")
-        if not np.issubdtype(value.dtype, np.floating):
+        if value.dtype.kind in "iub":  # float16/32/64 and bfloat16 (kind "V" in ml_dtypes) are read
             raise ValueError(f"state dict key {e.torch_key!r} has dtype {value.dtype}; expected floating point.")
         _set(variables.setdefault(e.collection, {}), e.path,
              jnp.asarray(_convert(e, np.asarray(value, np.float32), model.conv_mode)))

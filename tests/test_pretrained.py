@@ -465,7 +465,10 @@ def test_pickled_objects_are_refused_not_executed(tmp_path):
 
 def _write_safetensors(path, tensors):
     """The safetensors layout from its specification: u64 little-endian header size, JSON header, raw data."""
-    codes = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<i8"): "I64"}
+    import ml_dtypes
+
+    codes = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<i8"): "I64",
+             np.dtype(ml_dtypes.bfloat16): "BF16"}
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for k, a in tensors.items():
         a = np.ascontiguousarray(a)
@@ -479,7 +482,11 @@ def _write_safetensors(path, tensors):
 
 def test_safetensors_file(tmp_path):
     sd = _small_vgg_sd()
-    sd = {k: (v.astype(np.float16) if k == "features.0.bias" else v) for k, v in sd.items()}
+    import ml_dtypes
+
+    sd["features.1.weight"] = np.array([1.5, -0.25], np.float32)  # exact in bfloat16
+    half = {"features.0.bias": np.float16, "features.1.weight": ml_dtypes.bfloat16}
+    sd = {k: (v.astype(half[k]) if k in half else v) for k, v in sd.items()}
     _write_safetensors(tmp_path / "w.safetensors", sd)
     got = read_state_dict(str(tmp_path / "w.safetensors"))
     assert set(got) == set(sd)
@@ -487,6 +494,7 @@ def test_safetensors_file(tmp_path):
         np.testing.assert_array_equal(got[k], sd[k])
     v = load_torchvision_weights("vgg11_bn", str(tmp_path / "w.safetensors"), **SMALL)
     np.testing.assert_array_equal(v["params"]["conv1_1"]["bias"], sd["features.0.bias"].astype(np.float32))
+    np.testing.assert_array_equal(v["params"]["bn1_1"]["scale"], [1.5, -0.25])
 
 
 def test_old_densenet_key_names_load():
