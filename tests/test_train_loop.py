@@ -116,6 +116,18 @@ def test_checkpoint_round_trips_bit_exactly(tmp_path):
     assert _equal_trees(arrays, back)
 
 
+def test_half_written_checkpoint_is_never_read(tmp_path):
+    # orbax writes into "<step>.orbax-checkpoint-tmp" and renames it when complete; a crash
+    # mid-save leaves only the temporary directory, which must be ignored (and cleaned up).
+    d = tmp_path / "ck"
+    Checkpointer(str(d)).save(1, {"w": np.ones(3, np.float32)})
+    (d / "2.orbax-checkpoint-tmp").mkdir()
+    (d / "2.orbax-checkpoint-tmp" / "junk").write_bytes(b"half")
+    ck = Checkpointer(str(d))
+    assert ck.latest_step() == 1
+    np.testing.assert_array_equal(ck.restore({"w": np.zeros(3, np.float32)})["w"], np.ones(3, np.float32))
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     ck = Checkpointer(str(tmp_path / "ck"))
     ck.save(1, {"w": np.zeros((3, 3), np.float32)})

@@ -13,7 +13,6 @@ import functools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -106,9 +105,6 @@ class PmapParallel(Strategy):
     def put_batch(self, batch):
         return split_for_devices(batch, len(self.devices))
 
-    def unreplicate_metrics(self, metrics):
-        return jax.tree_util.tree_map(lambda x: x[0], metrics)
-
 
 class MeshParallel(Strategy):
     name = "mesh"
@@ -139,9 +135,3 @@ def make_strategy(parallel: str, **kw) -> Strategy:
     check_choice("parallel", parallel, PARALLEL)
     return {"none": NoParallel, "pmap": PmapParallel, "mesh": MeshParallel}[parallel](**kw)
 
-
-def first_metrics(strategy: Strategy, metrics):
-    """Step metrics as one scalar each (pmap returns one copy per device)."""
-    if isinstance(strategy, PmapParallel):
-        return jax.tree_util.tree_map(lambda x: x[0], metrics)
-    return metrics
