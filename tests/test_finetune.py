@@ -245,3 +245,25 @@ def test_script_bad_flag_exits_2(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2
     assert "unknown config.finetune.source 'imagenet'" in r.stderr
+
+
+def test_run_finetune_from_torchvision_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    from jaxcnn.pretrained import torchvision_keys
+
+    over = dict(base_width=4, num_classes=10)
+    rng = np.random.default_rng(1)
+    sd = {k: torch.from_numpy(rng.uniform(0.5, 1.5, size=s).astype(np.float32)) if s else torch.tensor(0)
+          for k, s in torchvision_keys("resnet18", **over).items()}
+    torch.save(sd, tmp_path / "r18.pth")
+    c = _config(str(tmp_path / "r18.pth"), source="torchvision", full_steps=0, head_steps=2)
+    c.model.name = "resnet18"
+    c.model.base_width = 4
+    c.synthetic_shape = (32, 32, 3)
+    out = run_finetune(c, str(tmp_path / "ft"))
+    assert out["phase"] == "head" and out["num_classes"] == 3
+    v = jaxcnn.load_checkpoint_weights("resnet18", str(tmp_path / "ft"), base_width=4, num_classes=3)
+    assert v["params"]["fc"]["kernel"].shape == (32, 3)
+    # Head only: the imported backbone is saved unchanged.
+    np.testing.assert_array_equal(v["params"]["conv1"]["kernel"], sd["conv1.weight"].numpy().transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(v["batch_stats"]["bn1"]["var"], sd["bn1.running_var"].numpy())

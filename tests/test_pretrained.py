@@ -451,7 +451,7 @@ def test_pickled_objects_are_refused_not_executed(tmp_path):
     marker = tmp_path / "executed"
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
-        pickle.dump({"features.0.weight": _Payload(str(marker))}, f)
+        pickle.dump({"features.0.weight": _Payload(str(marker))}, f, protocol=2)
     with pytest.raises(ValueError, match="refusing to read"):
         read_state_dict(str(path))
     assert not marker.exists()
