@@ -12,7 +12,6 @@ Random weights (and random BatchNorm statistics) go through
 from __future__ import annotations
 
 import json
-import os
 import pickle
 
 import jax
