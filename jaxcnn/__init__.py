@@ -12,6 +12,7 @@ from jaxcnn import ops
 from jaxcnn.models import create_model, default_input_shape, list_models
 from jaxcnn.params import count_params
 from jaxcnn.convolutionalize import convolutionalize
+from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
 from jaxcnn.summary import Summary, summary
 
 __version__ = "0.1.0"
@@ -22,6 +23,8 @@ __all__ = [
     "create_model",
     "default_input_shape",
     "list_models",
+    "load_checkpoint_weights",
+    "load_torchvision_weights",
     "ops",
     "Summary",
     "summary",
