@@ -10,7 +10,7 @@ from jaxcnn.data.augment import (
     random_crop,
     random_flip,
 )
-from jaxcnn.data.datasets import OFFLINE, ArrayDataset, data_dir, load, synthetic
+from jaxcnn.data.datasets import OFFLINE, ArrayDataset, check_finite, data_dir, load, synthetic
 from jaxcnn.data.sharding import batch_indices, check_divisible, process_slice, split_for_devices
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "random_crop",
     "random_flip",
     "split_for_devices",
+    "check_finite",
     "synthetic",
 ]

@@ -92,6 +92,12 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
 def synthetic(shape, *, num_classes: int = 10, size: int = 1024, seed: int = 0) -> ArrayDataset:
     """Random uint8 images of `shape` (H, W, C) with labels that depend on them
     (the class is the brightest of `num_classes` image stripes, so a model can learn it)."""
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+            or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape)):
+        raise ValueError(f"synthetic shape must be (H, W, C) of positive ints, got {shape!r}; e.g. (28, 28, 1).")
+    if size <= 0 or num_classes <= 0:
+        raise ValueError(f"synthetic size and num_classes must be positive, got size={size}, "
+                         f"num_classes={num_classes}.")
     h, w, c = shape
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(size, h, w, c), dtype=np.uint8)
@@ -99,3 +105,15 @@ def synthetic(shape, *, num_classes: int = 10, size: int = 1024, seed: int = 0) 
     stripe_means = np.stack([images[:, r].mean(axis=(1, 2, 3)) for r in rows], axis=1)
     labels = np.argmax(stripe_means, axis=1).astype(np.int32) % num_classes
     return ArrayDataset(images, labels, num_classes)
+
+
+def check_finite(data: ArrayDataset, what: str = "dataset") -> None:
+    """Refuse images holding NaN or Inf (float images only; integer pixels are always finite),
+    naming how many and the first example, before they turn into a NaN loss many steps later."""
+    images = np.asarray(data.images)
+    if not np.issubdtype(images.dtype, np.floating):
+        return
+    bad = ~np.isfinite(images).reshape(len(images), -1).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what} has {int(bad.sum())} image(s) with NaN/Inf pixels (first: example "
+                         f"{int(np.argmax(bad))}); clean or drop them before training.")

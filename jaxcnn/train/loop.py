@@ -102,8 +102,11 @@ def make_preprocess_fn(config, channels: int):
 def load_data(config):
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
-    return (datasets.load(config.dataset, config.train_split, **kw),
-            datasets.load(config.dataset, config.eval_split, **kw))
+    train = datasets.load(config.dataset, config.train_split, **kw)
+    test = datasets.load(config.dataset, config.eval_split, **kw)
+    datasets.check_finite(train, f"{config.dataset} split {config.train_split!r}")
+    datasets.check_finite(test, f"{config.dataset} split {config.eval_split!r}")
+    return train, test
 
 
 def _read_metrics(path: str, upto: int) -> list[str]:
