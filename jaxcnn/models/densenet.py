@@ -23,35 +23,20 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import register_model
-from jaxcnn.ops.conv import explicit_padding
+from jaxcnn import ops
 
 STEMS = ("imagenet", "cifar")
 
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # torchvision's kaiming_normal_
 
 
-# Pooling with scalar initial values, so reverse-mode autodiff under jit takes
-# the differentiable max/sum window reducers. x: NHWC.
-def _pool_pads(x, window, stride, padding):
-    pads = explicit_padding(padding, x.shape[1:3], (window, window), (stride, stride), (1, 1))
-    return (1, window, window, 1), (1, stride, stride, 1), ((0, 0), *pads, (0, 0))
-
-
-def _max_pool(x, window, stride, padding="VALID"):
-    dims, strides, pads = _pool_pads(x, window, stride, padding)
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
-
-
-def _avg_pool(x, window, stride, padding="VALID"):
-    dims, strides, pads = _pool_pads(x, window, stride, padding)
-    return lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads) / (window * window)
+_max_pool = ops.max_pool
+_avg_pool = ops.avg_pool
 
 
 class _Common(nn.Module):

@@ -25,45 +25,21 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
 from jaxcnn.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import register_model
-from jaxcnn.ops.conv import explicit_padding
+from jaxcnn import ops
 
 
-# Pooling with scalar initial values, so reverse-mode autodiff under jit takes
-# the differentiable max/sum window reducers. x: NHWC.
-def _pool_pads(x, window, stride, padding):
-    pads = explicit_padding(padding, x.shape[1:3], (window, window), (stride, stride), (1, 1))
-    return (1, window, window, 1), (1, stride, stride, 1), ((0, 0), *pads, (0, 0))
-
-
-def _max_pool(x, window, stride, padding="VALID"):
-    dims, strides, pads = _pool_pads(x, window, stride, padding)
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
-
-
-def _avg_pool(x, window, stride, padding="VALID", count_include_pad=True):
-    dims, strides, pads = _pool_pads(x, window, stride, padding)
-    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
-    if count_include_pad:
-        return summed / (window * window)
-    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    return summed / lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+_max_pool = ops.max_pool
+_avg_pool = ops.avg_pool
 
 
 def _lrn(x, size=5, k=1.0, alpha=1e-4, beta=0.75):
-    """Caffe's cross-channel LRN: x / (k + alpha/size * sum of `size` neighbouring a^2) ** beta. x: NHWC.
+    """Caffe's cross-channel LRN, which divides alpha by the size. x: NHWC."""
+    return ops.local_response_norm(x, size=size, k=k, alpha=alpha / size, beta=beta)
 
-    The same formula as `jaxcnn.ops.local_response_norm(x, size, k, alpha / size, beta)`.
-    """
-    half = size // 2
-    sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
-                           ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
-    return x / jnp.power(k + (alpha / size) * sq, beta)
 
 # Table 1 of the paper: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
 INCEPTION_PLAN = {
