@@ -1,0 +1,199 @@
+"""GoogLeNet (Szegedy et al. 2014, "Going deeper with convolutions", table 1)
+as published: convolutions with biases and ReLU, no BatchNorm, LRN in the
+stem, nine Inception modules, global average pooling, dropout 0.4 and two
+auxiliary classifiers. Images NHWC (224x224x3), kernels HWIO.
+
+Submodule names follow torchvision's GoogLeNet: conv1 (7x7/2), conv2 (1x1),
+conv3 (3x3), inception3a .. inception5b (each with branch1, branch2_reduce,
+branch2, branch3_reduce, branch3, branch4), aux1 / aux2 (conv, fc1, fc2), fc.
+
+The auxiliary classifiers: their logits are not returned (the model always
+returns the main logits) but sown, in training, into the `intermediates`
+collection as `intermediates["aux_logits"] == (aux1_logits, aux2_logits)`:
+
+    logits, state = model.apply(variables, x, train=True, rngs={"dropout": key},
+                                mutable=["intermediates"])
+    aux1, aux2 = state["intermediates"]["aux_logits"]
+    loss = ce(logits) + model.aux_weight * (ce(aux1) + ce(aux2))
+
+Their parameters exist whenever `aux_logits=True`, whatever `train` is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxcnn.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models.registry import register_model
+from jaxcnn.ops.conv import explicit_padding
+
+
+# Pooling with scalar initial values, so reverse-mode autodiff under jit takes
+# the differentiable max/sum window reducers. x: NHWC.
+def _pool_pads(x, window, stride, padding):
+    pads = explicit_padding(padding, x.shape[1:3], (window, window), (stride, stride), (1, 1))
+    return (1, window, window, 1), (1, stride, stride, 1), ((0, 0), *pads, (0, 0))
+
+
+def _max_pool(x, window, stride, padding="VALID"):
+    dims, strides, pads = _pool_pads(x, window, stride, padding)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+
+
+def _avg_pool(x, window, stride, padding="VALID", count_include_pad=True):
+    dims, strides, pads = _pool_pads(x, window, stride, padding)
+    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
+    if count_include_pad:
+        return summed / (window * window)
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+    return summed / lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+
+
+def _lrn(x, size=5, k=1.0, alpha=1e-4, beta=0.75):
+    """Caffe's cross-channel LRN: x / (k + alpha/size * sum of `size` neighbouring a^2) ** beta. x: NHWC.
+
+    The same formula as `jaxcnn.ops.local_response_norm(x, size, k, alpha / size, beta)`.
+    """
+    half = size // 2
+    sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+                           ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
+    return x / jnp.power(k + (alpha / size) * sq, beta)
+
+# Table 1 of the paper: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
+INCEPTION_PLAN = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+
+
+class Inception(nn.Module):
+    """One Inception module: four branches concatenated on channels. x: NHWC.
+
+    branch1: 1x1; branch2: 1x1 reduce -> 3x3; branch3: 1x1 reduce -> 5x5 (a
+    real 5x5); branch4: 3x3/1 max-pool -> 1x1 projection. Each convolution is
+    followed by ReLU. With bottleneck=False the two reductions are removed:
+    the 3x3 and 5x5 see all input channels (the 1x1 ablation).
+    """
+
+    features: Sequence[int]  # (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
+    bottleneck: bool = True
+    conv_mode: str = "cross_correlation"
+    dtype: Any = None
+
+    def _conv(self, x, features, kernel, name):
+        return nn.relu(Conv(features, kernel, padding=kernel // 2, conv_mode=self.conv_mode,
+                            dtype=self.dtype, name=name)(x))
+
+    @nn.compact
+    def __call__(self, x):
+        c1, r3, c3, r5, c5, pp = self.features
+        b1 = self._conv(x, c1, 1, "branch1")
+        b2 = self._conv(x, r3, 1, "branch2_reduce") if self.bottleneck else x
+        b2 = self._conv(b2, c3, 3, "branch2")
+        b3 = self._conv(x, r5, 1, "branch3_reduce") if self.bottleneck else x
+        b3 = self._conv(b3, c5, 5, "branch3")
+        b4 = _max_pool(x, 3, 1, padding=1)
+        b4 = self._conv(b4, pp, 1, "branch4")
+        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
+
+
+class AuxClassifier(nn.Module):
+    """5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC. x: NHWC (14x14)."""
+
+    num_classes: int
+    conv_mode: str = "cross_correlation"
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = _avg_pool(x, 5, 3)
+        x = nn.relu(Conv(128, 1, conv_mode=self.conv_mode, dtype=self.dtype, name="conv")(x))
+        x = Flatten()(x)
+        x = nn.relu(Dense(1024, dtype=self.dtype, name="fc1")(x))
+        x = Dropout(0.7, deterministic=not train)(x)
+        return Dense(self.num_classes, dtype=self.dtype, name="fc2")(x)
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet / Inception v1. x: NHWC images, 224x224x3 (any size >= 32 without aux heads).
+
+    Attributes:
+      aux_logits: build the two auxiliary classifiers (after 4a and 4d); in
+        training their logits are sown as intermediates["aux_logits"].
+      aux_weight: the weight of each auxiliary loss in training (0.3 in the paper);
+        read by the training code, not used by the forward pass.
+      bottleneck: False removes the 1x1 reductions before the 3x3 and 5x5 branches.
+      dropout_rate: before the classifier (0.4).
+      num_classes, conv_mode, dtype: as for every model.
+    """
+
+    aux_logits: bool = True
+    aux_weight: float = 0.3
+    bottleneck: bool = True
+    dropout_rate: float = 0.4
+    num_classes: int = 1000
+    conv_mode: str = "cross_correlation"
+    dtype: Any = None
+
+    def _inception(self, x, key):
+        return Inception(INCEPTION_PLAN[key], bottleneck=self.bottleneck, conv_mode=self.conv_mode,
+                         dtype=self.dtype, name=f"inception{key}")(x)
+
+    def _aux(self, x, name, train):
+        logits = AuxClassifier(self.num_classes, conv_mode=self.conv_mode, dtype=self.dtype, name=name)(x, train)
+        if train:
+            self.sow("intermediates", "aux_logits", logits)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        check_conv_mode(self.conv_mode)
+        if self.aux_logits:
+            # The auxiliary classifiers' FC 1024 takes a 4x4x128 map: 224x224 input.
+            validate_image(x, model="GoogLeNet", channels=3, exact_size=(224, 224))
+        else:
+            validate_image(x, model="GoogLeNet", channels=3, min_size=32)
+        conv = lambda f, k, s, name: Conv(f, k, strides=s, padding=k // 2, conv_mode=self.conv_mode,
+                                          dtype=self.dtype, name=name)
+        lrn = _lrn  # Caffe's: size 5, k=1, alpha=1e-4 (divided by the size), beta 0.75
+        x = nn.relu(conv(64, 7, 2, "conv1")(x))          # 112x112x64
+        x = _max_pool(x, 3, 2, padding="SAME")          # 56x56x64
+        x = lrn(x)
+        x = nn.relu(conv(64, 1, 1, "conv2")(x))
+        x = nn.relu(conv(192, 3, 1, "conv3")(x))          # 56x56x192
+        x = lrn(x)
+        x = _max_pool(x, 3, 2, padding="SAME")          # 28x28x192
+        x = self._inception(x, "3a")                       # 28x28x256
+        x = self._inception(x, "3b")                       # 28x28x480
+        x = _max_pool(x, 3, 2, padding="SAME")          # 14x14x480
+        x = self._inception(x, "4a")                       # 14x14x512
+        if self.aux_logits:
+            self._aux(x, "aux1", train)
+        x = self._inception(x, "4b")
+        x = self._inception(x, "4c")
+        x = self._inception(x, "4d")                       # 14x14x528
+        if self.aux_logits:
+            self._aux(x, "aux2", train)
+        x = self._inception(x, "4e")                       # 14x14x832
+        x = _max_pool(x, 3, 2, padding="SAME")          # 7x7x832
+        x = self._inception(x, "5a")
+        x = self._inception(x, "5b")                       # 7x7x1024
+        x = GlobalAvgPool()(x)                             # the 7x7/1 average pool
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
+        return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+
+
+register_model("googlenet", GoogLeNet, input_shape=(224, 224, 3),
+               description="Szegedy et al. 2014, table 1: GoogLeNet with LRN and two auxiliary classifiers")

@@ -1,0 +1,261 @@
+"""NASNet-A (Zoph et al. 2018, "Learning transferable architectures for
+scalable image recognition"): the searched normal and reduction cells of
+figure 4, stacked as in figure 2. Images NHWC, kernels HWIO.
+
+Each cell takes two hidden states: h_i (the previous cell's output) and
+h_{i-1} (the one before). h_i goes through ReLU-1x1 conv-BN to the cell's
+`filters`; h_{i-1} is "adjusted" to the same shape: when its spatial size is
+twice h_i's (a reduction came between them) by the factorized reduction
+(ReLU, two 1x1/2 convolutions on the map and on the map shifted by one pixel,
+each to filters/2, concatenated, BN), otherwise, when only its width differs,
+by ReLU-1x1 conv-BN. A separable-convolution branch is applied twice, as the
+paper's appendix A.4 says: ReLU-sep conv-BN-ReLU-sep conv-BN, each separable
+convolution a depthwise k x k (groups = channels) followed by a 1x1.
+
+Normal cell (h = h_i, p = h_{i-1}, all stride 1), output the concatenation
+[p, b1, ..., b5] (6 * filters maps):
+  b1 = sep5x5(h) + sep3x3(p)     b2 = sep5x5(p) + sep3x3(p)
+  b3 = avg3x3(h) + p             b4 = avg3x3(p) + avg3x3(p)
+  b5 = sep3x3(h) + h
+Reduction cell (stride 2 on the cell inputs), output [b2, b3, b4, b5] (4 * filters):
+  b1 = sep5x5/2(h) + sep7x7/2(p)   b2 = max3x3/2(h) + sep7x7/2(p)
+  b3 = avg3x3/2(h) + sep5x5/2(p)   b4 = avg3x3(b1) + b2
+  b5 = sep3x3(b1) + max3x3/2(h)
+
+The layout, widths and padding follow the Keras application (keras.applications.NASNetMobile),
+whose ImageNet model is the one the paper's "NASNet-A (4 @ 1056)" row describes: an
+N @ P network has cells of P/24 filters in its first stack, doubled by each of
+its two reduction cells; the ImageNet stem is a 3x3/2 convolution and two
+reduction cells. Not included: the auxiliary head and ScheduledDropPath of
+the paper's training (a `dropout_rate` before the classifier is a field).
+
+`bn_axis_name`: the mapped device axis (pmap's axis_name / a shard_map mesh
+axis) over which BatchNorm batch statistics are averaged; None = per device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxcnn._validation import check_choice
+from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models.registry import register_model
+from jaxcnn.ops.conv import explicit_padding
+
+STEMS = ("imagenet", "cifar")
+
+_conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # Keras' he_normal
+
+
+def _same_pads(x, window, stride):
+    return explicit_padding("SAME", x.shape[1:3], (window, window), (stride, stride), (1, 1))
+
+
+def _max_pool(x, window, stride):
+    """Max pool over an input zero-padded as TensorFlow's SAME (Keras pads with zeros first). x: NHWC."""
+    x = jnp.pad(x, ((0, 0), *_same_pads(x, window, stride), (0, 0)))
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, window, window, 1),
+                             (1, stride, stride, 1), "VALID")
+
+
+def _avg_pool(x, window, stride, count_include_pad):
+    """Average pool with SAME padding. x: NHWC. count_include_pad=False divides by the real pixels only
+    (TensorFlow's SAME average pool); True by the full window (Keras' zero-padded reduction pools)."""
+    pads = ((0, 0), *_same_pads(x, window, stride), (0, 0))
+    dims, strides = (1, window, window, 1), (1, stride, stride, 1)
+    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
+    if count_include_pad:
+        return summed / (window * window)
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+    return summed / lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+
+
+class _Base(nn.Module):
+    conv_mode: str = "cross_correlation"
+    dtype: Any = None
+    bn_axis_name: Optional[str] = None
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+
+    def bn(self, x, train, name):
+        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                            axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(x)
+
+    def conv(self, x, features, kernel=1, strides=1, padding="SAME", groups=1, name=None):
+        return Conv(features, kernel, strides=strides, padding=padding, groups=groups, use_bias=False,
+                    conv_mode=self.conv_mode, dtype=self.dtype, kernel_init=_conv_init, name=name)(x)
+
+    def common(self):
+        return dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
+                    bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
+
+
+class SeparableBranch(_Base):
+    """ReLU-separable conv (k x k, stride)-BN-ReLU-separable conv (k x k)-BN. x: NHWC.
+
+    A separable convolution: depthwise k x k (one filter per channel, groups = channels),
+    then a 1x1 pointwise to `features`; neither has a bias.
+    """
+
+    features: int = 0
+    kernel_size: int = 3
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for i, s in ((1, self.strides), (2, 1)):
+            x = nn.relu(x)
+            x = self.conv(x, x.shape[-1], self.kernel_size, s, groups=x.shape[-1], name=f"sep{i}_depthwise")
+            x = self.conv(x, self.features, 1, name=f"sep{i}_pointwise")
+            x = self.bn(x, train, f"bn{i}")
+        return x
+
+
+class _Cell(_Base):
+    filters: int = 0
+
+    def adjust(self, p, ip, train):
+        """Bring the previous-previous state p to ip's size and `filters` channels."""
+        if p is None:
+            return ip
+        if p.shape[1] != ip.shape[1] or p.shape[2] != ip.shape[2]:  # factorized reduction
+            p = nn.relu(p)
+            p1 = self.conv(p[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_1")
+            shifted = jnp.pad(p[:, 1:, 1:, :], ((0, 0), (0, 1), (0, 1), (0, 0)))
+            p2 = self.conv(shifted[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_2")
+            return self.bn(jnp.concatenate([p1, p2], axis=-1), train, "adjust_bn")
+        if p.shape[-1] != self.filters:
+            p = self.conv(nn.relu(p), self.filters, name="adjust_conv_projection")
+            return self.bn(p, train, "adjust_bn")
+        return p
+
+    def squeeze(self, ip, train):
+        return self.bn(self.conv(nn.relu(ip), self.filters, name="conv_1"), train, "bn_1")
+
+    def sep(self, x, kernel, strides, name, train):
+        return SeparableBranch(**self.common(), features=self.filters, kernel_size=kernel, strides=strides,
+                               name=name)(x, train)
+
+
+class NormalCell(_Cell):
+    """NASNet-A normal cell (figure 4, left). ip = h_i, p = h_{i-1}, NHWC; output 6 * filters maps."""
+
+    @nn.compact
+    def __call__(self, ip, p, train: bool = False):
+        p = self.adjust(p, ip, train)
+        h = self.squeeze(ip, train)
+        b1 = self.sep(h, 5, 1, "left1", train) + self.sep(p, 3, 1, "right1", train)
+        b2 = self.sep(p, 5, 1, "left2", train) + self.sep(p, 3, 1, "right2", train)
+        b3 = _avg_pool(h, 3, 1, False) + p
+        b4 = _avg_pool(p, 3, 1, False) + _avg_pool(p, 3, 1, False)
+        b5 = self.sep(h, 3, 1, "left5", train) + h
+        return jnp.concatenate([p, b1, b2, b3, b4, b5], axis=-1)
+
+
+class ReductionCell(_Cell):
+    """NASNet-A reduction cell (figure 4, right). ip = h_i, p = h_{i-1}, NHWC; output 4 * filters maps at half size."""
+
+    @nn.compact
+    def __call__(self, ip, p, train: bool = False):
+        p = self.adjust(p, ip, train)
+        h = self.squeeze(ip, train)
+        b1 = self.sep(h, 5, 2, "left1", train) + self.sep(p, 7, 2, "right1", train)
+        b2 = _max_pool(h, 3, 2) + self.sep(p, 7, 2, "right2", train)
+        b3 = _avg_pool(h, 3, 2, True) + self.sep(p, 5, 2, "right3", train)
+        b4 = _avg_pool(b1, 3, 1, False) + b2
+        b5 = self.sep(b1, 3, 1, "left5", train) + _max_pool(h, 3, 2)
+        return jnp.concatenate([b2, b3, b4, b5], axis=-1)
+
+
+class NASNet(nn.Module):
+    """NASNet-A (N @ P). x: NHWC images.
+
+    Attributes:
+      num_blocks: N, normal cells per stack (three stacks, two reduction cells between them).
+      penultimate_filters: P, the maps before the classifier (a multiple of 24 * filter_multiplier**2);
+        the first stack's cells have P / 24 filters (hence 6 * P / 24 maps out), the others
+        filter_multiplier and filter_multiplier**2 times that.
+      stem: "imagenet" (3x3/2 conv-BN and two reduction cells of P/24/m**2 and P/24/m filters)
+        or "cifar" (3x3/1 conv-BN).
+      stem_filters: the stem convolution's maps (32 mobile, 96 CIFAR).
+      skip_reduction: False (mobile, CIFAR): the cell after a reduction cell takes the
+        reduction cell's input as its h_{i-1}; True (NASNet-Large) keeps the earlier one.
+      filter_multiplier: the width factor at each reduction (2).
+      dropout_rate: before the classifier (the Keras model has none).
+      bn_momentum, bn_epsilon: BatchNorm settings (Keras' pretrained model uses 0.9997 and 1e-3).
+      bn_axis_name: mapped axis for synchronised BatchNorm statistics; None = per device.
+      num_classes, conv_mode, dtype: as for every model.
+
+    Submodules: stem_conv1, stem_bn1, then the cells named as Keras' block ids
+    (stem_1, stem_2 for the ImageNet stem; normal_0 .. normal_{N-1},
+    reduce_N, normal_{N+1} .., reduce_2N, normal_{2N+1} ..), predictions.
+    """
+
+    num_blocks: int = 4
+    penultimate_filters: int = 1056
+    stem: str = "imagenet"
+    stem_filters: int = 32
+    skip_reduction: bool = False
+    filter_multiplier: int = 2
+    dropout_rate: float = 0.0
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    num_classes: int = 1000
+    conv_mode: str = "cross_correlation"
+    dtype: Any = None
+    bn_axis_name: Optional[str] = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        check_choice("stem", self.stem, STEMS)
+        check_conv_mode(self.conv_mode)
+        m = self.filter_multiplier
+        if self.penultimate_filters % (24 * m * m):
+            raise ValueError(f"NASNet penultimate_filters must be a multiple of 24 * filter_multiplier**2 = "
+                             f"{24 * m * m}, got {self.penultimate_filters}")
+        validate_image(x, model="NASNet", channels=None, min_size=32 if self.stem == "imagenet" else 4)
+        filters = self.penultimate_filters // 24
+        common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
+                      bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
+        if self.stem == "imagenet":
+            x = Conv(self.stem_filters, 3, strides=2, padding="VALID", use_bias=False, conv_mode=self.conv_mode,
+                     dtype=self.dtype, kernel_init=_conv_init, name="stem_conv1")(x)
+        else:
+            x = Conv(self.stem_filters, 3, strides=1, padding="SAME", use_bias=False, conv_mode=self.conv_mode,
+                     dtype=self.dtype, kernel_init=_conv_init, name="stem_conv1")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                         axis_name=self.bn_axis_name, dtype=self.dtype, name="stem_bn1")(x)
+        p = None if self.stem == "imagenet" else x  # CIFAR: the first cell's h_{i-1} is the stem's output
+        if self.stem == "imagenet":
+            x, p = ReductionCell(**common, filters=filters // (m * m), name="stem_1")(x, p, train), x
+            x, p = ReductionCell(**common, filters=filters // m, name="stem_2")(x, p, train), x
+        n = self.num_blocks
+        for stack in range(3):
+            width = filters * m ** stack
+            if stack > 0:
+                x, p0 = ReductionCell(**common, filters=width, name=f"reduce_{stack * n}")(x, p, train), x
+                p = p if self.skip_reduction else p0
+            for i in range(n):
+                x, p = NormalCell(**common, filters=width, name=f"normal_{stack * n + min(stack, 1) + i}")(x, p, train), x
+        x = nn.relu(x)
+        x = GlobalAvgPool()(x)
+        if self.dropout_rate:
+            x = Dropout(self.dropout_rate, deterministic=not train)(x)
+        return Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+
+
+register_model("nasnet_a_mobile", NASNet, input_shape=(224, 224, 3), num_blocks=4, penultimate_filters=1056,
+               stem="imagenet", stem_filters=32, skip_reduction=False,
+               description="Zoph et al. 2018, table 3: NASNet-A (4 @ 1056) on ImageNet, mobile setting")
+register_model("nasnet_a_cifar", NASNet, input_shape=(32, 32, 3), num_blocks=6, penultimate_filters=768,
+               stem="cifar", stem_filters=96, skip_reduction=False, num_classes=10,
+               description="Zoph et al. 2018, table 1: NASNet-A (6 @ 768) on CIFAR-10")
+register_model("nasnet_a_large", NASNet, input_shape=(331, 331, 3), num_blocks=6, penultimate_filters=4032,
+               stem="imagenet", stem_filters=96, skip_reduction=True,
+               description="Zoph et al. 2018, table 2: NASNet-A (6 @ 4032) on ImageNet, large setting")
