@@ -1,0 +1,46 @@
+"""Every experiments/configs/*.py is a valid configuration, and its model (where
+registered on this checkout) accepts the configured input (shapes only)."""
+
+import glob
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxcnn
+from jaxcnn.data.datasets import STOCK
+from jaxcnn.train import build_model, validate_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py")))
+SIZES = {"fashion_mnist_offline": (28, 28, 1, 10), "imagenet2012": (224, 224, 3, 1000)}
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def test_the_required_configs_exist():
+    names = {os.path.basename(p)[:-3] for p in CONFIGS}
+    assert {"default", "lenet5", "keras_cifar_cnn", "resnet20", "vgg", "cifar10", "imagenet"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p))
+def test_config_is_valid_and_its_model_takes_its_input(path):
+    config = _load(path)
+    validate_config(config)
+    if config.model.name not in jaxcnn.list_models():
+        pytest.skip(f"model {config.model.name} is not registered on this checkout")
+    h, w, c, classes = SIZES.get(config.dataset) or STOCK[config.dataset]
+    size = config.preprocess.pad_to or h
+    channels = 3 if config.preprocess.to_rgb else c
+    model = build_model(config, classes)
+    x = jax.ShapeDtypeStruct((2, size, size, channels), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
+    assert logits.shape == (2, classes)
