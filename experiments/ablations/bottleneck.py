@@ -20,6 +20,6 @@ def get_config():
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
     c.optimizer.learning_rate = 0.02
-    c.quick.steps = 100
+    c.quick.steps = 60
     c.quick.batch_size = 32
     return c

@@ -19,6 +19,6 @@ def get_config():
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
     c.optimizer.learning_rate = 0.05
-    c.quick.steps = 200
+    c.quick.steps = 150
     c.quick.batch_size = 32
     return c

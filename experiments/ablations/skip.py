@@ -16,7 +16,7 @@ def get_config():
         field="skip", arms=arms)
     c.optimizer.learning_rate = 0.1  # sec. 4.2: SGD 0.1, momentum 0.9, weight decay 1e-4
     c.optimizer.warmup_steps = 30
-    c.quick.steps = 150
+    c.quick.steps = 100
     c.quick.batch_size = 32
     c.extras = ("grad_norms",)
     return c
