@@ -117,6 +117,9 @@ def validate_ablation(cfg) -> None:
     bad = sorted(set(cfg.get("extras", ())) - set(EXTRAS))
     if bad:
         raise ValueError(f"ablation {cfg.name!r}: unknown extras {bad}; allowed: {EXTRAS}")
+    bad = sorted(set(cfg.get("facts", ())) - set(FACTS))
+    if bad:
+        raise ValueError(f"ablation {cfg.name!r}: unknown facts {bad}; allowed: {sorted(FACTS)}")
     if len(cfg.train.seeds) < 3:
         raise ValueError(f"ablation {cfg.name!r}: at least 3 seeds, got {tuple(cfg.train.seeds)}")
     for a in arms:
@@ -223,7 +226,72 @@ def first_kernel(params, module, input_shape) -> np.ndarray:
     return np.asarray(g["kernel"] if "kernel" in g else next(v for v in g.values() if v.ndim == 4))
 
 
+def fact_inception4a_5x5() -> dict:
+    """Seed 001's arithmetic from the real model: multiply-adds of GoogLeNet's inception 4a 5x5 branch
+    (input 14x14x480, 48 maps) without and with its 16-map 1x1 reduction, and the whole net's totals at 224."""
+    out = {}
+    for b in (True, False):
+        s = summary(create_model("googlenet", bottleneck=b), (224, 224, 3))
+        branch = sum(r.macs for r in s.rows if r.name in ("inception4a/branch3_reduce", "inception4a/branch3"))
+        key = "with_1x1" if b else "without_1x1"
+        out[key] = {"inception4a_5x5_branch_macs": branch, "googlenet_224_params": s.trainable_params,
+                    "googlenet_224_macs": s.total_macs}
+    return out
+
+
+def fact_vgg_stack() -> dict:
+    """Weights per (input, output) channel pair of each stage's stack (two 3x3: 18; one 5x5: 25) and VGG-16's
+    totals at 224 under both kernel plans, from the models' own kernels and summaries."""
+    out = {}
+    for plan in ("3x3", "large"):
+        m = create_model("minivgg", kernel_plan=plan)
+        params = jax.eval_shape(m.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+        per_pair = {}
+        for name in conv_layers(m, (32, 32, 3)):
+            k = params[name]["kernel"].shape
+            stage = name.split("_")[0]
+            per_pair[stage] = per_pair.get(stage, 0) + k[0] * k[1]
+        s = summary(create_model("vgg16", kernel_plan=plan), (224, 224, 3))
+        out[plan] = {"weights_per_channel_pair_per_stage": per_pair, "vgg16_224_params": s.trainable_params,
+                     "vgg16_224_macs": s.total_macs}
+    return out
+
+
+FACTS = {"inception4a_5x5": fact_inception4a_5x5, "vgg_stack": fact_vgg_stack}
+
+
 # ----------------------------------------------------------------------------------------------- runner
+
+class _WithConstants:
+    """`model.apply` for a model with fixed, init-computed variables outside `params` and `batch_stats`
+    (LeNet-5's RBF prototypes in `constants`): TrainState carries only params and batch_stats, so the
+    constants are recomputed inside apply (they are deterministic) and dropped from the updates."""
+
+    def __init__(self, model, collections):
+        self.model, self.collections = model, tuple(collections)
+
+    def __call__(self, variables, *args, mutable=False, **kwargs):
+        extra = list(self.collections)
+        if mutable is False:
+            out, _ = self.model.apply(variables, *args, mutable=extra, **kwargs)
+            return out
+        out, updates = self.model.apply(variables, *args, mutable=list(mutable) + extra, **kwargs)
+        return out, {k: v for k, v in dict(updates).items() if k not in self.collections}
+
+    def __hash__(self):
+        return hash((self.model, self.collections))
+
+    def __eq__(self, other):
+        return isinstance(other, _WithConstants) and (self.model, self.collections) == (other.model,
+                                                                                        other.collections)
+
+
+def _apply_fn(model, input_shape):
+    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                                               jnp.zeros((1, *input_shape)), train=False))
+    extra = sorted(set(shapes) - {"params", "batch_stats", "intermediates"})
+    return _WithConstants(model, extra) if extra else None
+
 
 def _stats(values) -> tuple[float, float]:
     v = np.asarray(values, np.float64)
@@ -246,7 +314,8 @@ def run_ablation(cfg, *, quick: bool = False, data: Optional[tuple] = None,
     """
     t = train_settings(cfg, quick)
     seeds = [int(s) for s in t.seeds]
-    steps, bs, every = int(t.steps), int(t.batch_size), max(1, int(t.curve_every))
+    steps, bs = int(t.steps), int(t.batch_size)
+    every = max(1, min(int(t.curve_every), steps))
     extras = set(cfg.get("extras", ()))
     common = dict(cfg.model_overrides)
     train_ds, test_ds = data if data is not None else load_data(cfg)
@@ -268,9 +337,12 @@ def run_ablation(cfg, *, quick: bool = False, data: Optional[tuple] = None,
         summ = summary(model, input_shape)
         n_params = summ.trainable_params
         curves, losses, accs, times, train_errs = [], [], [], [], []
+        apply_fn = _apply_fn(model, input_shape)
         for seed in seeds:
             key = jax.random.key(seed)
             state = create_train_state(model, tx, key, input_shape)
+            if apply_fn is not None:
+                state = state.replace(apply_fn=apply_fn)
             if n_params != count_params({"params": state.params}):
                 raise AssertionError("summary and count_params disagree")
             if "twin_flip" in extras and ai == 1:
@@ -330,6 +402,7 @@ def run_ablation(cfg, *, quick: bool = False, data: Optional[tuple] = None,
             "test_accuracy_per_seed": " ".join(f"{a:.4f}" for a in accs),
             "seeds": len(seeds), "steps": steps, "batch_size": bs,
         })
+    result["extra_facts"] = {f: FACTS[f]() for f in cfg.get("facts", ())}
     if "twin_flip" in extras:
         labels = [a.label for a in arms_of(cfg)]
         a, b = result["losses"][labels[0]], result["losses"][labels[1]]
@@ -375,7 +448,8 @@ def environment() -> dict:
     return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
             "optax": optax.__version__, "numpy": np.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "devices": [str(d) for d in jax.devices()], "backend": jax.default_backend()}
+            "devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
+            "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
 
 def plot_curves(result: dict, path: str, title: str) -> None:
@@ -529,4 +603,5 @@ def ablation_config(name: str, *, title: str, claim: str, field, arms: Sequence[
                                          "eval_examples": 10000, "curve_every": 50})
     c.quick = ml_collections.ConfigDict({"steps": 300, "batch_size": 64, "eval_examples": 2000, "curve_every": 10})
     c.extras = ()
+    c.facts = ()
     return c

@@ -22,4 +22,5 @@ def get_config():
     c.optimizer.learning_rate = 0.02
     c.quick.steps = 60
     c.quick.batch_size = 32
+    c.facts = ("inception4a_5x5",)
     return c

@@ -21,4 +21,5 @@ def get_config():
     c.optimizer.learning_rate = 0.05
     c.quick.steps = 150
     c.quick.batch_size = 32
+    c.facts = ("vgg_stack",)
     return c
