@@ -20,6 +20,6 @@ def get_config():
     c.preprocess.to_rgb = True
     c.optimizer.learning_rate = 0.01  # sec. 5: SGD 0.01, momentum 0.9, weight decay 5e-4
     c.optimizer.weight_decay = 5e-4
-    c.quick.steps = 200
+    c.quick.steps = 100
     c.quick.batch_size = 32
     return c

@@ -20,7 +20,7 @@ def get_config():
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
     c.optimizer.learning_rate = 0.02
-    c.quick.steps = 60
+    c.quick.steps = 40
     c.quick.batch_size = 32
     c.facts = ("inception4a_5x5",)
     return c
