@@ -19,5 +19,6 @@ def get_config():
     c.optimizer.weight_decay = 5e-4
     # LeNet-5's C3 (a grouped convolution per fan-in) costs ~50x a full convolution per step on XLA:CPU,
     # so the quick budget is small.
-    c.quick.steps = 50
+    c.quick.steps = 40
+    c.quick.batch_size = 32
     return c
