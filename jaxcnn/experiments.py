@@ -262,37 +262,6 @@ FACTS = {"inception4a_5x5": fact_inception4a_5x5, "vgg_stack": fact_vgg_stack}
 
 # ----------------------------------------------------------------------------------------------- runner
 
-class _WithConstants:
-    """`model.apply` for a model with fixed, init-computed variables outside `params` and `batch_stats`
-    (LeNet-5's RBF prototypes in `constants`): TrainState carries only params and batch_stats, so the
-    constants are recomputed inside apply (they are deterministic) and dropped from the updates."""
-
-    def __init__(self, model, collections):
-        self.model, self.collections = model, tuple(collections)
-
-    def __call__(self, variables, *args, mutable=False, **kwargs):
-        extra = list(self.collections)
-        if mutable is False:
-            out, _ = self.model.apply(variables, *args, mutable=extra, **kwargs)
-            return out
-        out, updates = self.model.apply(variables, *args, mutable=list(mutable) + extra, **kwargs)
-        return out, {k: v for k, v in dict(updates).items() if k not in self.collections}
-
-    def __hash__(self):
-        return hash((self.model, self.collections))
-
-    def __eq__(self, other):
-        return isinstance(other, _WithConstants) and (self.model, self.collections) == (other.model,
-                                                                                        other.collections)
-
-
-def _apply_fn(model, input_shape):
-    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
-                                               jnp.zeros((1, *input_shape)), train=False))
-    extra = sorted(set(shapes) - {"params", "batch_stats", "intermediates"})
-    return _WithConstants(model, extra) if extra else None
-
-
 def _stats(values) -> tuple[float, float]:
     v = np.asarray(values, np.float64)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
@@ -337,12 +306,9 @@ def run_ablation(cfg, *, quick: bool = False, data: Optional[tuple] = None,
         summ = summary(model, input_shape)
         n_params = summ.trainable_params
         curves, losses, accs, times, train_errs = [], [], [], [], []
-        apply_fn = _apply_fn(model, input_shape)
         for seed in seeds:
             key = jax.random.key(seed)
             state = create_train_state(model, tx, key, input_shape)
-            if apply_fn is not None:
-                state = state.replace(apply_fn=apply_fn)
             if n_params != count_params({"params": state.params}):
                 raise AssertionError("summary and count_params disagree")
             if "twin_flip" in extras and ai == 1:

@@ -32,6 +32,40 @@ class TrainState:
         return self.replace(**arrays)
 
 
+class ApplyWithConstants:
+    """`model.apply` for a model with fixed, init-computed collections besides
+    `params` and `batch_stats` (LeNet-5's RBF prototypes in `constants`).
+
+    Such values are deterministic functions of the model, so they are not
+    carried in the state or its checkpoints: they are recomputed inside apply
+    and dropped from the updates. Hashable, as a static field of TrainState.
+    """
+
+    def __init__(self, model, collections):
+        self.model, self.collections = model, tuple(collections)
+
+    def __call__(self, variables, *args, mutable=False, **kwargs):
+        extra = list(self.collections)
+        if mutable is False:
+            out, _ = self.model.apply(variables, *args, mutable=extra, **kwargs)
+            return out
+        out, updates = self.model.apply(variables, *args, mutable=list(mutable) + extra, **kwargs)
+        return out, {k: v for k, v in dict(updates).items() if k not in self.collections}
+
+    def __hash__(self):
+        return hash((self.model, self.collections))
+
+    def __eq__(self, other):
+        return isinstance(other, ApplyWithConstants) and (self.model, self.collections) == (
+            other.model, other.collections)
+
+
+def apply_fn_for(model, variables):
+    """`model.apply`, or an ApplyWithConstants where `variables` hold fixed collections."""
+    extra = sorted(set(variables) - {"params", "batch_stats", "intermediates"})
+    return ApplyWithConstants(model, extra) if extra else model.apply
+
+
 def create_train_state(model, tx: optax.GradientTransformation, key, input_shape) -> TrainState:
     """Initialise `model` on a zero batch of `input_shape` (H, W, C) (NHWC) and `tx`'s state."""
     variables = model.init({"params": key, "dropout": key}, jnp.zeros((1,) + tuple(input_shape), jnp.float32),
@@ -39,4 +73,4 @@ def create_train_state(model, tx: optax.GradientTransformation, key, input_shape
     params = variables["params"]
     batch_stats = variables.get("batch_stats", {})
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                      opt_state=tx.init(params), apply_fn=model.apply, tx=tx)
+                      opt_state=tx.init(params), apply_fn=apply_fn_for(model, variables), tx=tx)
