@@ -241,17 +241,21 @@ class PartialConv(nn.Module):
         if c != used:
             raise ValueError(f"PartialConv's connection table addresses {used} input maps, got {c} (x shape {x.shape}).")
         op = ops.convolve if self.conv_mode == "convolution" else ops.cross_correlate
-        outs = []
-        for k, (_, maps) in enumerate(self.runs()):
+        # The stored kernels are scattered into one dense (KH, KW, C, maps)
+        # kernel whose unconnected entries are zero: one convolution instead of
+        # one per run (several times faster on CPU), the same outputs and
+        # gradients for the stored weights.
+        dense = jnp.zeros((kh, kw, c, len(self.table)), self.param_dtype)
+        for k, (first, maps) in enumerate(self.runs()):
             fan_in = len(maps[0])
             kernel = self.param(f"kernel_{k}", self.kernel_init, (kh, kw, fan_in, len(maps)), self.param_dtype)
-            idx = np.array([i for inputs in maps for i in inputs])
-            xg, kernel = promote_dtype(x[..., idx], kernel, dtype=self.dtype)
-            outs.append(op(xg, kernel, padding=self.padding, groups=len(maps)))
+            # kernel[:, :, f, m] connects input map maps[m][f] to output map first + m.
+            rows = np.array([maps[m][f] for f in range(fan_in) for m in range(len(maps))])
+            cols = np.array([first + m for f in range(fan_in) for m in range(len(maps))])
+            dense = dense.at[:, :, rows, cols].set(kernel.reshape(kh, kw, -1))
         bias = self.param("bias", self.bias_init, (len(self.table),), self.param_dtype)
-        y = jnp.concatenate(outs, axis=-1)
-        y, bias = promote_dtype(y, bias, dtype=self.dtype)
-        return y + bias
+        x, dense, bias = promote_dtype(x, dense, bias, dtype=self.dtype)
+        return op(x, dense, padding=self.padding) + bias
 
 
 def rbf_prototypes(num_classes: int = 10, features: int = 84) -> np.ndarray:
