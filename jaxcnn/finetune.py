@@ -213,7 +213,11 @@ def finetune_config():
     return c
 
 
-def _validate(config) -> None:
+def validate_finetune_config(config, *, require_weights: bool = True) -> None:
+    """One-line error for any unknown key or bad value of a fine-tuning config.
+
+    require_weights=False accepts an empty finetune.path (a config file whose
+    path is given on the command line)."""
     from jaxcnn.train.config import validate_config
 
     if "finetune" not in config:
@@ -230,7 +234,7 @@ def _validate(config) -> None:
 
             raise ValueError(f"unknown config key 'finetune.{key}'." + suggest(key, list(defaults)))
     check_choice("config.finetune.source", ft.source, SOURCES)
-    if ft.source != "none" and not ft.path:
+    if require_weights and ft.source != "none" and not ft.path:
         raise ValueError(f"config.finetune.path is empty; give the {ft.source} weights to start from "
                          "(a .pth/.safetensors file, or a scripts/train.py --workdir).")
     for key in ("head_steps", "full_steps", "pretrained_num_classes", "train_examples_per_class"):
@@ -264,7 +268,7 @@ def run_finetune(config, workdir: str) -> dict:
     from jaxcnn.train.parallel import make_strategy
     from jaxcnn.train.state import create_train_state
 
-    _validate(config)
+    validate_finetune_config(config)
     ft = config.finetune
     workdir = check_workdir(workdir)
     train_data, eval_data = load_data(config)

@@ -19,7 +19,8 @@ import pytest
 import jaxcnn
 from jaxcnn.data import ArrayDataset, make_preprocess
 from jaxcnn.finetune import (FrozenBackbone, class_subset, create_finetune_state, finetune_config, head_name,
-                             param_labels, replace_head, run_finetune, unfreeze)
+                             param_labels, replace_head, run_finetune, unfreeze,
+                             validate_finetune_config)
 from jaxcnn.train import create_train_state, train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,6 +236,16 @@ def test_run_finetune_refusals(tmp_path):
         run_finetune(_config("x", source="imagenet"), str(tmp_path))
     with pytest.raises(ValueError, match="no checkpoint directory"):
         run_finetune(_config(str(tmp_path / "absent")), str(tmp_path / "w"))
+
+
+def test_validate_finetune_config_without_weights_still_checks_keys():
+    c = _config("")
+    validate_finetune_config(c, require_weights=False)  # a config file whose path comes from the command line
+    with pytest.raises(ValueError, match="config.finetune.path is empty"):
+        validate_finetune_config(c)
+    c.finetune.clases = (1, 2)
+    with pytest.raises(ValueError, match="unknown config key 'finetune.clases'.*classes"):
+        validate_finetune_config(c, require_weights=False)
 
 
 def test_script_bad_flag_exits_2(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 import jaxcnn
 from jaxcnn.data.datasets import STOCK
+from jaxcnn.finetune import validate_finetune_config
 from jaxcnn.train import build_model, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +34,10 @@ def test_the_required_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p))
 def test_config_is_valid_and_its_model_takes_its_input(path):
     config = _load(path)
-    validate_config(config)
+    if "finetune" in config:  # scripts/finetune.py's config: the training keys plus a finetune section
+        validate_finetune_config(config, require_weights=False)
+    else:
+        validate_config(config)
     if config.model.name not in jaxcnn.list_models():
         pytest.skip(f"model {config.model.name} is not registered on this checkout")
     h, w, c, classes = SIZES.get(config.dataset) or STOCK[config.dataset]
