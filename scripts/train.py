@@ -111,7 +111,11 @@ def main(argv):
         _fail(str(e))
     import jax
 
+    import jaxcnn
     from jaxcnn.train import TrainingDiverged, train_and_evaluate
+
+    if jax.process_index() == 0 and jax.default_backend() == "cpu":
+        print(f"XLA:CPU flags of jaxcnn.runtime: {jaxcnn.xla_cpu_status()}")
 
     config = _CONFIG.value
     if _EXTRA_MODEL_FIELDS:

@@ -1,0 +1,52 @@
+"""jaxcnn.runtime: the XLA:CPU flags that `import jaxcnn` adds, in fresh processes
+(XLA reads XLA_FLAGS once per process)."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+YNN = "--xla_cpu_experimental_ynn_fusion_type="
+
+# ResNet-20's first stage (32x32x16, 3x3) at batch 32: with YNNPACK on, XLA compiles its convolutions
+# and their gradients to YNNPACK fusions (checked in the opt-out test); prints the status, XLA_FLAGS and whether any YNNPACK fusion was compiled.
+PROBE = """
+import os, sys
+{before}
+import jaxcnn, jax, jax.numpy as jnp
+x = jnp.ones((32, 32, 32, 16)); w = jnp.ones((3, 3, 16, 16))
+loss = lambda x, w: jnp.sum(jax.nn.relu(jaxcnn.ops.cross_correlate(x, w, padding="SAME")) ** 2)
+hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
+print(jaxcnn.xla_cpu_status(), "|", os.environ.get("XLA_FLAGS", ""), "|", "__ynn_fusion" in hlo)
+"""
+
+
+def _probe(env_extra, before=""):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAXCNN_XLA_CPU_FLAGS")}
+    env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", **env_extra)
+    r = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    status, flags, ynn = r.stdout.strip().splitlines()[-1].split(" | ")
+    return status, flags, ynn == "True"
+
+
+def test_import_appends_the_flag_and_no_ynnpack_fusion_is_compiled():
+    status, flags, ynn = _probe({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert status == "applied"
+    assert flags.split() == ["--xla_force_host_platform_device_count=2", YNN]
+    assert not ynn
+
+
+def test_the_users_own_setting_is_kept():
+    status, flags, _ = _probe({"XLA_FLAGS": YNN + "individual_dot"})
+    assert status == "kept the user's XLA_FLAGS"
+    assert flags == YNN + "individual_dot"
+
+
+def test_opt_out_and_too_late_leave_xla_flags_alone():
+    status, flags, ynn = _probe({"JAXCNN_XLA_CPU_FLAGS": "0"})
+    assert (status, flags) == ("disabled by JAXCNN_XLA_CPU_FLAGS=0", "")
+    assert ynn, "this jaxlib no longer uses YNNPACK for convolutions: revisit jaxcnn.runtime.CPU_XLA_FLAGS"
+    status, flags, _ = _probe({}, before="import jax; jax.numpy.ones(1)")
+    assert (status, flags) == ("too late: JAX had already started a backend", "")
