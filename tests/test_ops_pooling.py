@@ -139,8 +139,10 @@ def test_conv_output_size_padding_forms():
     assert ops.conv_output_size(14, 3, 2, (1, 0)) == 7       # (14 + 1 - 3) // 2 + 1 = 6 + 1
     assert ops.conv_output_size(14, 4, 2, (1, 0)) == 6       # (14 + 1 - 4) // 2 + 1 = 5 + 1
     assert ops.conv_output_size(13, 3, 1, 2, dilation=2) == 13  # 13 + 4 - 5 + 1
-    with pytest.raises(ValueError, match="larger than the padded input"):
+    with pytest.raises(ValueError, match=r"larger than the padded input 4\+0\+0=4; use a larger input, more padding"):
         ops.conv_output_size(4, 5)
+    with pytest.raises(ValueError, match="groups=4 must divide in_channels=6; use a divisor of 6"):
+        ops.conv_macs(7, 3, 6, 8, groups=4)
     with pytest.raises(ValueError, match="stride must be a positive int"):
         ops.conv_output_size(8, 3, 0)
 

@@ -19,8 +19,12 @@ def get_config():
         model_overrides={"num_classes": 10, "aux_logits": False})
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
-    c.optimizer.learning_rate = 0.02
-    c.quick.steps = 40
+    # GoogLeNet has no BatchNorm: under SGD it stays at chance for the first few hundred steps, so both arms
+    # train with AdamW (the same for both; the comparison is between the arms).
+    c.optimizer.name = "adamw"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.warmup_steps = 20
+    c.quick.steps = 200  # the arm without reductions takes ~2.7 s a step at batch 32 on 2 CPU cores
     c.quick.batch_size = 32
     c.facts = ("inception4a_5x5",)
     return c

@@ -26,7 +26,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: Union[int
     lo, hi = (padding, padding) if isinstance(padding, int) else tuple(padding)
     eff = dilation * (kernel - 1) + 1
     if size + lo + hi < eff:
-        raise ValueError(f"kernel {kernel} (dilated {eff}) is larger than the padded input {size + lo + hi}")
+        raise ValueError(f"conv_output_size: kernel {kernel} (dilated {eff}) is larger than the padded input "
+                         f"{size}+{lo}+{hi}={size + lo + hi}; use a larger input, more padding or a smaller kernel.")
     return (size + lo + hi - eff) // stride + 1
 
 
@@ -53,5 +54,6 @@ def conv_macs(out_hw: Union[int, tuple[int, int]], kernel: Union[int, tuple[int,
     oh, ow = as_pair(out_hw, "out_hw")
     kh, kw = as_pair(kernel, "kernel")
     if in_channels % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={in_channels}")
+        raise ValueError(f"conv_macs: groups={groups} must divide in_channels={in_channels}; "
+                         f"use a divisor of {in_channels}.")
     return oh * ow * out_channels * kh * kw * (in_channels // groups)
