@@ -1,0 +1,84 @@
+"""Interleaved-rounds timing, shared by every section.
+
+A variant is a callable `run(n)` that performs n steps and returns only when
+they are done (JAX variants block on their last output). Each round runs every
+variant once, `reps` steps, in a rotating order that is reversed every other
+round, so that drifts of the machine's load, and whatever one variant leaves
+behind for the next (caches, spinning threads), hit every variant alike: each
+variant is first equally often and, for up to three variants, directly follows
+each other variant equally often within rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+
+@dataclass
+class Variant:
+    name: str
+    run: Callable[[int], None]
+    items: int = 0  # images per step (0: not a throughput measurement)
+    note: str = ""
+    times: list = field(default_factory=list)  # seconds per step, one per round
+    first_call_s: float = 0.0  # the first step, compilation included
+
+
+def warm_up(variants, calls: int = 2) -> None:
+    """Compile and run each variant `calls` times, untimed but for the first call."""
+    for v in variants:
+        t0 = time.perf_counter()
+        v.run(1)
+        v.first_call_s = time.perf_counter() - t0
+        for _ in range(calls - 1):
+            v.run(1)
+
+
+def calibrate(variants, target_s: float, max_reps: int = 50) -> int:
+    """Steps per timed call so that the slowest variant takes about `target_s` per call."""
+    slowest = 0.0
+    for v in variants:
+        t0 = time.perf_counter()
+        v.run(1)
+        slowest = max(slowest, time.perf_counter() - t0)
+    return int(min(max_reps, max(1, math.ceil(target_s / max(slowest, 1e-9)))))
+
+
+def round_order(items, r: int) -> list:
+    """The order of round r: rotated by r // 2, reversed when r is odd (with 3 variants,
+    six rounds run all six permutations)."""
+    items = list(items)
+    k = (r // 2) % len(items)
+    order = items[k:] + items[:k]
+    return order[::-1] if r % 2 else order
+
+
+def interleaved(variants, rounds: int, reps: int) -> None:
+    """Fill each variant's `times` with `rounds` measurements of seconds per step."""
+    for r in range(rounds):
+        for v in round_order(variants, r):
+            t0 = time.perf_counter()
+            v.run(reps)
+            v.times.append((time.perf_counter() - t0) / reps)
+
+
+def summary(times) -> dict:
+    """median, min, max (seconds) and the spread (max - min) / median."""
+    med = statistics.median(times)
+    return {"median_s": med, "min_s": min(times), "max_s": max(times),
+            "spread": (max(times) - min(times)) / med if med else 0.0, "rounds": len(times)}
+
+
+def fmt_ms(s: dict) -> str:
+    return f"{1e3 * s['median_s']:.3f} ms ({1e3 * s['min_s']:.3f}..{1e3 * s['max_s']:.3f})"
+
+
+def ratio(a: Optional[dict], b: Optional[dict]) -> Optional[float]:
+    """Speed of a relative to b: median time of b / median time of a (> 1: a is faster)."""
+    if not a or not b:
+        return None
+    return b["median_s"] / a["median_s"]
