@@ -15,7 +15,9 @@ def get_config():
         arms=[dict(label="lenet5 (published)", model="lenet5", overrides={}),
               dict(label="lenet5_modern", model="lenet5_modern", overrides={})])
     c.preprocess.pad_to = 32
-    c.optimizer.learning_rate = 0.05
+    # The published net's logits are minus sums of 84 squared distances (the RBF layer), large enough that
+    # SGD at 0.05 saturates its tanh units (34% test accuracy after 1,500 steps against 84% at 0.002).
+    c.optimizer.learning_rate = 0.002
     c.optimizer.weight_decay = 5e-4
     c.quick.steps = 1500  # 1.6 epochs: both nets are small (60k parameters), a step is tens of ms on a CPU
     c.quick.batch_size = 64

