@@ -67,7 +67,7 @@ def markdown(data) -> list[str]:
              "ratios (other's ms / jaxcnn's ms): > 1 means jaxcnn is faster. Every step: forward in training "
              "mode, softmax cross-entropy, backward, SGD momentum 0.9. jaxcnn's step (`jaxcnn.train.train_step` "
              "under `make_strategy(\"none\")`, state donated) also returns accuracy, learning rate and a "
-             "finite flag, and keeps the old state (jnp.where over params, batch_stats and opt_state) when the "
+             "finite flag, and keeps the old state (one lax.cond over params, batch_stats and opt_state) when the "
              "loss or a gradient is NaN/Inf; the plain Flax step returns the loss only. Images arrive as float32.",
              ""]
     has_torch = any("torch" in r["impls"] for r in data["rows"])

@@ -8,9 +8,10 @@ appends jaxcnn's CPU flags to XLA_FLAGS while that is still possible:
   back to XLA's own (Eigen) kernels instead of YNNPACK fusions. A CNN's
   weight gradient, a convolution whose "kernel" is the whole output map,
   is what YNNPACK handles worst: XLA transposes both operands to put the
-  batch last and then runs a slow large-kernel convolution. ResNet-20's train
-  step at batch 128 on a 2-core x86 CPU runs about 1.4-2x faster without it
-  (benchmarks/RESULTS.md has the measured figures).
+  batch last and then runs a slow large-kernel convolution. On a 2-core x86
+  CPU, ResNet-20's train step at batch 128 runs 1.35x faster without it and
+  keras_cifar_cnn's 1.2-1.5x (benchmarks/RESULTS.md against
+  benchmarks/RESULTS_ynnpack_on.md, PyTorch's column as the control).
 
 The flags are xla_cpu_* flags, so GPU and TPU programs are untouched. Nothing
 is changed when
