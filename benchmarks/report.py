@@ -82,6 +82,10 @@ def render(results: dict) -> str:
         if notes:
             lines += [""] + [f"Note: {n}." for n in notes]
         lines += [""] + RENDER[name](rec["data"])
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+    if not results["quick"] and os.path.exists(analysis):  # the hand-written reading of the figures
+        with open(analysis) as f:
+            lines += ["", f.read().strip()]
     return "\n".join(lines).rstrip() + "\n"
 
 
