@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 
-SECTIONS = ("train", "ops", "compile", "memory", "parallel")
+SECTIONS = ("train", "ops", "compile", "memory", "parallel", "gpu")
 
 DESCRIPTION = """jaxcnn's benchmark suite.
 
@@ -20,7 +20,9 @@ Sections: train (train-step images/s: jaxcnn vs plain Flax vs PyTorch), ops
 (convolution ops fwd and fwd+bwd, im2col memory, a torch conv column),
 compile (cold and warm-cache compile of a ResNet-50 train step, fresh
 processes), memory (XLA's memory_analysis of each train step, jaxcnn vs plain
-Flax), parallel (none vs pmap vs mesh on 2 simulated CPU devices).
+Flax), parallel (none vs pmap vs mesh on 2 simulated CPU devices), gpu
+(ResNet-50 224x224 batch 256 in bf16 and f32 on a GPU/TPU: images/s and MFU;
+skipped on a CPU, where --quick checks it with a ResNet-20).
 
 Every section times its variants in one process, in interleaved rounds (each
 variant once per round, in a rotating order) after a warm-up, and reports the

@@ -7,10 +7,12 @@ import os
 import time
 from types import SimpleNamespace
 
-from benchmarks import env, report, section_compile, section_memory, section_ops, section_parallel, section_train
+from benchmarks import (env, report, section_compile, section_gpu, section_memory, section_ops, section_parallel,
+                        section_train)
 
 RUNNERS = {"train": section_train.run, "ops": section_ops.run, "compile": section_compile.run,
-           "memory": section_memory.run, "parallel": section_parallel.run}
+           "memory": section_memory.run, "parallel": section_parallel.run,
+           "gpu": section_gpu.run}
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -38,6 +40,9 @@ def main(args, command: str) -> int:
         t0, load0, date = time.perf_counter(), env.loadavg(), env.now()
         data = RUNNERS[name](ctx)
         data["wall_s"] = time.perf_counter() - t0
+        if data.get("skipped"):  # nothing measured: keep what an earlier run of this section wrote
+            print(f"  [{name}: skipped]", flush=True)
+            continue
         new[name] = {"run": {"command": command, "date": date, "load_before": load0, "load_after": env.loadavg(),
                              "env": info, "quick": args.quick}, "data": data}
         print(f"  [{name}: {data['wall_s']:.1f} s]", flush=True)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import os
 
-from benchmarks import section_compile, section_memory, section_ops, section_parallel, section_train
+from benchmarks import section_compile, section_gpu, section_memory, section_ops, section_parallel, section_train
 from benchmarks.cli import SECTIONS
 
 RENDER = {"train": section_train.markdown, "ops": section_ops.markdown, "compile": section_compile.markdown,
-          "memory": section_memory.markdown, "parallel": section_parallel.markdown}
+          "memory": section_memory.markdown, "parallel": section_parallel.markdown,
+          "gpu": section_gpu.markdown}
 TITLES = {"train": "Train step: jaxcnn vs plain Flax vs PyTorch",
           "ops": "Convolution ops",
           "compile": "Compile time, cold and warm cache",
           "memory": "Train-step memory (XLA memory_analysis)",
-          "parallel": "Data-parallel overhead: none vs pmap vs mesh"}
+          "parallel": "Data-parallel overhead: none vs pmap vs mesh",
+          "gpu": "ResNet-50 on an accelerator: bf16 vs f32, images/s and MFU"}
 SCHEMA = 1
 
 

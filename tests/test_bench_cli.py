@@ -13,7 +13,7 @@ from benchmarks.timing import round_order
 def test_only_parses_sections_in_canonical_order_and_refuses_unknown():
     args = cli.build_parser().parse_args(["--quick", "--only", "memory,train"])
     assert args.quick and args.only == ["train", "memory"]
-    with pytest.raises(argparse.ArgumentTypeError, match="choose from train, ops, compile, memory, parallel"):
+    with pytest.raises(argparse.ArgumentTypeError, match="choose from train, ops, compile, memory, parallel, gpu"):
         cli.parse_sections("train,speed")
 
 
