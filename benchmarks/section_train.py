@@ -6,7 +6,7 @@ import jax
 
 import jaxcnn
 from benchmarks import steps
-from benchmarks.timing import calibrate, fmt_ms, interleaved, ratio, summary, warm_up
+from benchmarks.timing import calibrate, fmt_ms, fmt_paired, interleaved, paired, ratio, summary, warm_up
 
 
 def run(ctx) -> dict:
@@ -55,8 +55,13 @@ def run(ctx) -> dict:
         im = row["impls"]
         row["ratios"] = {"jaxcnn/flax": ratio(im.get("jaxcnn"), im.get("flax")),
                          "jaxcnn/torch": ratio(im.get("jaxcnn"), im.get("torch"))}
+        by_name = {v.name: v.times for v in variants}
+        row["paired"] = {f"jaxcnn/{other}": paired(by_name["jaxcnn"], by_name[other])
+                         for other in ("flax", "torch") if other in by_name}
         print("  " + "  ".join(f"{k} {v:.3f}" for k, v in row["ratios"].items() if v is not None)
               + "  (throughput ratios: > 1 means jaxcnn is faster)")
+        print("  per round: " + "  ".join(f"{k} {fmt_paired(v)} (jaxcnn faster in {v['a_faster']:.0%} of rounds)"
+                                          for k, v in row["paired"].items() if v))
         rows.append(row)
         del variants
     return {"rows": rows, "notes": notes, "rounds": rounds}
@@ -91,6 +96,18 @@ def markdown(data) -> list[str]:
             cells.append(f"{v:.3f}" if v is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if any(r.get("paired") for r in data["rows"]):
+        lines += ["Per-round ratios: within each round every implementation ran back to back, so the ratio of "
+                  "their times in one round is free of the load drifts between rounds. Median (quartiles) over "
+                  "rounds, and the share of rounds in which jaxcnn was the faster:", "",
+                  "| model | jaxcnn/flax | jaxcnn faster | jaxcnn/torch | jaxcnn faster |", "|---|--:|--:|--:|--:|"]
+        for r in data["rows"]:
+            cells = [r["label"]]
+            for k in ("jaxcnn/flax", "jaxcnn/torch"):
+                p = r.get("paired", {}).get(k)
+                cells += [fmt_paired(p), f"{p['a_faster']:.0%}" if p else "—"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     lines.append(f"{data['rounds']} interleaved rounds per model; steps per timed call: "
                  + ", ".join(f"{r['model']} {r['reps']}" for r in data["rows"]) + ".")
     lines.append("")

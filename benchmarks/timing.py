@@ -77,6 +77,24 @@ def fmt_ms(s: dict) -> str:
     return f"{1e3 * s['median_s']:.3f} ms ({1e3 * s['min_s']:.3f}..{1e3 * s['max_s']:.3f})"
 
 
+def paired(a_times, b_times) -> Optional[dict]:
+    """Speed of a relative to b round by round: b's time / a's time within each round (> 1: a is faster).
+
+    Both ran back to back in the same round, so a drift of the machine's load that spans rounds cancels
+    out of each round's ratio; the median of these ratios is steadier than the ratio of medians.
+    Returns median, quartiles (q1, q3), min, max and the share of rounds in which a was faster."""
+    pairs = sorted(b / a for a, b in zip(a_times, b_times) if a > 0)
+    if not pairs:
+        return None
+    q = statistics.quantiles(pairs, n=4, method="inclusive") if len(pairs) > 1 else [pairs[0]] * 3
+    return {"median": statistics.median(pairs), "q1": q[0], "q3": q[2], "min": pairs[0], "max": pairs[-1],
+            "a_faster": sum(r > 1 for r in pairs) / len(pairs), "rounds": len(pairs)}
+
+
+def fmt_paired(p: Optional[dict]) -> str:
+    return f"{p['median']:.3f} ({p['q1']:.3f}..{p['q3']:.3f})" if p else "—"
+
+
 def ratio(a: Optional[dict], b: Optional[dict]) -> Optional[float]:
     """Speed of a relative to b: median time of b / median time of a (> 1: a is faster)."""
     if not a or not b:
