@@ -247,14 +247,23 @@ def validate_finetune_config(config, *, require_weights: bool = True) -> None:
             raise ValueError(f"config.finetune.{key} must be positive, got {ft[key]}.")
 
 
-def run_finetune(config, workdir: str) -> dict:
+def run_finetune(config, workdir: str, *, stop_after_steps: Optional[int] = None) -> dict:
     """Load the pretrained weights, replace the classifier for the dataset's classes, train the head with
     the backbone frozen (finetune.head_steps), then everything at finetune.full_learning_rate
     (finetune.full_steps). finetune.source="none" trains the same network from scratch for
     head_steps + full_steps (the baseline).
 
-    Writes workdir/metrics.jsonl (one record per phase, with eval_accuracy) and the final state to
-    workdir/checkpoints (loadable with jaxcnn.load_checkpoint_weights). Returns the last record.
+    Writes workdir/metrics.jsonl (one record per phase, with eval_accuracy) and checkpoints of the whole
+    state (params, batch_stats, opt_state, step) to workdir/checkpoints every config.checkpoint_every
+    steps and at the end of each phase; the last is loadable with jaxcnn.load_checkpoint_weights.
+    Returns the last record.
+
+    Resumes like the training loop: run again with the same workdir and it goes on from the latest
+    checkpoint, in whichever phase that falls, and ends bit-identical to an uninterrupted run (every
+    batch and dropout mask is a function of (seed, step)). A finished run returns its final record.
+
+    stop_after_steps: return after this many steps of this call without evaluating, as a killed process
+      would (checkpoints already written stay); the record then has "stopped": True.
     """
     import json
     import os
@@ -263,12 +272,14 @@ def run_finetune(config, workdir: str) -> dict:
     from jaxcnn.models import get_spec
     from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
     from jaxcnn.train.checkpoint import Checkpointer
-    from jaxcnn.train.loop import build_model, check_workdir, evaluate, load_data, make_preprocess_fn
+    from jaxcnn.train.loop import _read_metrics, build_model, check_workdir, evaluate, load_data, make_preprocess_fn
     from jaxcnn.train.optim import make_optimizer
     from jaxcnn.train.parallel import make_strategy
     from jaxcnn.train.state import create_train_state
 
     validate_finetune_config(config)
+    if stop_after_steps is not None and int(stop_after_steps) < 0:
+        raise ValueError(f"stop_after_steps must be >= 0 or None, got {stop_after_steps}.")
     ft = config.finetune
     workdir = check_workdir(workdir)
     train_data, eval_data = load_data(config)
@@ -292,23 +303,12 @@ def run_finetune(config, workdir: str) -> dict:
             opt.learning_rate = float(lr)
         return make_optimizer(opt, steps)[0]
 
-    records, t0 = [], time.time()
-
-    def phase(name, state, steps):
-        state = train_steps(strategy, state, train_data, num_steps=steps, batch_size=batch_size, seed=config.seed,
-                            key=k_train)
-        rec = {"phase": name, "step": int(state.step), "wall_time_sec": time.time() - t0,
-               **evaluate(strategy, strategy.put_state(state), eval_data, config.eval_batch_size)}
-        records.append(rec)
-        with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        return state
-
+    # The phases: (name, the step it ends at, its initial state from the previous phase's final state).
     target_model = build_model(config, num_classes)
     if ft.source == "none":
         steps = ft.head_steps + ft.full_steps
-        state = create_train_state(target_model, optimizer(ft.head_learning_rate, steps), k_init, sample.shape[1:])
-        state = phase("scratch", state, steps)
+        phases = [("scratch", steps, lambda _: create_train_state(
+            target_model, optimizer(ft.head_learning_rate, steps), k_init, sample.shape[1:]))]
     else:
         overrides = {k: v for k, v in config.model.items() if k != "name"}
         spec = get_spec(config.model.name)
@@ -320,20 +320,58 @@ def run_finetune(config, workdir: str) -> dict:
             variables = load_checkpoint_weights(config.model.name, ft.path, **overrides)
         pretrained_model = build_model(config, overrides["num_classes"])
         model, variables = replace_head(pretrained_model, variables, num_classes, k_head)
-        state = create_finetune_state(model, variables, optimizer(ft.head_learning_rate, max(ft.head_steps, 1)),
-                                      mode="head")
-        if ft.head_steps:
-            state = phase("head", state, ft.head_steps)
+        head_state = create_finetune_state(model, variables, optimizer(ft.head_learning_rate, max(ft.head_steps, 1)),
+                                           mode="head")
+        phases = [("head", ft.head_steps, lambda _: head_state)] if ft.head_steps else []
         if ft.full_steps:
-            state = unfreeze(state, model, optimizer(ft.full_learning_rate, ft.full_steps))
-            state = phase("full", state, ft.full_steps)
+            phases.append(("full", ft.head_steps + ft.full_steps, lambda s: unfreeze(
+                s if s is not None else head_state, model, optimizer(ft.full_learning_rate, ft.full_steps))))
+
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    every = int(config.checkpoint_every)
+    host = lambda st: jax.tree_util.tree_map(np.asarray, st.arrays())  # noqa: E731
+    t0 = time.time()
     try:
-        ckpt.save(int(state.step), {"step": np.asarray(state.step), "params": state.params,
-                                    "batch_stats": state.batch_stats})
+        resume = ckpt.latest_step()
+        kept = _read_metrics(metrics_path, resume or 0)  # records of steps about to be redone are dropped
+        with open(metrics_path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(metrics_path + ".tmp", metrics_path)
+        done = {(r["phase"], r["step"]): r for r in map(json.loads, kept) if "phase" in r}
+        left = None if stop_after_steps is None else int(stop_after_steps)
+        state, record = None, None
+        for name, end, make_state in phases:
+            state = make_state(state)
+            begin = int(state.step)
+            if resume is not None and begin < resume <= end:
+                state = state.replace_arrays(ckpt.restore(host(state)))
+            elif resume is not None and resume > end:  # a finished phase: its state only shapes the next
+                record = done.get((name, end))
+                continue
+            while int(state.step) < end:
+                step = int(state.step)
+                stop = min(end, (step // every + 1) * every if every > 0 else end)
+                n = stop - step if left is None else min(stop - step, left)
+                if n == 0:
+                    return {"phase": name, "step": step, "stopped": True, "state": state,
+                            "num_classes": num_classes}
+                state = train_steps(strategy, state, train_data, num_steps=n, batch_size=batch_size,
+                                    seed=config.seed, key=k_train)
+                left = None if left is None else left - n
+                if int(state.step) < end and every > 0 and int(state.step) % every == 0:
+                    ckpt.save(int(state.step), host(state))
+            record = done.get((name, end))
+            if record is None:
+                record = {"phase": name, "step": end, "wall_time_sec": time.time() - t0,
+                          **evaluate(strategy, strategy.put_state(state), eval_data, config.eval_batch_size)}
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if ckpt.latest_step() != end:
+                ckpt.save(end, host(state))
     finally:
         ckpt.close()
-    final = dict(records[-1])
+    final = dict(record)
     final["state"] = state
     final["num_classes"] = num_classes
     return final

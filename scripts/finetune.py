@@ -12,6 +12,10 @@ too), then optionally every weight at a smaller learning rate.
         --config.model.name=resnet18 --config.finetune.source=torchvision \
         --config.finetune.path=resnet18-f37072fd.pth --config.dataset=cifar10 ...
 
+Run the same command again after a crash and it resumes from the latest
+checkpoint in --workdir (every config.checkpoint_every steps and at the end of
+each phase).
+
 Exit status: 0 done, 2 bad configuration or input.
 """
 

@@ -51,6 +51,8 @@ def _run(state, steps, key=jax.random.key(1)):
 
 
 def _same_bits(a, b):
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b):
+        return False
     return all(np.asarray(x).tobytes() == np.asarray(y).tobytes() and np.shape(x) == np.shape(y)
                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
@@ -278,3 +280,32 @@ def test_run_finetune_from_torchvision_file(tmp_path):
     # Head only: the imported backbone is saved unchanged.
     np.testing.assert_array_equal(v["params"]["conv1"]["kernel"], sd["conv1.weight"].numpy().transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(v["batch_stats"]["bn1"]["var"], sd["bn1.running_var"].numpy())
+
+
+def test_run_finetune_resumes_bit_identical_across_phases(tmp_path):
+    # head 3 + full 3 steps, a checkpoint every 2 steps and at each phase's end (3, 6). Stopped after
+    # step 1 (nothing saved yet: starts over), 3 (inside the head's end), 5 (mid-way through the full
+    # phase, resumed from step 4), then run to the end: the same state and records as one run.
+    _pretrain_checkpoint(str(tmp_path / "pre"))
+    cfg = lambda: _config(str(tmp_path / "pre"), full_steps=3)  # noqa: E731
+    whole = run_finetune(_with(cfg(), checkpoint_every=2), str(tmp_path / "whole"))
+    work = str(tmp_path / "pieces")
+    for n, at in ((1, 1), (3, 3), (2, 5)):
+        out = run_finetune(_with(cfg(), checkpoint_every=2), work, stop_after_steps=n)
+        assert out["stopped"] and out["step"] == at
+    last = run_finetune(_with(cfg(), checkpoint_every=2), work)
+    assert last["phase"] == "full" and last["step"] == 6
+    assert _same_bits(last["state"].arrays(), whole["state"].arrays())
+    strip = lambda path: [{k: v for k, v in json.loads(l).items() if k != "wall_time_sec"}  # noqa: E731
+                          for l in open(path)]
+    assert strip(tmp_path / "pieces" / "metrics.jsonl") == strip(tmp_path / "whole" / "metrics.jsonl")
+    assert [r["step"] for r in strip(tmp_path / "pieces" / "metrics.jsonl")] == [3, 6]
+    # A finished run is not trained again: it returns its final record.
+    again = run_finetune(_with(cfg(), checkpoint_every=2), work)
+    assert again["eval_accuracy"] == whole["eval_accuracy"] and len(strip(tmp_path / "pieces" / "metrics.jsonl")) == 2
+    assert _same_bits(again["state"].arrays(), whole["state"].arrays())
+
+
+def _with(c, **top):
+    c.update(top)
+    return c
