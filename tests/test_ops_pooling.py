@@ -90,6 +90,51 @@ def test_pooling_and_lrn_gradients_and_bfloat16():
         np.testing.assert_allclose(np.asarray(y16, np.float32), f(x), rtol=0.05, atol=0.05)
 
 
+def _max_pool_reference(x, window, stride):
+    """lax.reduce_window itself: the gradient JAX defines for max pooling (select_and_scatter)."""
+    return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1),
+                                 "VALID")
+
+
+@pytest.mark.parametrize("shape, window, stride", [
+    ((2, 8, 8, 3), (2, 2), (2, 2)),     # the common 2x2 stride 2: non-overlapping tiles
+    ((2, 15, 13, 4), (2, 2), (2, 2)),   # odd sizes: the last row and column are outside every window
+    ((1, 9, 10, 2), (3, 3), (3, 3)),    # 3x3 tiles
+    ((1, 7, 9, 2), (2, 3), (2, 3)),     # rectangular tiles
+    ((2, 9, 9, 3), (3, 3), (2, 2)),     # overlapping: reduce_window
+])
+def test_max_pool_values_and_gradients_match_reduce_window_with_ties(shape, window, stride):
+    # Rounded values: many windows hold two or more equal maxima. The gradient must reach the same (first,
+    # row-major) maximum of each window as reduce_window's, and no other element.
+    x = jnp.round(2 * rand(1, shape))
+    y = _max_pool_reference(x, window, stride)
+    cot = rand(2, y.shape)
+    for fn in (lambda v: ops.max_pool(v, window, stride), jax.jit(lambda v: ops.max_pool(v, window, stride))):
+        np.testing.assert_array_equal(fn(x), y)
+        got = jax.grad(lambda v: jnp.sum(fn(v) * cot))(x)
+        want = jax.grad(lambda v: jnp.sum(_max_pool_reference(v, window, stride) * cot))(x)
+        np.testing.assert_array_equal(got, want)
+    # bfloat16, and a batch of such images under vmap
+    xb = x.astype(jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(ops.max_pool(xb, window, stride), np.float32), y)
+    np.testing.assert_array_equal(jax.vmap(lambda v: ops.max_pool(v, window, stride))(x[None])[0], y)
+
+
+def test_max_pool_tiles_gradient_avoids_select_and_scatter_on_cpu():
+    # The route that makes 2x2/2 max pooling's gradient fast on XLA:CPU: no select-and-scatter left in the
+    # compiled program (XLA:CPU lowers select-and-scatter to a scatter), and no run-time branch on the
+    # platform; overlapping windows keep it.
+    import re
+
+    def ops_in(fn):
+        text = jax.jit(jax.grad(lambda v: jnp.sum(fn(v)))).lower(jnp.zeros((2, 8, 8, 3))).compile().as_text()
+        return set(re.findall(r"= \S+\[[^\]]*\]\S* ([a-z\-]+)\(", text))
+
+    tiles, overlap = ops_in(lambda v: ops.max_pool(v, 2)), ops_in(lambda v: ops.max_pool(v, 3, 2))
+    assert tiles and not any("scatter" in op for op in tiles) and "conditional" not in tiles, tiles
+    assert any("scatter" in op for op in overlap), overlap
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda: ops.max_pool(jnp.zeros((4, 4, 1)), 2), r"rank 4 \(N, H, W, C\).*\(4, 4, 1\)"),
     (lambda: ops.avg_pool(jnp.zeros((1, 4, 4, 1)), 0), r"window must be >= 1"),

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn import layers
+from jaxcnn import layers, ops
 from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import register_model
 
@@ -64,7 +64,7 @@ class FashionCNN(nn.Module):
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                  axis_name=self.bn_axis_name, dtype=self.dtype, name=f"bn{i}")(x)
             x = nn.relu(x)
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = ops.max_pool(x, 2)
         x = layers.Flatten()(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="fc4")(x))
