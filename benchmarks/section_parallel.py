@@ -17,25 +17,10 @@ import sys
 import tempfile
 
 from benchmarks.section_compile import REPO, SCRIPT
-from benchmarks.timing import Variant, calibrate, fmt_ms, interleaved, ratio, summary, warm_up
+from benchmarks.timing import calibrate, fmt_ms, interleaved, ratio, stepping_variant, summary, warm_up
 
 DEVICES = 2
 MODES = ("none", "pmap", "mesh")
-
-
-def _variant(mode, strategy, state, dev_batch, key, items) -> Variant:
-    import jax
-
-    box = [state]
-
-    def run(n):
-        s = box[0]
-        for _ in range(n):
-            s, _ = strategy.train(s, dev_batch, key)
-        jax.block_until_ready(s)
-        box[0] = s
-
-    return Variant(mode, run, items=items, note=f"{strategy.num_devices} device(s)")
 
 
 def child(spec_json: str) -> None:
@@ -65,7 +50,8 @@ def child(spec_json: str) -> None:
         state = create_train_state(model, tx, jax.random.key(0), case.input_shape)
         state = strategy.put_state(state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays())))
         dev_batch = strategy.put_batch(batch)
-        variants.append(_variant(mode, strategy, state, dev_batch, key, case.batch))
+        variants.append(stepping_variant(mode, strategy.train, state, dev_batch, key, items=case.batch,
+                                         note=f"{strategy.num_devices} device(s)"))
     warm_up(variants)
     reps = calibrate(variants, spec["target_s"])
     interleaved(variants, spec["rounds"], reps)

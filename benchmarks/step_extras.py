@@ -17,7 +17,8 @@ import numpy as np
 import optax
 
 from benchmarks import steps
-from benchmarks.timing import Variant, calibrate, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
+from benchmarks.timing import (Variant, calibrate, fmt_ms, fmt_paired, interleaved, paired, stepping_variant, summary,
+                               warm_up)
 from jaxcnn.data import augment
 from jaxcnn.train import create_train_state
 from jaxcnn.train.step import _all_finite, cross_entropy
@@ -54,21 +55,11 @@ def build_step(guard: str = "leaves", cond: bool = True, metrics: bool = True, p
     return jax.jit(step, donate_argnums=0)
 
 
-def step_variant(name: str, case: steps.TrainCase, batch: dict, **extras) -> Variant:
+def extras_variant(name: str, case: steps.TrainCase, batch: dict, **extras) -> Variant:
     model, _, tx = steps.jaxcnn_parts(case)
-    fn = build_step(**extras)
-    box = [create_train_state(model, tx, jax.random.key(0), case.input_shape)]
-    dev_batch = jax.device_put(batch)
+    state = create_train_state(model, tx, jax.random.key(0), case.input_shape)
     key = np.asarray(jax.random.key_data(jax.random.key(1)))
-
-    def run(n):
-        s = box[0]
-        for _ in range(n):
-            s, _ = fn(s, dev_batch, key)
-        jax.block_until_ready(s)
-        box[0] = s
-
-    return Variant(name, run, items=case.batch)
+    return stepping_variant(name, build_step(**extras), state, jax.device_put(batch), key, items=case.batch)
 
 
 def main(argv=None) -> None:
@@ -81,9 +72,9 @@ def main(argv=None) -> None:
     case = steps.TrainCase(base.model, base.input_shape, args.batch, base.overrides)
     batch = steps.make_batch(case, 10)
     variants = [steps.jaxcnn_variant(case, batch),
-                step_variant("no cond", case, batch, cond=False),
-                step_variant("guard: loss only", case, batch, guard="loss"),
-                step_variant("bare", case, batch, guard="loss", cond=False, metrics=False, preprocess=False),
+                extras_variant("no cond", case, batch, cond=False),
+                extras_variant("guard: loss only", case, batch, guard="loss"),
+                extras_variant("bare", case, batch, guard="loss", cond=False, metrics=False, preprocess=False),
                 steps.flax_variant(case, batch)]
     warm_up(variants)
     interleaved(variants, args.rounds, calibrate(variants, 0.5))

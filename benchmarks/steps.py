@@ -20,7 +20,7 @@ import jaxcnn
 from jaxcnn.data import augment
 from jaxcnn.train import base_config, create_train_state, make_optimizer, make_strategy
 
-from benchmarks.timing import Variant
+from benchmarks.timing import Variant, stepping_variant
 from benchmarks.twins_flax import flax_twin
 
 LEARNING_RATE = 0.01
@@ -118,18 +118,8 @@ def jaxcnn_abstract(case: TrainCase):
 def jaxcnn_variant(case: TrainCase, batch: dict) -> Variant:
     model, strategy, tx = jaxcnn_parts(case)
     state = strategy.put_state(create_train_state(model, tx, jax.random.key(0), case.input_shape))
-    dev_batch = strategy.put_batch(batch)
     key = np.asarray(jax.random.key_data(jax.random.key(1)))  # raw key data, as the loop passes it
-    box = [state]
-
-    def run(n):
-        s = box[0]
-        for _ in range(n):
-            s, _ = strategy.train(s, dev_batch, key)
-        jax.block_until_ready(s)
-        box[0] = s
-
-    return Variant("jaxcnn", run, items=case.batch)
+    return stepping_variant("jaxcnn", strategy.train, state, strategy.put_batch(batch), key, items=case.batch)
 
 
 # ---------------------------------------------------------------- plain Flax
@@ -182,18 +172,7 @@ def flax_abstract(case: TrainCase):
 def flax_variant(case: TrainCase, batch: dict) -> Variant:
     model, tx, step = flax_parts(case)
     state = flax_init(model, tx, case, jax.random.key(0))
-    dev_batch = jax.device_put(batch)
-    key = jax.random.key(1)
-    box = [state]
-
-    def run(n):
-        s = box[0]
-        for _ in range(n):
-            s, _ = step(s, dev_batch, key)
-        jax.block_until_ready(s)
-        box[0] = s
-
-    return Variant("flax", run, items=case.batch)
+    return stepping_variant("flax", step, state, jax.device_put(batch), jax.random.key(1), items=case.batch)
 
 
 # ---------------------------------------------------------------- PyTorch

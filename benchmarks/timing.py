@@ -28,6 +28,23 @@ class Variant:
     first_call_s: float = 0.0  # the first step, compilation included
 
 
+def stepping_variant(name: str, step: Callable, state, batch, key, items: int = 0, note: str = "") -> Variant:
+    """A Variant running a train step `step(state, batch, key) -> (state, aux)` n times per call, carrying
+    the state from call to call (the step may donate it) and blocking on the last one."""
+    import jax
+
+    box = [state]
+
+    def run(n):
+        s = box[0]
+        for _ in range(n):
+            s, _ = step(s, batch, key)
+        jax.block_until_ready(s)
+        box[0] = s
+
+    return Variant(name, run, items=items, note=note)
+
+
 def warm_up(variants, calls: int = 2) -> None:
     """Compile and run each variant `calls` times, untimed but for the first call."""
     for v in variants:
