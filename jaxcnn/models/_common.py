@@ -6,9 +6,7 @@ import contextlib
 import contextvars
 from typing import Optional, Sequence, Union
 
-from jaxcnn._validation import check_choice
-
-CONV_MODES = ("cross_correlation", "convolution")
+from jaxcnn.layers import CONV_MODES, check_conv_mode  # noqa: F401  (the families import both from here)
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
 _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
@@ -17,16 +15,12 @@ _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
 @contextlib.contextmanager
 def exact_size_as_minimum():
     """Within this context validate_image treats exact_size as a minimum size
-    (used by jaxcnn.convolutionalize, whose models take larger images)."""
+    (used by jaxcnn.models.convolutionalize, whose models take larger images)."""
     token = _SIZE_AT_LEAST.set(True)
     try:
         yield
     finally:
         _SIZE_AT_LEAST.reset(token)
-
-
-def check_conv_mode(conv_mode: str) -> None:
-    check_choice("conv_mode", conv_mode, CONV_MODES)
 
 
 def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[int, Sequence[int]] = 1,

@@ -34,7 +34,7 @@ import flax.linen as nn
 
 from jaxcnn.layers import LRN, Conv, Dense, Dropout, Flatten, MaxPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 
 class AlexNet(nn.Module):
@@ -97,9 +97,26 @@ class AlexNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name=f"fc{6 + len(self.fc_features)}")(x)
 
 
+# torchvision's alexnet: features Conv(0) ReLU MaxPool Conv(3) ReLU MaxPool Conv(6) ReLU Conv(8) ReLU Conv(10)
+# ReLU MaxPool; classifier Dropout Linear(1) ReLU Dropout Linear(4) ReLU Linear(6).
+TORCHVISION_NAMES = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8",
+                     "conv5": "features.10", "fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6"}
+
+
+def _two_hidden_fc(model) -> str | None:
+    return None if len(model.fc_features) == 2 else (
+        f"fc_features={tuple(model.fc_features)} (torchvision has two hidden linear layers)")
+
+
+register_family(AlexNet, Family(
+    head=lambda m: f"fc{6 + len(m.fc_features)}",
+    torchvision=TorchvisionMap(lambda model: (lambda path: TORCHVISION_NAMES[path[0]]),
+                               required=dict(lrn=False, groups=1, overlap_pool=True, conv1_padding=2),
+                               flatten_dense="fc6", check=_two_hidden_fc)))
+
 register_model("alexnet", AlexNet, input_shape=(227, 227, 3),
                description="AlexNet (Krizhevsky et al. 2012), two towers as grouped convolutions; "
                            "60,965,224 parameters")
-register_model("alexnet_owt", AlexNet, input_shape=(224, 224, 3),
+register_model("alexnet_owt", AlexNet, input_shape=(224, 224, 3), torchvision="alexnet",
                description="single-tower AlexNet (Krizhevsky 2014, torchvision); 61,100,840 parameters",
                widths=(64, 192, 384, 256, 256), conv1_padding=2, image_size=224, lrn=False, groups=1)

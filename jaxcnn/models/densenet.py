@@ -19,6 +19,8 @@ axis) over which BatchNorm batch statistics are averaged; None = per device.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
 STEMS = ("imagenet", "cifar")
@@ -168,6 +170,26 @@ class DenseNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
 
 
+def torchvision_prefix(model: DenseNet):
+    """Our module path -> torchvision's: denseblock1/denselayer1/conv1 -> features.denseblock1.denselayer1.conv1."""
+    return lambda path: "classifier" if path[0] == "classifier" else "features." + ".".join(path)
+
+
+# torchvision's DenseNet checkpoints name `denselayer1.norm.1.weight` what its modules call `denselayer1.norm1.weight`
+# (torchvision's _load_state_dict renames them with this pattern).
+_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+                      r"running_var|num_batches_tracked))$")
+
+
+def rename_old_key(key: str) -> str:
+    m = _OLD_KEY.match(key)
+    return m.group(1) + m.group(2) if m else key
+
+
+register_family(DenseNet, Family(head=lambda m: "classifier", torchvision=TorchvisionMap(
+    torchvision_prefix, required=dict(stem="imagenet", bottleneck=True, compression=0.5),
+    rename_key=rename_old_key)))
+
 # torchvision's ImageNet DenseNet-BC models (Huang et al. 2017, table 1).
 for _name, _blocks, _k, _init in (
     ("densenet121", (6, 12, 24, 16), 32, 64),
@@ -175,7 +197,7 @@ for _name, _blocks, _k, _init in (
     ("densenet169", (6, 12, 32, 32), 32, 64),
     ("densenet201", (6, 12, 48, 32), 32, 64),
 ):
-    register_model(_name, DenseNet, input_shape=(224, 224, 3), block_sizes=_blocks, growth_rate=_k,
+    register_model(_name, DenseNet, input_shape=(224, 224, 3), torchvision=_name, block_sizes=_blocks, growth_rate=_k,
                    init_features=_init, bottleneck=True, compression=0.5, stem="imagenet",
                    description=f"Huang et al. 2017, table 1: {_name[8:]}-layer DenseNet-BC on ImageNet (k={_k})")
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jaxcnn import layers, ops
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 
 
 class FashionCNN(nn.Module):
@@ -72,6 +72,7 @@ class FashionCNN(nn.Module):
         return nn.Dense(self.num_classes, dtype=self.dtype, name="fc5")(x)
 
 
+register_family(FashionCNN, Family(head=lambda m: "fc5"))
 register_model("fashion_cnn", FashionCNN, input_shape=(28, 28, 1),
                description="Small 3-stage BatchNorm CNN for Fashion-MNIST (the default training model)")
 register_model("fashion_cnn_small", FashionCNN, input_shape=(28, 28, 1), widths=(16, 32, 64),

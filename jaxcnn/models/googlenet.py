@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from jaxcnn.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn import ops
 
 
@@ -171,5 +171,6 @@ class GoogLeNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
 
 
+register_family(GoogLeNet, Family(head=lambda m: "fc", aux_weight=lambda m: m.aux_weight))
 register_model("googlenet", GoogLeNet, input_shape=(224, 224, 3),
                description="Szegedy et al. 2014, table 1: GoogLeNet with LRN and two auxiliary classifiers")

@@ -44,7 +44,7 @@ from jaxcnn.layers import (
     scaled_tanh,
 )
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 
 ACTIVATIONS = {"scaled_tanh": scaled_tanh, "relu": nn.relu, "tanh": jnp.tanh}
 POOLINGS = ("subsampling", "max", "avg")
@@ -110,6 +110,7 @@ class LeNet5(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="output")(x)
 
 
+register_family(LeNet5, Family(head=lambda m: "output"))
 register_model("lenet5", LeNet5, input_shape=(32, 32, 1),
                description="LeNet-5 as published (LeCun et al. 1998): Table I C3, trainable "
                            "subsampling, scaled tanh, RBF output; 60,000 parameters")

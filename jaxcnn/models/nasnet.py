@@ -45,7 +45,7 @@ from jax import lax
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn.ops.conv import explicit_padding
 
 STEMS = ("imagenet", "cifar")
@@ -250,6 +250,7 @@ class NASNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
 
 
+register_family(NASNet, Family(head=lambda m: "predictions"))
 register_model("nasnet_a_mobile", NASNet, input_shape=(224, 224, 3), num_blocks=4, penultimate_filters=1056,
                stem="imagenet", stem_filters=32, skip_reduction=False,
                description="Zoph et al. 2018, table 3: NASNet-A (4 @ 1056) on ImageNet, mobile setting")

@@ -27,6 +27,8 @@ global batch (synchronised BatchNorm); None keeps per-device statistics.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -35,7 +37,7 @@ import jax.numpy as jnp
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
 
@@ -216,6 +218,27 @@ class ResNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
 
 
+def torchvision_prefix(model: "ResNet"):
+    """Our module path -> torchvision's: layer1_0/conv1 -> layer1.0.conv1, downsample/conv|bn -> downsample.0|1."""
+    def prefix(path: tuple) -> str:
+        out = []
+        for i, part in enumerate(path):
+            m = re.fullmatch(r"layer(\d+)_(\d+)", part)
+            if m:
+                out += [f"layer{m.group(1)}", m.group(2)]
+            elif i > 0 and path[i - 1] == "downsample":
+                out.append({"conv": "0", "bn": "1"}[part])
+            else:
+                out.append(part)
+        return ".".join(out)
+
+    return prefix
+
+
+register_family(ResNet, Family(head=lambda m: "fc", torchvision=TorchvisionMap(
+    torchvision_prefix, required=dict(stem="imagenet", preact=False, shortcut="B", skip=True, widen_factor=1))))
+
+
 _IMAGENET = dict(stem="imagenet", base_width=64, shortcut="B")
 for _name, _sizes, _block in (
     ("resnet18", (2, 2, 2, 2), "basic"),
@@ -224,7 +247,7 @@ for _name, _sizes, _block in (
     ("resnet101", (3, 4, 23, 3), "bottleneck"),
     ("resnet152", (3, 8, 36, 3), "bottleneck"),
 ):
-    register_model(_name, ResNet, input_shape=(224, 224, 3), stage_sizes=_sizes, block=_block,
+    register_model(_name, ResNet, input_shape=(224, 224, 3), stage_sizes=_sizes, block=_block, torchvision=_name,
                    description=f"He et al. 2015, table 1: {_name[6:]}-layer ResNet on ImageNet (torchvision layout)",
                    **_IMAGENET)
 

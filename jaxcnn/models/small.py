@@ -28,7 +28,7 @@ import flax.linen as nn
 
 from jaxcnn.layers import Conv, Dense, Flatten, MaxPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 
 
 class SmallCNN(nn.Module):
@@ -78,6 +78,7 @@ class SmallCNN(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name=f"fc{len(self.hidden) + 1}")(x)
 
 
+register_family(SmallCNN, Family(head=lambda m: f"fc{len(m.hidden) + 1}"))
 register_model("keras_cifar_cnn", SmallCNN, input_shape=(32, 32, 3),
                description="TensorFlow CIFAR-10 tutorial CNN: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10; "
                            "122,570 parameters")

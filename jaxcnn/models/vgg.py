@@ -34,7 +34,7 @@ import flax.linen as nn
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Dense, Dropout, Flatten, MaxPool
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 KERNEL_PLANS = ("3x3", "large")
 
@@ -108,11 +108,38 @@ class VGG(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name=f"fc{first + len(self.fc_features)}")(x)
 
 
+def torchvision_prefix(model: VGG):
+    """torchvision's VGG: `features` is one Sequential (conv, [bn], relu per layer, a pool per stage);
+    `classifier` is Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear."""
+    names, idx = {}, 0
+    for s, n in enumerate(model.stage_sizes, start=1):
+        for i in range(1, n + 1):
+            names[f"conv{s}_{i}"] = f"features.{idx}"
+            idx += 1
+            if model.batch_norm:
+                names[f"bn{s}_{i}"] = f"features.{idx}"
+                idx += 1
+            idx += 1  # ReLU
+        idx += 1  # MaxPool
+    names.update({"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"})
+    return lambda path: names[path[0]]
+
+
+def _two_hidden_fc(model) -> str | None:
+    return None if len(model.fc_features) == 2 else (
+        f"fc_features={tuple(model.fc_features)} (torchvision has two hidden linear layers)")
+
+
+register_family(VGG, Family(
+    head=lambda m: f"fc{6 + len(m.fc_features)}",
+    torchvision=TorchvisionMap(torchvision_prefix, required=dict(kernel_plan="3x3"), flatten_dense="fc6",
+                               check=_two_hidden_fc)))
+
 for _depth, _cfg in ((11, "A"), (13, "B"), (16, "D"), (19, "E")):
-    register_model(f"vgg{_depth}", VGG, input_shape=(224, 224, 3),
+    register_model(f"vgg{_depth}", VGG, input_shape=(224, 224, 3), torchvision=f"vgg{_depth}",
                    description=f"VGG-{_depth}, configuration {_cfg} (Simonyan and Zisserman 2015, Table 1)",
                    stage_sizes=CONFIGS[_cfg])
-    register_model(f"vgg{_depth}_bn", VGG, input_shape=(224, 224, 3),
+    register_model(f"vgg{_depth}_bn", VGG, input_shape=(224, 224, 3), torchvision=f"vgg{_depth}_bn",
                    description=f"VGG-{_depth} (configuration {_cfg}) with BatchNorm after every convolution",
                    stage_sizes=CONFIGS[_cfg], batch_norm=True)
 

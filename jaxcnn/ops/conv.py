@@ -112,7 +112,8 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
     return stride, pads, dilation
 
 
-def _promote(x, w):
+def promote(x, w):
+    """x and w as arrays of their common dtype (the convolution computes in it)."""
     dtype = jnp.result_type(x, w)
     return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
 
@@ -131,7 +132,7 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
       NHWC output of size floor((H + 2P - D(K-1) - 1) / S) + 1 per spatial axis.
     """
     stride, pads, dilation = check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    x, w = _promote(x, w)
+    x, w = promote(x, w)
     return lax.conv_general_dilated(
         x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
         dimension_numbers=DIMENSION_NUMBERS, feature_group_count=groups)
@@ -246,7 +247,7 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     conv_pads = []
     for size, k, s, o, (lo, _hi) in zip(sizes, (kh, kw), stride, y.shape[1:3], fwd_pads):
         conv_pads.append((k - 1 - lo, size + lo - (o - 1) * s - 1))
-    y, w = _promote(y, w)
+    y, w = promote(y, w)
     return lax.conv_general_dilated(
         y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
         dimension_numbers=("NHWC", "HWOI", "NHWC"))
