@@ -48,7 +48,8 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
 
     name: "fashion_mnist_offline" (prepared from Debian's files on first use),
     "synthetic" (random images of `synthetic_shape` (H, W, C) with
-    `synthetic_size` examples), or any TFDS dataset already prepared in
+    `synthetic_size` examples), "synthetic_shapes" (segmentation canvases of
+    synthetic_shape[0] pixels, jaxcnn.data.shapes), or any TFDS dataset already prepared in
     array_record format under the data dir (mnist, cifar10, imagenet2012, ...).
     """
     if not isinstance(name, str):
@@ -56,6 +57,10 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     if name == "synthetic":
         return synthetic(synthetic_shape, num_classes=num_classes, size=synthetic_size,
                          seed=seed + (0 if split == "train" else 1))
+    if name == "synthetic_shapes":
+        from jaxcnn.data.shapes import shapes
+
+        return shapes(split, size=int(synthetic_shape[0]), count=synthetic_size)
     import tensorflow_datasets as tfds  # deferred: only real datasets need it
 
     if name == OFFLINE:
@@ -68,7 +73,7 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         try:
             builder = tfds.builder(name, data_dir=data_dir(data_dir_path), file_format="array_record")
         except Exception as e:  # DatasetNotFoundError and friends
-            known = list(STOCK) + [OFFLINE, "synthetic"]
+            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes"]
             raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
                              f"Offline choices: {OFFLINE!r}, 'synthetic'.") from None
         if not builder.is_prepared():
