@@ -33,7 +33,8 @@ from jaxcnn.ablation.spec import (
 from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 
 __all__ = [
-    "Arm", "Claim", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of", "claims_table",
+    "Arm", "Claim", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
+    "claims_table",
     "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table", "mean_std",
     "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation", "verdict", "with_quick",
     "write_results",

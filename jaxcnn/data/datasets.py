@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,14 +27,21 @@ OFFLINE = "fashion_mnist_offline"
 
 @dataclasses.dataclass(frozen=True)
 class ArrayDataset:
-    """A split held in memory: images (N, H, W, C) NHWC and int32 labels (N,)."""
+    """A split held in memory: images (N, H, W, C) NHWC and labels: int32 (N,) class ids, or any array or
+    dict of arrays with N rows (segmentation maps (N, H, W); detection boxes and classes)."""
 
     images: np.ndarray
-    labels: np.ndarray
+    labels: Any
     num_classes: int
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.images)
+
+    def take(self, idx) -> dict:
+        """The batch of examples `idx`: {"image": images[idx], "label": labels[idx] (every array of them)}."""
+        labels = ({k: v[idx] for k, v in self.labels.items()} if isinstance(self.labels, dict)
+                  else self.labels[idx])
+        return {"image": self.images[idx], "label": labels}
 
 
 def data_dir(path: Optional[str] = None) -> str:

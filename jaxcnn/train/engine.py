@@ -24,7 +24,6 @@ import time
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.data.sharding import batch_indices, process_slice
@@ -51,17 +50,17 @@ def evaluate(strategy, state, data, eval_batch: int, task) -> dict:
     """The task's evaluation over the whole split (the last batch padded and masked)."""
     n = len(data)
     sl = process_slice(eval_batch, jax.process_index(), jax.process_count())
+    pmap = isinstance(strategy, PmapParallel)
     totals = None
     for start in range(0, n, eval_batch):
         idx = np.arange(start, start + eval_batch)
         mask = (idx < n).astype(np.float32)
         idx = np.where(idx < n, idx, 0)[sl]
-        batch = {"image": data.images[idx], "label": data.labels[idx], "mask": mask[sl]}
-        sums = strategy.evaluate(state, strategy.put_batch(batch))
-        totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
-    totals = to_host(totals)
-    if isinstance(strategy, PmapParallel):
-        totals = jax.tree_util.tree_map(lambda v: v[0], totals)
+        result = to_host(strategy.evaluate(state, strategy.put_batch({**data.take(idx), "mask": mask[sl]})))
+        if pmap:  # summed over devices already, or one row block per device
+            result = jax.tree_util.tree_map(
+                lambda v: v[0] if task.psum_eval else v.reshape((-1,) + v.shape[2:]), result)
+        totals = task.combine(totals, result)
     return task.summarize(totals)
 
 
@@ -205,7 +204,7 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                         f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
                         f"{ckpt.directory}; run the same command again to resume.", signals.received)
                 idx = batch_indices(config.seed, step, len(data), config.batch_size)[my_slice]
-                batch = strategy.put_batch({"image": data.images[idx], "label": data.labels[idx]})
+                batch = strategy.put_batch(data.take(idx))
                 device_state, metrics = strategy.train(device_state, batch, key)
                 window.append(metrics)
                 timed_steps += 1

@@ -71,14 +71,15 @@ def train_step(state, batch, key, *, preprocess: Callable, task=None, label_smoo
     if task is None:
         task = Classification(label_smoothing=label_smoothing, aux_weight=aux_weight)
     aug_key, dropout_key = jax.random.split(step_key)
+    task_key = jax.random.fold_in(step_key, 2)  # the task's own draws (e.g. which regions to sample)
     images = preprocess(batch["image"], aug_key, True)
 
     def loss_fn(params):
         variables = {"params": params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
-        outputs, updates = state.apply_fn(variables, images, train=True, rngs={"dropout": dropout_key},
-                                          mutable=["batch_stats", "intermediates"])
+        outputs, updates = task.apply(state.apply_fn, variables, images, batch, train=True, key=task_key,
+                                      rngs={"dropout": dropout_key}, mutable=["batch_stats", "intermediates"])
         loss, task_metrics = task.loss(outputs, batch, _aux_logits(updates.get("intermediates", {})))
         return loss, (task_metrics, updates.get("batch_stats", {}))
 
@@ -112,9 +113,9 @@ def eval_step(state, batch, *, preprocess: Callable, task=None, axis_name: Optio
     if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
     images = preprocess(batch["image"], None, False)
-    outputs = state.apply_fn(variables, images, train=False)
-    mask = batch.get("mask", jnp.ones(batch["label"].shape[:1], jnp.float32)).astype(jnp.float32)
+    outputs = task.apply(state.apply_fn, variables, images, batch, train=False)
+    mask = batch.get("mask", jnp.ones(images.shape[:1], jnp.float32)).astype(jnp.float32)
     sums = task.eval_sums(outputs, {**batch, "mask": mask})
-    if axis_name is not None:
+    if axis_name is not None and task.psum_eval:
         sums = jax.lax.psum(sums, axis_name)
     return sums

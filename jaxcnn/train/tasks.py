@@ -1,10 +1,12 @@
 """What a run learns and how it is scored: the loss of a batch inside the
 jitted step, and the evaluation sums gathered over a split.
 
-    task = get_task("classification", label_smoothing=0.1)
+    task = get_task("classification", config=config, aux_weight=0.3, num_classes=10)
+    outputs = task.apply(apply_fn, variables, images, batch, train=True, ...)   # pure: how the model is called
     loss, metrics = task.loss(outputs, batch, aux_outputs)    # pure, inside jit
     sums = task.eval_sums(outputs, batch)                       # pure, per eval batch (masked)
-    task.summarize(total_sums)                                  # host: {"eval_loss", "eval_accuracy", ...}
+    totals = task.combine(totals, host_sums)                    # host: over the split's batches
+    task.summarize(totals)                                      # host: {"eval_loss", "eval_accuracy", ...}
 
 A task is registered by name (`register_task`); `config.task` picks it.
 Classification (softmax cross-entropy, the models' auxiliary losses weighted
@@ -36,9 +38,24 @@ class Classification:
     """Softmax cross-entropy on `batch['label']` (int, (N,)); accuracy; aux losses at `aux_weight` each."""
 
     name = "classification"
+    # eval_sums are sums over examples: summed over devices under pmap (False: per-example outputs, gathered)
+    psum_eval = True
 
     def __init__(self, *, label_smoothing: float = 0.0, aux_weight: float = 0.0):
         self.label_smoothing, self.aux_weight = float(label_smoothing), float(aux_weight)
+
+    def apply(self, apply_fn, variables, images, batch, *, train: bool, key=None, **kwargs):
+        """The model's outputs on preprocessed `images` (tasks whose models take more than images, such as
+        regions of interest, build those from `batch` and `key` here). kwargs: rngs, mutable."""
+        return apply_fn(variables, images, train=train, **kwargs)
+
+    def combine(self, totals, result):
+        """Fold one eval batch's host result into the running totals (None at first): sums add up."""
+        if totals is None:
+            return result
+        import jax
+
+        return jax.tree_util.tree_map(lambda a, b: a + b, totals, result)
 
     def loss(self, logits, batch, aux=()):
         labels = batch["label"]
