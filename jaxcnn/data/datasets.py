@@ -56,7 +56,8 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     name: "fashion_mnist_offline" (prepared from Debian's files on first use),
     "synthetic" (random images of `synthetic_shape` (H, W, C) with
     `synthetic_size` examples), "synthetic_shapes" (segmentation canvases of
-    synthetic_shape[0] pixels, jaxcnn.data.shapes), or any TFDS dataset already prepared in
+    synthetic_shape[0] pixels, jaxcnn.data.shapes), "fashion_mnist_detection" / "fashion_mnist_segmentation"
+    (garments on canvases, jaxcnn.data.canvases; built offline on first use), or any TFDS dataset already prepared in
     array_record format under the data dir (mnist, cifar10, imagenet2012, ...).
     """
     if not isinstance(name, str):
@@ -70,6 +71,11 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         return shapes(split, size=int(synthetic_shape[0]), count=synthetic_size)
     import tensorflow_datasets as tfds  # deferred: only real datasets need it
 
+    from jaxcnn.data import canvases  # detection / segmentation canvases of garments (jaxcnn.data.canvases)
+
+    if name in canvases.NAMES:
+        return canvases.load(name, split, data_dir(data_dir_path))
+
     if name == OFFLINE:
         from jaxcnn.data.fashion_mnist import FashionMnistOffline
 
@@ -80,7 +86,7 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         try:
             builder = tfds.builder(name, data_dir=data_dir(data_dir_path), file_format="array_record")
         except Exception as e:  # DatasetNotFoundError and friends
-            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes"]
+            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes", *canvases.NAMES]
             raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
                              f"Offline choices: {OFFLINE!r}, 'synthetic'.") from None
         if not builder.is_prepared():

@@ -1,5 +1,6 @@
 """Pooling over regions: the spatial pyramid of SPP-net (He et al. 2014) and
-the RoI max pooling of Fast R-CNN (Girshick 2015).
+the RoI max pooling of Fast R-CNN (Girshick 2015), and SPP-net's pyramid over
+candidate windows of one feature map.
 
 Images and feature maps are NHWC.
 """
@@ -8,26 +9,42 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 from jaxcnn._validation import as_pair, check_choice
 from jaxcnn.ops.conv import check_image
 
 
-def _bin_edges(size: int, level: int):
-    """SPP-net's bins: bin i spans [floor(i*size/l), ceil((i+1)*size/l))."""
+SPP_BINS = ("he", "adaptive")
+
+
+def _bin_edges(size: int, level: int, bins: str = "he"):
+    """The [start, end) of each of `level` bins along an axis of `size` cells.
+
+    "he": He et al. 2014 (section 2.3): window ceil(size/level), stride floor(size/level), so bin i spans
+      [i*floor(a/n), i*floor(a/n) + ceil(a/n)). As in the paper the bins may miss the last cells (a=10, n=4:
+      windows 3, stride 2 cover 0..8) and, where size < level, repeat the first cell.
+    "adaptive": bin i spans [floor(i*size/level), ceil((i+1)*size/level)) (torch's adaptive_max_pool2d): the
+      bins tile the whole axis, overlapping where level does not divide size.
+    """
+    check_choice("bins", bins, SPP_BINS)
+    if bins == "he":
+        win, stride = -(-size // level), size // level
+        return [(i * stride, i * stride + win) for i in range(level)]
     return [(math.floor(i * size / level), math.ceil((i + 1) * size / level)) for i in range(level)]
 
 
-def spatial_pyramid_pool(x, levels=(1, 2, 4), mode="max"):
+def spatial_pyramid_pool(x, levels=(1, 2, 4), mode="max", bins="he"):
     """Pool any-size feature maps to a fixed-length vector.
 
     Args:
-      x: feature maps, NHWC, of any static H, W >= 1 (when a side is smaller
-        than a level, SPP-net's floor/ceil edges make bins overlap).
-      levels: pyramid levels; level l cuts the map into l x l bins whose edges
-        along an axis of size S are floor(i*S/l) and ceil((i+1)*S/l).
+      x: feature maps, NHWC, of any static H, W >= 1.
+      levels: pyramid levels; level n cuts the map into n x n bins.
       mode: "max" (SPP-net) or "avg".
+      bins: "he" (default: SPP-net's own arithmetic, window ceil(a/n) and stride floor(a/n) for an axis of a
+        cells, which the paper implements as an ordinary pooling layer per level) or "adaptive" (bins that
+        tile the axis, floor(i*a/n) to ceil((i+1)*a/n), as torch's adaptive pooling). See `_bin_edges`.
 
     Returns:
       (N, C * sum(l*l)): for each level in order, its (l, l, C) grid flattened in
@@ -42,10 +59,86 @@ def spatial_pyramid_pool(x, levels=(1, 2, 4), mode="max"):
     outs = []
     for level in levels:
         rows = []
-        for (r0, r1) in _bin_edges(h, level):
+        for (r0, r1) in _bin_edges(h, level, bins):
             rows.append(jnp.stack([reduce(x[:, r0:r1, c0:c1, :], axis=(1, 2))
-                                   for (c0, c1) in _bin_edges(w, level)], axis=1))
+                                   for (c0, c1) in _bin_edges(w, level, bins)], axis=1))
         outs.append(jnp.stack(rows, axis=1).reshape(n, level * level * c))
+    return jnp.concatenate(outs, axis=1)
+
+
+def _round_half_away(v):
+    """C's round(): halves away from zero."""
+    return jnp.sign(v) * jnp.floor(jnp.abs(v) + 0.5)
+
+
+def _feature_boxes(features, boxes, spatial_scale):
+    """(batch index, x1, y1, x2, y2 as feature cells, corners inclusive) of (R, 5) image-pixel boxes."""
+    check_image(features, "features")
+    if getattr(boxes, "ndim", None) != 2 or boxes.shape[1] != 5:
+        raise ValueError(f"boxes must be (R, 5) rows [batch_index, x1, y1, x2, y2], got shape "
+                         f"{getattr(boxes, 'shape', None)}")
+    boxes = jnp.asarray(boxes, jnp.float32)
+    scale = jnp.float32(spatial_scale)
+    x1, y1, x2, y2 = (_round_half_away(boxes[:, k] * scale) for k in (1, 2, 3, 4))
+    return boxes[:, 0].astype(jnp.int32), x1, y1, x2, y2
+
+
+def _pool_bins(features, bidx, hlo, hhi, wlo, whi):
+    """Max of features[bidx] over rows [hlo, hhi) x cols [wlo, whi) per bin ((R, PH) and (R, PW) float edges,
+    already clipped to the map); an empty bin gives 0. -> (R, PH, PW, C)."""
+    n, h, w, c = features.shape
+    hh = jnp.arange(h, dtype=jnp.float32)
+    ww = jnp.arange(w, dtype=jnp.float32)
+    mask_h = (hh[None, None] >= hlo[..., None]) & (hh[None, None] < hhi[..., None])  # (R, PH, H)
+    mask_w = (ww[None, None] >= wlo[..., None]) & (ww[None, None] < whi[..., None])  # (R, PW, W)
+    neg = jnp.array(-jnp.inf, features.dtype)
+    feat = features[bidx]                                                     # (R, H, W, C)
+    colmax = jnp.max(jnp.where(mask_w[:, None, :, :, None], feat[:, :, None], neg), axis=3)  # (R, H, PW, C)
+    out = jnp.max(jnp.where(mask_h[:, :, :, None, None], colmax[:, None], neg), axis=2)      # (R, PH, PW, C)
+    empty = (~jnp.any(mask_h, -1))[:, :, None] | (~jnp.any(mask_w, -1))[:, None, :]
+    return jnp.where(empty[..., None], jnp.zeros((), features.dtype), out)
+
+
+def roi_spatial_pyramid_pool(features, boxes, levels=(1, 2, 4), spatial_scale=1 / 16, bins="he"):
+    """SPP-net's pooling of candidate windows (He et al. 2014, section 4): each window of the one feature map
+    of its image is pooled by the spatial pyramid.
+
+    Args:
+      features: NHWC (N, H, W, C). boxes: (R, 5) rows [batch_index, x1, y1, x2, y2] in image pixels, mapped
+        to feature cells as `roi_pool` does (round(x * spatial_scale), corners inclusive; SPP-net's own
+        +1/-1 corner mapping fits its padding, not ours). levels, bins: as `spatial_pyramid_pool`, with the
+        window's size a (in cells) in place of the map's: "he" bins are [start + i*floor(a/n),
+        start + i*floor(a/n) + ceil(a/n)), clipped to the map.
+
+    Returns:
+      (R, C * sum(n*n)) in `spatial_pyramid_pool`'s order. jit-able (traced boxes, static levels).
+    """
+    check_choice("bins", bins, SPP_BINS)
+    if not levels or any(not isinstance(l, int) or l < 1 for l in levels):
+        raise ValueError(f"levels must be positive ints, got {levels!r}")
+    n, h, w, c = features.shape
+    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)
+    roi_h = jnp.maximum(y2 - y1 + 1, 1.0).astype(jnp.int32)
+    roi_w = jnp.maximum(x2 - x1 + 1, 1.0).astype(jnp.int32)
+
+    def edges(start, size, level, limit):
+        i = jnp.arange(level, dtype=jnp.int32)[None]
+        if bins == "he":
+            win, stride = -(-size // level), size // level
+            lo = i * stride[:, None]
+            hi = lo + win[:, None]
+        else:
+            lo = (i * size[:, None]) // level
+            hi = -((-(i + 1) * size[:, None]) // level)
+        lo = lo.astype(jnp.float32) + start[:, None]
+        hi = hi.astype(jnp.float32) + start[:, None]
+        return jnp.clip(lo, 0, limit), jnp.clip(hi, 0, limit)
+
+    outs = []
+    for level in levels:
+        hlo, hhi = edges(y1, roi_h, level, h)
+        wlo, whi = edges(x1, roi_w, level, w)
+        outs.append(_pool_bins(features, bidx, hlo, hhi, wlo, whi).reshape(-1, level * level * c))
     return jnp.concatenate(outs, axis=1)
 
 
@@ -61,40 +154,31 @@ def roi_pool(features, boxes, output_size=(7, 7), spatial_scale=1 / 16):
       spatial_scale: feature-map pixels per image pixel (1/16 for VGG16 conv5).
 
     Returns:
-      (R, PH, PW, C). As in the reference layer: the box is scaled and rounded
-      to feature cells (start = round(x1*s), end = round(x2*s)), its size is
-      max(end - start + 1, 1), bin (i, j) spans rows
-      [floor(i*h/PH), ceil((i+1)*h/PH)) + start clipped to the map, and an empty
-      bin gives 0. jit-able: the boxes may be traced, the output size is static.
+      (R, PH, PW, C), equal to torchvision.ops.roi_pool (its CPU kernel,
+      roi_pool_forward_kernel_impl) for every RoI, jitted or not: the box is
+      scaled and rounded to feature cells (start = round(x1*s), end =
+      round(x2*s), C's round), its size is a = max(end - start + 1, 1), the
+      bin size b = a / PH in float32, bin i spans rows [floor(i*b),
+      ceil((i+1)*b)) + start clipped to [0, H], and an empty bin gives 0.
+      jit-able: the boxes may be traced, the output size is static.
     """
-    check_image(features, "features")
-    if getattr(boxes, "ndim", None) != 2 or boxes.shape[1] != 5:
-        raise ValueError(f"boxes must be (R, 5) rows [batch_index, x1, y1, x2, y2], got shape "
-                         f"{getattr(boxes, 'shape', None)}")
     ph, pw = as_pair(output_size, "roi_pool output_size")
     n, h, w, c = features.shape
-    boxes = jnp.asarray(boxes, jnp.float32)
-    bidx = boxes[:, 0].astype(jnp.int32)
-    rnd = lambda v: jnp.floor(v * spatial_scale + 0.5)  # C round(): half away from zero
-    x1, y1, x2, y2 = (rnd(boxes[:, k]) for k in (1, 2, 3, 4))
+    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)
     roi_h = jnp.maximum(y2 - y1 + 1, 1.0)
     roi_w = jnp.maximum(x2 - x1 + 1, 1.0)
 
     def edges(start, size, bins, limit):
+        # torchvision's float32 arithmetic exactly: bin = size / bins (IEEE division), then floor(i * bin) and
+        # ceil((i + 1) * bin). XLA rewrites a division by a constant into a multiplication by its reciprocal,
+        # which rounds differently (21 * (1/7) > 3 in float32, so a bin reached one cell past the RoI); the
+        # optimization barrier hides the constant, so the division stays a division, jitted or not.
         i = jnp.arange(bins, dtype=jnp.float32)
-        lo = jnp.floor(i[None] * (size[:, None] / bins)) + start[:, None]
-        hi = jnp.ceil((i[None] + 1) * (size[:, None] / bins)) + start[:, None]
+        bin_size = size / jax.lax.optimization_barrier(jnp.full(size.shape, bins, jnp.float32))
+        lo = jnp.floor(i[None] * bin_size[:, None]) + start[:, None]
+        hi = jnp.ceil((i[None] + 1) * bin_size[:, None]) + start[:, None]
         return jnp.clip(lo, 0, limit), jnp.clip(hi, 0, limit)  # (R, bins)
 
     hlo, hhi = edges(y1, roi_h, ph, h)
     wlo, whi = edges(x1, roi_w, pw, w)
-    hh = jnp.arange(h, dtype=jnp.float32)
-    ww = jnp.arange(w, dtype=jnp.float32)
-    mask_h = (hh[None, None] >= hlo[..., None]) & (hh[None, None] < hhi[..., None])  # (R, PH, H)
-    mask_w = (ww[None, None] >= wlo[..., None]) & (ww[None, None] < whi[..., None])  # (R, PW, W)
-    neg = jnp.array(-jnp.inf, features.dtype)
-    feat = features[bidx]                                                     # (R, H, W, C)
-    colmax = jnp.max(jnp.where(mask_w[:, None, :, :, None], feat[:, :, None], neg), axis=3)  # (R, H, PW, C)
-    out = jnp.max(jnp.where(mask_h[:, :, :, None, None], colmax[:, None], neg), axis=2)      # (R, PH, PW, C)
-    empty = (~jnp.any(mask_h, -1))[:, :, None] | (~jnp.any(mask_w, -1))[:, None, :]
-    return jnp.where(empty[..., None], jnp.zeros((), features.dtype), out)
+    return _pool_bins(features, bidx, hlo, hhi, wlo, whi)
