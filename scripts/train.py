@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     import jax
 
     import jaxcnn
+    import jaxcnn.detection  # noqa: F401  (registers the detection tasks: fast_rcnn, spp_net, rcnn, yolo)
     from jaxcnn.train import train_and_evaluate
 
     def job():
@@ -41,8 +42,12 @@ def main(argv=None) -> int:
         final = train_and_evaluate(config, args.workdir)
         if jax.process_index() == 0:
             again = " (finished before; nothing to train)" if final.get("finished_before") else ""
-            print(f"step {final['step']}: test accuracy {final['eval_accuracy']:.4f} (test loss "
-                  f"{final['eval_loss']:.4f}; {jax.device_count()} devices, {jax.process_count()} processes)"
+            if "eval_accuracy" in final:
+                score = f"test accuracy {final['eval_accuracy']:.4f} (test loss {final['eval_loss']:.4f}; "
+            else:  # detection: the task's own scores (mAP)
+                score = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("eval_")
+                                  and isinstance(v, float)) + " ("
+            print(f"step {final['step']}: {score}{jax.device_count()} devices, {jax.process_count()} processes)"
                   f"{again}; metrics in {os.path.join(args.workdir, 'metrics.jsonl')}")
 
     return cli.main(job)

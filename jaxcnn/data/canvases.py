@@ -28,7 +28,9 @@ TensorFlow (like `jaxcnn.data.fashion_mnist`); `datasets.load` serves them as
     fashion_mnist_detection      labels {"boxes": (N, 5, 4) float32, "classes": (N, 5) int32, -1 = padding}
     fashion_mnist_detection_ss   the same and "proposals": (N, 160, 4) selective search (jaxcnn.data.proposals)
     fashion_mnist_segmentation   labels (N, 64, 64) int32 masks, 0 background, 1..10 garment classes
-    (..._tiny, ..._tiny_ss: the same with 64 train / 32 test canvases, for tests)
+    fashion_mnist_rcnn_crops     R-CNN's fine-tuning data: proposals and ground truth warped to 32x32 (2 px
+                                 context), label 0 background / 1 + class at IoU >= 0.5; 25% foreground
+    (..._tiny, ..._tiny_ss, ..._tiny: the same with 64 train / 32 test canvases, for tests)
     splits "train", "test", or slices such as "train[:3000]"
 
 20,000 train / 2,000 test canvases (tiny: 64 / 32); building the default takes
@@ -204,6 +206,8 @@ NAMES = {
     "fashion_mnist_detection_tiny": ("tiny", "detection", False),
     "fashion_mnist_detection_tiny_ss": ("tiny", "detection", True),
     "fashion_mnist_segmentation_tiny": ("tiny", "segmentation", False),
+    "fashion_mnist_rcnn_crops": ("default", "rcnn_crops", True),
+    "fashion_mnist_rcnn_crops_tiny": ("tiny", "rcnn_crops", True),
 }
 
 
@@ -240,8 +244,11 @@ def load(name: str, split: str, data_dir: str):
         return ArrayDataset(d["image"], d["mask"].astype(np.int32), len(SEG_CLASSES))
     labels = {"boxes": d["boxes"], "classes": d["classes"].astype(np.int32)}
     if with_proposals:
-        from jaxcnn.data.proposals import proposals
+        from jaxcnn.data import proposals as P
 
         base = split.split("[")[0]
-        labels["proposals"] = proposals(config, split, data_dir, read_split(config, base, data_dir)["image"])
+        labels["proposals"] = P.proposals(config, split, data_dir, read_split(config, base, data_dir)["image"])
+        if kind == "rcnn_crops":
+            idx, regions, crop_labels = P.rcnn_regions(labels["boxes"], labels["classes"], labels["proposals"])
+            return ArrayDataset(P.warp_crops(d["image"], idx, regions), crop_labels, len(SEG_CLASSES))
     return ArrayDataset(d["image"], labels, len(CLASS_NAMES))

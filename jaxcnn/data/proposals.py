@@ -114,3 +114,76 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+WARP_SIZE = 32
+CONTEXT = 2  # warped pixels of context on each side: R-CNN's p = 16 at 227 px, scaled to 32 px
+
+
+def warp_crops(images: np.ndarray, image_index: np.ndarray, boxes: np.ndarray, size: int = WARP_SIZE,
+               context: int = CONTEXT, chunk: int = 8192) -> np.ndarray:
+    """R-CNN's "warp" of regions (appendix A): each (x1, y1, x2, y2) box of images[image_index] dilated so that
+    `context` of the `size` warped pixels on each side show its surroundings, then resampled anisotropically
+    (bilinear) to size x size; pixels outside the image take the image's mean. -> uint8 (M, size, size, C)."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    means = images.reshape(n, -1, c).mean(1)
+    out = np.empty((len(boxes), size, size, c), np.uint8)
+    grid = (np.arange(size) + 0.5) / size
+    for s in range(0, len(boxes), chunk):
+        b = np.asarray(boxes[s:s + chunk], np.float64)
+        ii = np.asarray(image_index[s:s + chunk])
+        bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        scale = size / (size - 2.0 * context)
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        x0, y0 = cx - bw * scale / 2, cy - bh * scale / 2
+        xs = x0[:, None] + grid[None] * (bw * scale)[:, None] - 0.5  # (m, size) sample centres, pixel index space
+        ys = y0[:, None] + grid[None] * (bh * scale)[:, None] - 0.5
+        xl, yl = np.floor(xs).astype(int), np.floor(ys).astype(int)
+        fx, fy = xs - xl, ys - yl
+
+        def pix(yy, xx):  # (m, size, size, c) values, the mean outside the image
+            inside = ((yy >= 0) & (yy < h))[:, :, None] & ((xx >= 0) & (xx < w))[:, None, :]
+            v = images[ii[:, None, None], np.clip(yy, 0, h - 1)[:, :, None], np.clip(xx, 0, w - 1)[:, None, :]]
+            return np.where(inside[..., None], v, means[ii][:, None, None, :])
+
+        top = pix(yl, xl) * (1 - fx)[:, None, :, None] + pix(yl, xl + 1) * fx[:, None, :, None]
+        bot = pix(yl + 1, xl) * (1 - fx)[:, None, :, None] + pix(yl + 1, xl + 1) * fx[:, None, :, None]
+        v = top * (1 - fy)[:, :, None, None] + bot * fy[:, :, None, None]
+        out[s:s + chunk] = np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    return out
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (A, 4) and (B, 4) continuous boxes -> (A, B)."""
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area = lambda z: np.clip(z[:, 2] - z[:, 0], 0, None) * np.clip(z[:, 3] - z[:, 1], 0, None)
+    union = area(a)[:, None] + area(b)[None] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def rcnn_regions(boxes, classes, props, *, bg_per_fg: int = 3, seed: int = 0):
+    """R-CNN's fine-tuning regions (section 2.3): every proposal and ground-truth box, labelled class + 1 at
+    IoU >= 0.5 with a ground-truth box (its best), else 0 (background); all foreground kept and bg_per_fg
+    times as many background regions drawn (seeded), so that uniform batches hold 1/(1+bg_per_fg) = 25%
+    foreground (R-CNN: 32 of 128). -> (image_index (M,), boxes (M, 4), labels (M,) int32)."""
+    rng = np.random.default_rng(seed)
+    idx, regions, labels = [], [], []
+    for i in range(len(boxes)):
+        gt_ok = classes[i] >= 0
+        gt, gc = boxes[i][gt_ok], classes[i][gt_ok]
+        p = props[i][(props[i][:, 2] > props[i][:, 0]) & (props[i][:, 3] > props[i][:, 1])]
+        cand = np.concatenate([p, gt])
+        iou = iou_matrix(cand, gt)
+        best = iou.max(1)
+        lab = np.where(best >= 0.5, gc[iou.argmax(1)] + 1, 0)
+        idx.append(np.full(len(cand), i))
+        regions.append(cand)
+        labels.append(lab)
+    idx, regions, labels = np.concatenate(idx), np.concatenate(regions), np.concatenate(labels)
+    fg, bg = np.flatnonzero(labels > 0), np.flatnonzero(labels == 0)
+    bg = rng.choice(bg, min(len(bg), bg_per_fg * len(fg)), replace=False)
+    keep = np.sort(np.concatenate([fg, bg]))
+    return idx[keep], regions[keep].astype(np.float32), labels[keep].astype(np.int32)

@@ -28,7 +28,7 @@ FCN-8s 134,362,751.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -72,6 +72,9 @@ def fcn_conv_transpose(x, kernel, stride: int):
 
 
 def _crop(x, offset: int, hw):
+    if x.shape[1] < offset + hw[0] or x.shape[2] < offset + hw[1]:
+        raise ValueError(f"FCN: a {x.shape[1]}x{x.shape[2]} map cannot be cropped at offset {offset} to "
+                         f"{hw[0]}x{hw[1]}; this input size and pad do not fit (try pad 100, or another pad).")
     return x[:, offset:offset + hw[0], offset:offset + hw[1], :]
 
 
@@ -101,6 +104,41 @@ class Upsample(nn.Module):
         return fcn_conv_transpose(x, kernel.astype(x.dtype), self.stride)
 
 
+def crop_offsets(variant: str, pad: int = 100, fc6_kernel: int = 7) -> dict:
+    """The crop offsets of the skip fusions and the final crop, from each layer's coordinate map (as Caffe's
+    Crop layer derives them): a map x_input = a * x + b per tensor; conv1_1 (3x3, pad P) gives b = 1 - P,
+    each 2x2/2 pooling (a, b) -> (2a, b + a/2), fc6 (k x k VALID) b += a (k - 1) / 2, an upsampling by s
+    (kernel 2s) (a, b) -> (a/s, b - a (2s - 1) / (2s)). Cropping A to align with B: offset (b_B - b_A) / a.
+    With pad 100 and a 7x7 fc6: 32s {"final": 19}, 16s {"pool4": 5, "final": 27}, 8s {"pool4": 5, "pool3": 9,
+    "final": 31}, the reference nets' numbers."""
+    b_pool = {}
+    a, b = 1.0, 1.0 - pad
+    for s in range(1, 6):
+        a, b = 2 * a, b + a / 2
+        b_pool[s] = (a, b)
+    a, b = a, b + a * (fc6_kernel - 1) / 2
+
+    def up(a, b, s):
+        return a / s, b - a * (2 * s - 1) / (2 * s)
+
+    out = {}
+    if variant == "32s":
+        out["final"] = -up(a, b, 32)[1]
+    else:
+        a, b = up(a, b, 2)
+        out["pool4"] = (b - b_pool[4][1]) / a
+        if variant == "8s":
+            a, b = up(a, b, 2)
+            out["pool3"] = (b - b_pool[3][1]) / a
+            out["final"] = -up(a, b, 8)[1]
+        else:
+            out["final"] = -up(a, b, 16)[1]
+    if any(v != round(v) or v < 0 for v in out.values()):
+        raise ValueError(f"FCN-{variant} with pad={pad}, fc6_kernel={fc6_kernel} has crop offsets {out} that are "
+                         "not whole non-negative cells; choose another pad.")
+    return {k: int(round(v)) for k, v in out.items()}
+
+
 class FCN(nn.Module):
     """FCN-32s / 16s / 8s. Images NHWC of any size >= 1x1; kernels HWIO.
 
@@ -110,6 +148,11 @@ class FCN(nn.Module):
       learn_upsampling: make the bilinear upsampling kernels learned params.
       skip_scaling: scale pool4 by 0.01 and pool3 by 1e-4 before scoring.
       dropout_rate: dropout after fc6 and fc7 when training.
+      widths: the channels of each convolution, per stage (VGG16's by default).
+      fc_width, fc6_kernel: fc6 (a fc6_kernel x fc6_kernel VALID convolution) and fc7 width (4096, 7).
+      pad: conv1_1's padding (100: any input survives the five poolings and fc6); the crop offsets follow
+        from it (`crop_offsets`). A smaller network for small images sets smaller widths, fc_width,
+        fc6_kernel and pad; the architecture (skips, bilinear upsampling, crops) is the same.
     Submodules: conv1_1 .. conv5_3, fc6, fc7, score_fr, score_pool4,
     score_pool3, upscore2, upscore_pool4, upscore (final).
     """
@@ -122,39 +165,49 @@ class FCN(nn.Module):
     in_channels: int = 3
     conv_mode: str = "cross_correlation"
     dtype: Optional[Any] = None
+    widths: Sequence[Sequence[int]] = VGG16_STAGES
+    fc_width: int = 4096
+    fc6_kernel: int = 7
+    pad: int = 100
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_choice("variant", self.variant, ("32s", "16s", "8s"))
         check_conv_mode(self.conv_mode)
+        if len(self.widths) != 5:
+            raise ValueError(f"widths must give the convolutions of 5 stages, got {len(self.widths)}")
         validate_image(x, model=f"fcn{self.variant}", channels=self.in_channels, min_size=1)
+        offsets = crop_offsets(self.variant, self.pad, self.fc6_kernel)
         h, w = x.shape[1:3]
         conv = lambda f, k, name, pad=0: Conv(f, k, padding=pad, conv_mode=self.conv_mode,
                                               dtype=self.dtype, name=name)
         feats = {}
         y = x
-        for s, widths in enumerate(VGG16_STAGES, start=1):
+        for s, widths in enumerate(self.widths, start=1):
             for i, f in enumerate(widths, start=1):
-                y = nn.relu(conv(f, 3, f"conv{s}_{i}", 100 if (s, i) == (1, 1) else 1)(y))
+                y = nn.relu(conv(f, 3, f"conv{s}_{i}", self.pad if (s, i) == (1, 1) else 1)(y))
             y = _pool_ceil(y)
             feats[s] = y
-        y = nn.relu(conv(4096, 7, "fc6")(y))
+        if min(y.shape[1:3]) < self.fc6_kernel:
+            raise ValueError(f"fcn{self.variant}: a {h}x{w} input leaves pool5 {y.shape[1]}x{y.shape[2]}, smaller "
+                             f"than fc6's {self.fc6_kernel}x{self.fc6_kernel}; raise pad or lower fc6_kernel.")
+        y = nn.relu(conv(self.fc_width, self.fc6_kernel, "fc6")(y))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-        y = nn.relu(conv(4096, 1, "fc7")(y))
+        y = nn.relu(conv(self.fc_width, 1, "fc7")(y))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
         score = conv(self.num_classes, 1, "score_fr")(y)
         learn = self.learn_upsampling
         if self.variant == "32s":
-            return _crop(Upsample(32, learn, name="upscore")(score), 19, (h, w))
+            return _crop(Upsample(32, learn, name="upscore")(score), offsets["final"], (h, w))
         up = Upsample(2, learn, name="upscore2")(score)
         p4 = feats[4] * 0.01 if self.skip_scaling else feats[4]
-        score = up + _crop(conv(self.num_classes, 1, "score_pool4")(p4), 5, up.shape[1:3])
+        score = up + _crop(conv(self.num_classes, 1, "score_pool4")(p4), offsets["pool4"], up.shape[1:3])
         if self.variant == "16s":
-            return _crop(Upsample(16, learn, name="upscore")(score), 27, (h, w))
+            return _crop(Upsample(16, learn, name="upscore")(score), offsets["final"], (h, w))
         up = Upsample(2, learn, name="upscore_pool4")(score)
         p3 = feats[3] * 1e-4 if self.skip_scaling else feats[3]
-        score = up + _crop(conv(self.num_classes, 1, "score_pool3")(p3), 9, up.shape[1:3])
-        return _crop(Upsample(8, learn, name="upscore")(score), 31, (h, w))
+        score = up + _crop(conv(self.num_classes, 1, "score_pool3")(p3), offsets["pool3"], up.shape[1:3])
+        return _crop(Upsample(8, learn, name="upscore")(score), offsets["final"], (h, w))
 
 
 for _v in ("32s", "16s", "8s"):

@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn import ops
+from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Flatten
 from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
@@ -69,6 +70,10 @@ class FastRCNN(nn.Module):
     bbox_deltas (R, 4 * num_classes)). boxes: (R, 5) rows [batch_index, x1, y1,
     x2, y2] in input-image pixels (see `ops.roi_pool`); None means one
     whole-image box per image (R = N).
+
+    region_pool: "roi" (Fast R-CNN: each region max-pooled to roi_size x roi_size) or "spp" (SPP-net's
+    detector: each region pooled by the spatial pyramid `spp_levels`, `ops.roi_spatial_pyramid_pool`).
+    The same network on warped crops with boxes=None is R-CNN's classifier (one whole-image region each).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
@@ -81,10 +86,13 @@ class FastRCNN(nn.Module):
     in_channels: int = 3
     conv_mode: str = "cross_correlation"
     dtype: Optional[Any] = None
+    region_pool: str = "roi"
+    spp_levels: Sequence[int] = (1, 2, 4)
 
     @nn.compact
     def __call__(self, x, boxes=None, train: bool = False):
         check_conv_mode(self.conv_mode)
+        check_choice("region_pool", self.region_pool, ("roi", "spp"))
         validate_image(x, model="fast_rcnn", channels=self.in_channels,
                        min_size=2 ** (len(self.stage_sizes) - 1))
         n, h, w = x.shape[:3]
@@ -92,11 +100,15 @@ class FastRCNN(nn.Module):
             boxes = jnp.stack([jnp.arange(n, dtype=jnp.float32), jnp.zeros(n), jnp.zeros(n),
                                jnp.full(n, w - 1.0), jnp.full(n, h - 1.0)], axis=1)
         feats = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
-        r = ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale)
-        r = Flatten()(r)
+        if self.region_pool == "roi":
+            r = Flatten()(ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale))
+        else:  # SPP-net's detector: the pyramid over each window of the one feature map
+            r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale)
+        self.sow("intermediates", "pool5", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
         for name in ("fc6", "fc7"):
             r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
             r = nn.Dropout(self.dropout_rate, deterministic=not train)(r)
+        self.sow("intermediates", "fc7", r)  # the features R-CNN's and SPP-net's SVMs score
         cls = nn.Dense(self.num_classes, dtype=self.dtype, name="cls_score")(r)
         bbox = nn.Dense(4 * self.num_classes, dtype=self.dtype, name="bbox_pred")(r)
         return cls, bbox

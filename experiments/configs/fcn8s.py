@@ -1,0 +1,37 @@
+"""FCN-8s (Long et al. 2015) on the garment canvases' masks (fashion_mnist_segmentation: 11 classes,
+0 background, 1..10 garments), through the engine with task "segmentation" (per-pixel softmax
+cross-entropy; pixel accuracy, mean IoU). The same architecture as the reference nets (VGG16's 13
+convolutions in 5 stages, ceil-mode pooling, fc6/fc7 as convolutions, score layers, fixed bilinear
+upsampling, skips from pool4 (16s) and pool3 (8s), crops from the coordinate maps) scaled down for a CPU:
+widths 8-16-16-32-32 instead of 64-128-256-512-512, fc6/fc7 of 64 (not 4096) with a 3x3 fc6 (not 7x7),
+conv1_1 padded by 17 (not 100: the smallest pad whose crops fit all three variants at 64x64), no dropout, trained from scratch (not from
+ImageNet VGG16), all three variants with the same budget (not staged from each other).
+
+    python scripts/train.py --config experiments/configs/fcn8s.py --workdir runs/segmentation/fcn8s/seed0
+"""
+
+from jaxcnn.train import base_config
+
+SMALL = dict(widths=((8, 8), (16, 16), (16, 16, 16), (32, 32, 32), (32, 32, 32)), fc_width=64, fc6_kernel=3,
+             pad=17, num_classes=11, in_channels=1, dropout_rate=0.0)
+
+
+def get_config():
+    c = base_config()
+    c.task = "segmentation"
+    c.dataset = "fashion_mnist_segmentation"
+    c.model.name = "fcn8s"
+    c.model.update(SMALL)
+    c.preprocess.mean, c.preprocess.std = (0.25,), (0.25,)
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.warmup_steps = 100
+    c.batch_size = 16
+    c.eval_batch_size = 250
+    c.num_steps = 2000
+    c.log_every = 100
+    c.eval_every = 0
+    c.checkpoint_every = 250
+    c.parallel = "none"
+    return c

@@ -1,0 +1,218 @@
+"""R-CNN's and SPP-net's second stage: per-class linear SVMs and box regressors on the fine-tuned network's
+features, and detection of a split with them.
+
+    stage = fit_second_stage(model, variables, preprocess, kind, train)   # kind "rcnn" or "spp_net"
+    dets, seconds = detect(model, variables, preprocess, kind, stage, test)
+
+Where the region is cut out is the only difference between the two:
+
+* R-CNN (Girshick et al. 2014): every region is warped to 32x32 (2 px of context,
+  `jaxcnn.data.proposals.warp_crops`) and the CNN runs on each crop: one pass per region.
+* SPP-net (He et al. 2014): the CNN runs once per image; each region's window of the feature map is pooled
+  by the spatial pyramid (the model's region_pool="spp").
+
+Both then take, as in the papers:
+
+* SVMs (R-CNN section 2.3 and appendix B): one linear SVM per class on the fc7 features (after ReLU);
+  positives the ground-truth boxes of the class, negatives the regions under IoU 0.3 with every box of the
+  class, the rest ignored. Solved here in JAX: L2-regularised squared hinge (LIBLINEAR's default loss),
+  C = 1 with positives and negatives weighted to equal totals, full-batch Adam (`train_svms`). No hard
+  negative mining: every negative of the training canvases fits in memory at this scale.
+* box regression (R-CNN appendix C): per class, ridge regression from the pooled conv features (R-CNN's
+  pool5; SPP-net's pyramid) of regions with IoU >= 0.6 to their ground truth, to R-CNN's (t_x, t_y, t_w,
+  t_h), lambda = 1000 on standardised features (`fit_box_regressors`).
+
+Test: every proposal scored by the 10 SVMs, its box regressed per class, per-class NMS at IoU 0.3, at most
+100 detections per image.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxcnn.data.proposals import iou_matrix, warp_crops
+from jaxcnn.detection import boxes as B
+
+KINDS = ("rcnn", "spp_net")
+SVM_NEG_IOU = 0.3
+REG_IOU = 0.6
+REG_LAMBDA = 1000.0
+
+
+def _regions(data, with_gt: bool):
+    """Per image: its valid proposals (and ground truth), as (image_index (M,), boxes (M, 4), is_gt (M,))."""
+    idx, regions, is_gt = [], [], []
+    lab = data.labels
+    for i in range(len(data)):
+        p = lab["proposals"][i]
+        p = p[(p[:, 2] > p[:, 0]) & (p[:, 3] > p[:, 1])]
+        parts, gt_flags = [p], [np.zeros(len(p), bool)]
+        if with_gt:
+            g = lab["boxes"][i][lab["classes"][i] >= 0]
+            parts.append(g)
+            gt_flags.append(np.ones(len(g), bool))
+        r = np.concatenate(parts)
+        idx.append(np.full(len(r), i))
+        regions.append(r)
+        is_gt.append(np.concatenate(gt_flags))
+    return np.concatenate(idx), np.concatenate(regions).astype(np.float32), np.concatenate(is_gt)
+
+
+def make_extractor(model, variables, preprocess, kind: str):
+    """features(images, image_index, regions) -> (pool5 (M, D5), fc7 (M, D7), softmax (M, K+1)) as numpy."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+    def run(x, rows):
+        out, state = model.apply(variables, preprocess(x, None, False), rows, train=False, mutable=["intermediates"])
+        inter = state["intermediates"]
+        return inter["pool5"][0], inter["fc7"][0], jax.nn.softmax(out[0].astype(jnp.float32), -1)
+
+    run = jax.jit(run)
+
+    def features(images, image_index, regions, batch: int = 1024, p_max: int = 165):
+        outs = []
+        if kind == "rcnn":  # one CNN pass per region: warp every region, then the network on each crop
+            for s in range(0, len(regions), batch):
+                crops = warp_crops(images, image_index[s:s + batch], regions[s:s + batch])
+                m = len(crops)
+                if m < batch:
+                    crops = np.concatenate([crops, np.zeros((batch - m,) + crops.shape[1:], crops.dtype)])
+                outs.append([np.asarray(o)[:m] for o in run(crops, None)])
+        else:  # one CNN pass per image: every region of a group of images pooled from their feature maps
+            per = 32
+            order = np.arange(len(images))
+            for s in range(0, len(images), per):
+                imgs = order[s:s + per]
+                sel = np.flatnonzero(np.isin(image_index, imgs))
+                rows = np.concatenate([(image_index[sel] - s)[:, None].astype(np.float32),
+                                       regions[sel, :2], regions[sel, 2:] - 1], 1)
+                x = images[imgs]
+                if len(x) < per:
+                    x = np.concatenate([x, np.zeros((per - len(x),) + x.shape[1:], x.dtype)])
+                pad = per * p_max - len(rows)  # one static region count: one compilation
+                rows = np.concatenate([rows, np.tile([[0, 0, 0, 1, 1]], (pad, 1)).astype(np.float32)])
+                outs.append([np.asarray(o)[:len(sel)] for o in run(x, rows)])
+        return tuple(np.concatenate([o[k] for o in outs]) for k in range(3))
+
+    return features
+
+
+def train_svms(features, targets, *, c: float = 1.0, steps: int = 500, learning_rate: float = 0.05):
+    """One linear SVM per column of targets ((M, K) in {+1, -1, 0 = ignore}) on (M, D) features:
+    minimise 0.5 |w|^2 + C * sum_i a_i max(0, 1 - y_i (w.x_i + b))^2, positives and negatives of each class
+    weighted to equal totals (a_i = 1 / (2 n_pos) or 1 / (2 n_neg)). Full-batch Adam. -> (W (D, K), b (K,))."""
+    x = jnp.asarray(features, jnp.float32)
+    y = jnp.asarray(targets, jnp.float32)
+    pos, neg = (y > 0).astype(jnp.float32), (y < 0).astype(jnp.float32)
+    a = pos / (2 * jnp.maximum(pos.sum(0), 1)) + neg / (2 * jnp.maximum(neg.sum(0), 1))
+
+    def loss(p):
+        s = x @ p["w"] + p["b"]
+        return 0.5 * jnp.sum(p["w"] ** 2) / x.shape[0] + c * jnp.sum(a * jnp.square(jnp.maximum(0, 1 - y * s)))
+
+    tx = optax.adam(learning_rate)
+    p = {"w": jnp.zeros((x.shape[1], y.shape[1])), "b": jnp.zeros((y.shape[1],))}
+
+    @jax.jit
+    def fit(p):
+        def body(carry, _):
+            p, s = carry
+            g = jax.grad(loss)(p)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        (p, _), _ = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
+        return p
+
+    p = fit(p)
+    return np.asarray(p["w"]), np.asarray(p["b"])
+
+
+def fit_box_regressors(features, regions, gt_boxes, classes, num_classes: int, lam: float = REG_LAMBDA):
+    """Per class ridge regression from standardised features to R-CNN's targets (unnormalised deltas).
+    features (M, D) of regions (M, 4) matched to gt_boxes (M, 4) of class classes (M,) (-1: not used).
+    -> {"mean", "std", "w" (K, D + 1, 4)}."""
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    z = np.concatenate([(features - mean) / std, np.ones((len(features), 1), features.dtype)], 1)
+    t = np.asarray(B.encode(jnp.asarray(gt_boxes), jnp.asarray(regions), stds=(1.0, 1.0, 1.0, 1.0)))
+    w = np.zeros((num_classes, z.shape[1], 4), np.float32)
+    reg = lam * np.eye(z.shape[1])
+    reg[-1, -1] = 0  # the bias is not penalised
+    for k in range(num_classes):
+        sel = classes == k
+        if sel.sum() >= 2:
+            zk = z[sel].astype(np.float64)
+            w[k] = np.linalg.solve(zk.T @ zk + reg, zk.T @ t[sel])
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "w": w}
+
+
+def fit_second_stage(model, variables, preprocess, kind: str, train, num_classes: int = 10) -> dict:
+    """Features of every proposal and ground-truth box of `train` (an ArrayDataset with proposals), then the
+    SVMs and the box regressors. -> {"svm_w", "svm_b", "reg_mean", "reg_std", "reg_w", "counts"}."""
+    features = make_extractor(model, variables, preprocess, kind)
+    idx, regions, is_gt = _regions(train, with_gt=True)
+    pool5, fc7, _ = features(train.images, idx, regions)
+    lab = train.labels
+    targets = np.zeros((len(regions), num_classes), np.float32)
+    reg_gt = np.zeros((len(regions), 4), np.float32)
+    reg_cls = np.full(len(regions), -1)
+    for i in range(len(train)):
+        sel = np.flatnonzero(idx == i)
+        ok = lab["classes"][i] >= 0
+        g, gc = lab["boxes"][i][ok], lab["classes"][i][ok]
+        iou = iou_matrix(regions[sel], g)  # (m, G)
+        for k in range(num_classes):
+            of_k = gc == k
+            best = iou[:, of_k].max(1) if of_k.any() else np.zeros(len(sel))
+            targets[sel, k] = np.where(best < SVM_NEG_IOU, -1.0, 0.0)
+        gt_here = is_gt[sel]
+        targets[sel[gt_here], gc[iou[gt_here].argmax(1)]] = 1.0  # ground truth: positive for its class
+        best, match = iou.max(1), iou.argmax(1)
+        good = best >= REG_IOU
+        reg_gt[sel[good]] = g[match[good]]
+        reg_cls[sel[good]] = gc[match[good]]
+    w, b = train_svms(fc7, targets)
+    reg = fit_box_regressors(pool5, regions, reg_gt, reg_cls, num_classes)
+    return {"svm_w": w, "svm_b": b, "reg_mean": reg["mean"], "reg_std": reg["std"], "reg_w": reg["w"],
+            "counts": {"regions": int(len(regions)), "positives": int((targets > 0).sum()),
+                       "negatives": int((targets < 0).sum()), "regression": int((reg_cls >= 0).sum())}}
+
+
+def detect(model, variables, preprocess, kind: str, stage: dict, data, *, nms_iou: float = 0.3):
+    """Detections of every image of `data` (with proposals) by the SVMs and box regressors of `stage`.
+    -> (list of per-image dicts of numpy boxes/scores/classes/keep, seconds of the whole detection (features,
+    SVMs, regression, NMS), the mean number of CNN passes per image)."""
+    features = make_extractor(model, variables, preprocess, kind)
+    idx, regions, _ = _regions(data, with_gt=False)
+    h, w = data.images.shape[1:3]
+    # compile outside the timing: one batch of each shape the run will use
+    features(data.images[:1], idx[idx == 0], regions[idx == 0])
+    post = jax.jit(lambda s, b, v: B.detections(s, b, v, nms_iou=nms_iou))
+    p_max = data.labels["proposals"].shape[1]
+    post(jnp.zeros((p_max, stage["svm_w"].shape[1])), jnp.zeros((p_max, stage["svm_w"].shape[1], 4)),
+         jnp.zeros((p_max,), bool))
+    t0 = time.perf_counter()
+    pool5, fc7, _ = features(data.images, idx, regions)
+    scores = fc7 @ stage["svm_w"] + stage["svm_b"]
+    z = np.concatenate([(pool5 - stage["reg_mean"]) / stage["reg_std"], np.ones((len(pool5), 1), np.float32)], 1)
+    deltas = np.einsum("md,kdt->mkt", z, stage["reg_w"])  # (M, K, 4)
+    dets = []
+    for i in range(len(data)):
+        sel = np.flatnonzero(idx == i)
+        m, k = len(sel), scores.shape[1]
+        s = np.full((p_max, k), -np.inf, np.float32)
+        bx = np.zeros((p_max, k, 4), np.float32)
+        s[:m] = scores[sel]
+        bx[:m] = np.asarray(B.decode(jnp.asarray(deltas[sel]), jnp.asarray(regions[sel])[:, None],
+                                     stds=(1.0, 1.0, 1.0, 1.0), clip_to=(h, w)))
+        out = post(s, bx, np.arange(p_max) < m)
+        dets.append({key: np.asarray(v) for key, v in out.items()})
+    seconds = time.perf_counter() - t0
+    passes = float(len(regions)) / len(data) if kind == "rcnn" else 1.0
+    return dets, seconds, passes
