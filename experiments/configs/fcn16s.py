@@ -27,11 +27,11 @@ def get_config():
     c.optimizer.learning_rate = 1e-3
     c.optimizer.weight_decay = 0.0
     c.optimizer.warmup_steps = 100
-    c.batch_size = 16
+    c.batch_size = 8
     c.eval_batch_size = 250
-    c.num_steps = 2000
+    c.num_steps = 800
     c.log_every = 100
     c.eval_every = 0
-    c.checkpoint_every = 250
+    c.checkpoint_every = 200
     c.parallel = "none"
     return c

@@ -31,9 +31,9 @@ def get_config():
     c.optimizer.learning_rate = 1e-3
     c.optimizer.weight_decay = 0.0
     c.optimizer.warmup_steps = 100
-    c.batch_size = 128
+    c.batch_size = 64
     c.eval_batch_size = 1000
-    c.num_steps = 3000
+    c.num_steps = 1500
     c.log_every = 100
     c.eval_every = 0
     c.checkpoint_every = 500

@@ -32,7 +32,7 @@ def get_config():
     c.optimizer.warmup_steps = 100
     c.batch_size = 4
     c.eval_batch_size = 100
-    c.num_steps = 3000
+    c.num_steps = 2000
     c.log_every = 100
     c.eval_every = 0
     c.checkpoint_every = 500

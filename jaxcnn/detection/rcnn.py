@@ -71,7 +71,7 @@ def make_extractor(model, variables, preprocess, kind: str):
     def run(x, rows):
         out, state = model.apply(variables, preprocess(x, None, False), rows, train=False, mutable=["intermediates"])
         inter = state["intermediates"]
-        return inter["pool5"][0], inter["fc7"][0], jax.nn.softmax(out[0].astype(jnp.float32), -1)
+        return inter["pool5_features"][0], inter["fc7_features"][0], jax.nn.softmax(out[0].astype(jnp.float32), -1)
 
     run = jax.jit(run)
 
@@ -191,28 +191,40 @@ def detect(model, variables, preprocess, kind: str, stage: dict, data, *, nms_io
     features = make_extractor(model, variables, preprocess, kind)
     idx, regions, _ = _regions(data, with_gt=False)
     h, w = data.images.shape[1:3]
-    # compile outside the timing: one batch of each shape the run will use
-    features(data.images[:1], idx[idx == 0], regions[idx == 0])
-    post = jax.jit(lambda s, b, v: B.detections(s, b, v, nms_iou=nms_iou))
-    p_max = data.labels["proposals"].shape[1]
-    post(jnp.zeros((p_max, stage["svm_w"].shape[1])), jnp.zeros((p_max, stage["svm_w"].shape[1], 4)),
-         jnp.zeros((p_max,), bool))
-    t0 = time.perf_counter()
-    pool5, fc7, _ = features(data.images, idx, regions)
-    scores = fc7 @ stage["svm_w"] + stage["svm_b"]
-    z = np.concatenate([(pool5 - stage["reg_mean"]) / stage["reg_std"], np.ones((len(pool5), 1), np.float32)], 1)
-    deltas = np.einsum("md,kdt->mkt", z, stage["reg_w"])  # (M, K, 4)
-    dets = []
-    for i in range(len(data)):
+    p_max, k = data.labels["proposals"].shape[1], stage["svm_w"].shape[1]
+
+    @jax.jit
+    def post(pool5, fc7, rois, valid):  # (C, P, D5), (C, P, D7), (C, P, 4), (C, P) for a chunk of C images
+        scores = fc7 @ stage["svm_w"] + stage["svm_b"]
+        z = jnp.concatenate([(pool5 - stage["reg_mean"]) / stage["reg_std"], jnp.ones(pool5.shape[:2] + (1,))], -1)
+        deltas = jnp.einsum("cpd,kdt->cpkt", z, stage["reg_w"])
+        bx = B.decode(deltas, rois[:, :, None], stds=(1.0, 1.0, 1.0, 1.0), clip_to=(h, w))
+        return jax.vmap(lambda s, b, v: B.detections(s, b, v, nms_iou=nms_iou))(scores, bx, valid)
+
+    chunk = 100
+    slot = np.zeros(len(idx), int)  # each region's row in its image's padded block
+    for i in np.unique(idx):
         sel = np.flatnonzero(idx == i)
-        m, k = len(sel), scores.shape[1]
-        s = np.full((p_max, k), -np.inf, np.float32)
-        bx = np.zeros((p_max, k, 4), np.float32)
-        s[:m] = scores[sel]
-        bx[:m] = np.asarray(B.decode(jnp.asarray(deltas[sel]), jnp.asarray(regions[sel])[:, None],
-                                     stds=(1.0, 1.0, 1.0, 1.0), clip_to=(h, w)))
-        out = post(s, bx, np.arange(p_max) < m)
-        dets.append({key: np.asarray(v) for key, v in out.items()})
+        slot[sel] = np.arange(len(sel))
+
+    def run_all(images, idx, regions):
+        pool5, fc7, _ = features(images, idx, regions)
+        n = len(images)
+        n_pad = -(-n // chunk) * chunk
+        P5 = np.zeros((n_pad, p_max, pool5.shape[1]), np.float32)
+        F7 = np.zeros((n_pad, p_max, fc7.shape[1]), np.float32)
+        R = np.tile(np.asarray([0, 0, 1, 1], np.float32), (n_pad, p_max, 1))
+        V = np.zeros((n_pad, p_max), bool)
+        P5[idx, slot[:len(idx)]], F7[idx, slot[:len(idx)]] = pool5, fc7
+        R[idx, slot[:len(idx)]], V[idx, slot[:len(idx)]] = regions, True
+        outs = [post(P5[c:c + chunk], F7[c:c + chunk], R[c:c + chunk], V[c:c + chunk]) for c in range(0, n_pad, chunk)]
+        outs = {key: np.concatenate([np.asarray(o[key]) for o in outs])[:n] for key in outs[0]}
+        return [{key: v[i] for key, v in outs.items()} for i in range(n)]
+
+    first = idx == 0
+    run_all(data.images[:1], idx[first], regions[first])  # compile outside the timing
+    t0 = time.perf_counter()
+    dets = run_all(data.images, idx, regions)
     seconds = time.perf_counter() - t0
     passes = float(len(regions)) / len(data) if kind == "rcnn" else 1.0
     return dets, seconds, passes

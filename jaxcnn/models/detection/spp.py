@@ -104,11 +104,11 @@ class FastRCNN(nn.Module):
             r = Flatten()(ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale))
         else:  # SPP-net's detector: the pyramid over each window of the one feature map
             r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale)
-        self.sow("intermediates", "pool5", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
+        self.sow("intermediates", "pool5_features", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
         for name in ("fc6", "fc7"):
             r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
             r = nn.Dropout(self.dropout_rate, deterministic=not train)(r)
-        self.sow("intermediates", "fc7", r)  # the features R-CNN's and SPP-net's SVMs score
+        self.sow("intermediates", "fc7_features", r)  # the features R-CNN's and SPP-net's SVMs score
         cls = nn.Dense(self.num_classes, dtype=self.dtype, name="cls_score")(r)
         bbox = nn.Dense(4 * self.num_classes, dtype=self.dtype, name="bbox_pred")(r)
         return cls, bbox
