@@ -5,7 +5,8 @@ convolutions in 5 stages, ceil-mode pooling, fc6/fc7 as convolutions, score laye
 upsampling, skips from pool4 (16s) and pool3 (8s), crops from the coordinate maps) scaled down for a CPU:
 widths 8-16-16-32-32 instead of 64-128-256-512-512, fc6/fc7 of 64 (not 4096) with a 3x3 fc6 (not 7x7),
 conv1_1 padded by 17 (not 100: the smallest pad whose crops fit all three variants at 64x64), no dropout, trained from scratch (not from
-ImageNet VGG16), all three variants with the same budget (not staged from each other).
+ImageNet VGG16, hence He initialisation: with Flax's default the 16 plain ReLU layers did not train), all three
+variants with the same budget (not staged from each other).
 
     python scripts/train.py --config experiments/configs/fcn32s.py --workdir runs/segmentation/fcn32s/seed0
 """
@@ -13,7 +14,7 @@ ImageNet VGG16), all three variants with the same budget (not staged from each o
 from jaxcnn.train import base_config
 
 SMALL = dict(widths=((8, 8), (16, 16), (16, 16, 16), (32, 32, 32), (32, 32, 32)), fc_width=64, fc6_kernel=3,
-             pad=17, num_classes=11, in_channels=1, dropout_rate=0.0)
+             pad=17, num_classes=11, in_channels=1, dropout_rate=0.0, init="he")
 
 
 def get_config():

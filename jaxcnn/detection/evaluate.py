@@ -105,7 +105,15 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
     if split and config.task not in ("rcnn", "spp_net"):
         config.eval_split = split
     config.eval_examples = 0
-    setup = build(config)
+    # only the split to score is read (and handed to build as both splits): the weights come from the checkpoint
+    kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
+              synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+    if config.task in ("rcnn", "spp_net"):  # the canvases are loaded below; build needs only shapes
+        probe = datasets.load(config.dataset, f"{config.train_split.split('[')[0]}[:1]", **kw)
+    else:
+        probe = datasets.load(config.dataset, config.eval_split, **kw)
+    config.batch_size = min(config.batch_size, len(probe))  # training batches are not drawn here
+    setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir)
     variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
     result = {"workdir": workdir, "config": config.get("ablation", {}).get("name") or None, "task": config.task,
