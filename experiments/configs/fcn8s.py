@@ -14,7 +14,7 @@ variants with the same budget (not staged from each other).
 from jaxcnn.train import base_config
 
 SMALL = dict(widths=((8, 8), (16, 16), (16, 16, 16), (32, 32, 32), (32, 32, 32)), fc_width=64, fc6_kernel=3,
-             pad=17, num_classes=11, in_channels=1, dropout_rate=0.0, init="he")
+             pad=17, num_classes=11, in_channels=1, dropout_rate=0.0, weight_init="he")
 
 
 def get_config():

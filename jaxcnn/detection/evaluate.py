@@ -13,7 +13,8 @@ What is reported follows the run's task:
 
 Every result also holds seconds_per_image (the model, decoding and NMS over the split after a warm-up call,
 not the COCO scoring), cnn_passes_per_image, the number of images, the checkpoint step, the host's load
-average before and after and the wall time. Written to WORKDIR/eval_<split>.json.
+average before and after and the wall time. Written to WORKDIR/eval_<split>.json; the predictions on the
+first 8 images (detections, or per-pixel classes) to WORKDIR/samples_<split>.npz.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import jax
 import numpy as np
 
 SECOND_STAGE_IMAGES = 1000
+SAMPLES = 8  # predictions of the first test images kept for pictures (samples_<split>.npz)
 
 
 def _tuples(v):
@@ -89,7 +91,7 @@ def _timed_task_eval(setup, state, data, batch: int) -> tuple[dict, float]:
         out = one(start)
         seconds += time.perf_counter() - t
         totals = task.combine(totals, jax.tree_util.tree_map(np.asarray, out))
-    return task.summarize(totals), seconds
+    return task.summarize(totals), seconds, totals
 
 
 def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = True,
@@ -144,10 +146,22 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
         r = coco_map(dets, gts, num_classes=10, image_size=test.images.shape[1:3])
         metrics = {"eval_map50": r["map50"], "eval_map": r["map"], "eval_map75": r["map75"],
                    "eval_ap50_per_class": r["ap50_per_class"], "eval_images": r["num_images"]}
+        k = min(SAMPLES, len(test))
+        samples = {"det_boxes": np.stack([d["boxes"] for d in dets[:k]]),
+                   "det_scores": np.stack([d["scores"] for d in dets[:k]]),
+                   "det_classes": np.stack([d["classes"] for d in dets[:k]]),
+                   "det_keep": np.stack([d["keep"] for d in dets[:k]])}
         result.update(metrics, seconds_per_image=seconds / len(test), cnn_passes_per_image=passes,
                       images=len(test), second_stage=counts, split=test_split)
     else:
-        metrics, seconds = _timed_task_eval(setup, state, setup.eval_data, config.eval_batch_size)
+        metrics, seconds, totals = _timed_task_eval(setup, state, setup.eval_data, config.eval_batch_size)
+        k = min(SAMPLES, len(setup.eval_data))
+        if "det_boxes" in totals:
+            samples = {key: totals[key][:k] for key in ("det_boxes", "det_scores", "det_classes", "det_keep")}
+        else:  # segmentation / classification: the model's outputs on the first images
+            x = setup.preprocess(setup.eval_data.images[:k], None, False)
+            out = setup.model.apply(variables, x, train=False)
+            samples = {"prediction": np.asarray(np.argmax(out, -1), np.int32)}
         result.update(metrics, seconds_per_image=seconds / len(setup.eval_data), cnn_passes_per_image=1.0,
                       images=len(setup.eval_data))
     result.update(load_average_before=[round(v, 2) for v in load_before],
@@ -156,7 +170,9 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
                   hardware=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
                            f"jax {jax.__version__} on {jax.default_backend()}".replace("  ", " "))
     if write:
-        path = os.path.join(workdir, f"eval_{result['split'].replace('[', '_').replace(':', '_').rstrip(']')}.json")
+        tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
+        np.savez(os.path.join(workdir, f"samples_{tag}.npz"), **samples)  # the first images' predictions
+        path = os.path.join(workdir, f"eval_{tag}.json")
         with open(path + ".tmp", "w") as f:
             json.dump(result, f, indent=1)
         os.replace(path + ".tmp", path)

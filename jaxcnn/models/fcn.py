@@ -152,7 +152,7 @@ class FCN(nn.Module):
       fc_width, fc6_kernel: fc6 (a fc6_kernel x fc6_kernel VALID convolution) and fc7 width (4096, 7).
       pad: conv1_1's padding (100: any input survives the five poolings and fc6); the crop offsets follow
         from it (`crop_offsets`).
-      init: the convolutions' initialisation, "lecun" (Flax's default, variance 1/fan_in) or "he"
+      weight_init: the convolutions' initialisation, "lecun" (Flax's default, variance 1/fan_in) or "he"
         (variance 2/fan_in, He et al. 2015): the reference nets start from ImageNet VGG16; trained from
         scratch, the 16 ReLU layers without normalisation need "he" or the signal dies out. A smaller network for small images sets smaller widths, fc_width,
         fc6_kernel and pad; the architecture (skips, bilinear upsampling, crops) is the same.
@@ -172,7 +172,7 @@ class FCN(nn.Module):
     fc_width: int = 4096
     fc6_kernel: int = 7
     pad: int = 100
-    init: str = "lecun"
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -180,11 +180,11 @@ class FCN(nn.Module):
         check_conv_mode(self.conv_mode)
         if len(self.widths) != 5:
             raise ValueError(f"widths must give the convolutions of 5 stages, got {len(self.widths)}")
-        check_choice("init", self.init, ("lecun", "he"))
+        check_choice("weight_init", self.weight_init, ("lecun", "he"))
         validate_image(x, model=f"fcn{self.variant}", channels=self.in_channels, min_size=1)
         offsets = crop_offsets(self.variant, self.pad, self.fc6_kernel)
         h, w = x.shape[1:3]
-        init = nn.initializers.lecun_normal() if self.init == "lecun" else nn.initializers.he_normal()
+        init = nn.initializers.lecun_normal() if self.weight_init == "lecun" else nn.initializers.he_normal()
         conv = lambda f, k, name, pad=0: Conv(f, k, padding=pad, conv_mode=self.conv_mode,
                                               dtype=self.dtype, kernel_init=init, name=name)
         feats = {}
