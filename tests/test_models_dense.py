@@ -236,3 +236,32 @@ def test_fast_rcnn():
     chex.assert_shape((cls, bbox), ((3, 3), (3, 12)))
     # boxes=None is one whole-image box per image
     np.testing.assert_allclose(small.apply(v, x)[0][0], cls[0], rtol=1e-5)
+
+
+def test_fcn_crop_offsets_from_coordinate_maps():
+    # the reference nets' offsets follow from pad 100 and the 7x7 fc6
+    assert fcn_mod.crop_offsets("32s") == {"final": 19}
+    assert fcn_mod.crop_offsets("16s") == {"pool4": 5, "final": 27}
+    assert fcn_mod.crop_offsets("8s") == {"pool4": 5, "pool3": 9, "final": 31}
+    # the CPU-sized nets of experiments/configs/fcn*.py: pad 17, 3x3 fc6, narrow widths, output at input size
+    small = dict(widths=((8, 8), (16, 16), (16, 16, 16), (32, 32, 32), (32, 32, 32)), fc_width=64, fc6_kernel=3,
+                 pad=17, num_classes=11, in_channels=1, weight_init="he")
+    for v in ("32s", "16s", "8s"):
+        _, out = shapes(jaxcnn.create_model(f"fcn{v}", **small), (2, 64, 64, 1))
+        chex.assert_shape(out, (2, 64, 64, 11))
+    with pytest.raises(ValueError, match="not whole non-negative|cannot be cropped"):
+        shapes(jaxcnn.create_model("fcn32s", **dict(small, pad=8)), (1, 64, 64, 1))
+
+
+def test_fast_rcnn_spp_region_pool():
+    small = jaxcnn.create_model("fast_rcnn", stage_sizes=(1, 1), widths=(4, 8), hidden=16, num_classes=3,
+                                spatial_scale=0.5, region_pool="spp", spp_levels=(1, 2))
+    x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+    v = small.init(jax.random.key(1), x)
+    assert v["params"]["fc6"]["kernel"].shape == (8 * (1 + 4), 16)  # the pyramid's 5 bins x 8 channels
+    boxes = jnp.array([[0, 0, 0, 15, 15], [1, 2, 2, 9, 7]], jnp.float32)
+    (cls, bbox), state = small.apply(v, x, boxes, mutable=["intermediates"])
+    chex.assert_shape((cls, bbox), ((2, 3), (2, 12)))
+    assert state["intermediates"]["fc7_features"][0].shape == (2, 16)
+    with pytest.raises(ValueError, match="region_pool"):
+        jaxcnn.create_model("fast_rcnn", region_pool="align").init(jax.random.key(0), x)
