@@ -3,9 +3,10 @@
 cross-entropy; pixel accuracy, mean IoU). The same architecture as the reference nets (VGG16's 13
 convolutions in 5 stages, ceil-mode pooling, fc6/fc7 as convolutions, score layers, fixed bilinear
 upsampling, skips from pool4 (16s) and pool3 (8s), crops from the coordinate maps) scaled down for a CPU:
-widths 8-16-16-32-32 instead of 64-128-256-512-512, fc6/fc7 of 64 (not 4096) with a 3x3 fc6 (not 7x7),
+one 3x3 convolution per stage (not VGG16's 2-2-3-3-3) of widths 16-32-32-64-64 (not 64-128-256-512-512),
+fc6/fc7 of 64 (not 4096) with a 3x3 fc6 (not 7x7),
 conv1_1 padded by 17 (not 100: the smallest pad whose crops fit all three variants at 64x64), no dropout, trained from scratch (not from
-ImageNet VGG16, hence He initialisation: with Flax's default the 16 plain ReLU layers did not train), all three
+ImageNet VGG16, hence He initialisation: with Flax's default a deep plain ReLU stack did not train), all three
 variants with the same budget (not staged from each other).
 
     python scripts/train.py --config experiments/configs/fcn16s.py --workdir runs/segmentation/fcn16s/seed0
@@ -13,7 +14,7 @@ variants with the same budget (not staged from each other).
 
 from jaxcnn.train import base_config
 
-SMALL = dict(widths=((8, 8), (16, 16), (16, 16, 16), (32, 32, 32), (32, 32, 32)), fc_width=64, fc6_kernel=3,
+SMALL = dict(widths=((16,), (32,), (32,), (64,), (64,)), fc_width=64, fc6_kernel=3,
              pad=17, num_classes=11, in_channels=1, dropout_rate=0.0, weight_init="he")
 
 
@@ -25,12 +26,12 @@ def get_config():
     c.model.update(SMALL)
     c.preprocess.mean, c.preprocess.std = (0.25,), (0.25,)
     c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
+    c.optimizer.learning_rate = 3e-3
     c.optimizer.weight_decay = 0.0
-    c.optimizer.warmup_steps = 100
-    c.batch_size = 8
+    c.optimizer.warmup_steps = 50
+    c.batch_size = 16
     c.eval_batch_size = 250
-    c.num_steps = 800
+    c.num_steps = 600
     c.log_every = 100
     c.eval_every = 0
     c.checkpoint_every = 200
