@@ -20,12 +20,12 @@ def get_config():
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 3e-3
     c.optimizer.weight_decay = 0.0
-    c.optimizer.warmup_steps = 50
+    c.optimizer.warmup_steps = 30
     c.batch_size = 16
     c.eval_batch_size = 250
-    c.num_steps = 600
+    c.num_steps = 300
     c.log_every = 100
     c.eval_every = 0
-    c.checkpoint_every = 200
+    c.checkpoint_every = 100
     c.parallel = "none"
     return c
