@@ -24,7 +24,6 @@ import functools
 import jax
 import numpy as np
 from jax import lax
-from jax._src import dispatch as _dispatch
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -135,6 +134,16 @@ def _batching(prim):
     return rule
 
 
+def _needs_devices(prim) -> None:
+    """Ask JAX to lower `prim` knowing the device assignment (a private registry,
+    the one custom_partitioning itself is in)."""
+    try:
+        from jax._src import dispatch
+        dispatch.prim_requires_devices_during_lowering.add(prim)
+    except (ImportError, AttributeError):
+        pass
+
+
 for _prim in (forward_p, input_grad_p, weight_grad_p):
     _prim.def_impl(lambda *args, _prim=_prim, **params: jax.jit(functools.partial(_prim.bind, **params))(*args))
     _prim.def_abstract_eval(_abstract_eval(_prim))
@@ -143,8 +152,7 @@ for _prim in (forward_p, input_grad_p, weight_grad_p):
     # registry below, a Mesh program still computes the right values, with the
     # whole batch gathered onto every device.)
     mlir.register_lowering(_prim, _lowering(_prim), cacheable=False)
-    if hasattr(_dispatch, "prim_requires_devices_during_lowering"):
-        _dispatch.prim_requires_devices_during_lowering.add(_prim)
+    _needs_devices(_prim)
     batching.primitive_batchers[_prim] = _batching(_prim)
 
 
