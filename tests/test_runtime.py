@@ -23,7 +23,8 @@ print(jaxcnn.xla_cpu_status(), "|", os.environ.get("XLA_FLAGS", ""), "|", "__ynn
 
 def _probe(env_extra, before=""):
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAXCNN_XLA_CPU_FLAGS")}
-    env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", **env_extra)
+    # The probe is about XLA's own convolution kernels: jaxcnn's native CPU path off.
+    env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", JAXCNN_NATIVE_CONV="0", **env_extra)
     r = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], capture_output=True, text=True,
                        env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
