@@ -125,7 +125,7 @@ def run(setup: Setup, workdir, *, stop_after_steps: Optional[int] = None) -> dic
 
 
 def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int]) -> dict:
-    config, strategy = setup.config, setup.strategy
+    config = setup.config
     end = config.num_steps
     ckpt = Checkpointer(wd.checkpoint_dir, keep=config.keep_checkpoints)
     log = None
