@@ -239,3 +239,32 @@ def test_flip_kernels_makes_convolution_equal_cross_correlation():
     params = xc.init(jax.random.key(0), x)["params"]
     np.testing.assert_allclose(cv.apply({"params": ablation.flip_kernels(params)}, x),
                                xc.apply({"params": params}, x), atol=1e-5)
+
+
+def test_equivalence_claims_by_hand():
+    # d = (0.001, 0.002, 0.003): mean 0.002, sd 0.001, half width 4.303 * 0.001 / sqrt(3) = 0.00248.
+    d = stats.paired_difference([0.501, 0.502, 0.503], [0.5, 0.5, 0.5])
+    assert stats.verdict(d, "~", 0.01) == stats.REPRODUCED  # [-0.0005, 0.0045] inside [-0.01, 0.01]
+    assert stats.verdict(d, "~", 0.003) == stats.INCONCLUSIVE  # the interval pokes out of [-0.003, 0.003]
+    far = stats.paired_difference([0.6, 0.61, 0.62], [0.5, 0.5, 0.5])
+    assert stats.verdict(far, "~", 0.01) == stats.NOT_REPRODUCED
+    cfg = _tiny_config()
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv within 0.02", "steps_to_target: conv < xcorr")
+    claims = ablation.claims_of(cfg)
+    assert [(c.op, c.margin) for c in claims] == [("~", 0.02), ("<", 0.0)]
+    assert str(claims[0]) == "eval_accuracy: xcorr ~ conv within 0.02"
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv",)
+    with pytest.raises(ValueError, match="needs a margin"):
+        ablation.claims_of(cfg)
+
+
+def test_run_summary_reads_the_curve_the_target_and_the_step_time():
+    from jaxcnn.ablation.runner import _summary_of
+
+    records = [{"step": s, "train_loss": 1.0 / s, "train_accuracy": acc, "images_per_sec": 100.0 * s}
+               for s, acc in ((10, 0.5), (20, 0.7), (30, 0.8), (40, 0.9))]
+    info = _summary_of(records, batch_size=50, target=0.25)
+    assert info["steps_to_target"] == 30.0  # training error 0.2 <= 0.25 first at step 30
+    assert info["train_error"] == pytest.approx(0.1) and info["train_loss"] == 1.0 / 40
+    assert info["step_time_s"] == pytest.approx(np.median([50 / 2000, 50 / 3000, 50 / 4000]))  # step 10 compiles
+    assert _summary_of(records, batch_size=50, target=0.05)["steps_to_target"] == 41.0  # never: num_steps + 1

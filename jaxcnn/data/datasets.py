@@ -56,7 +56,8 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     name: "fashion_mnist_offline" (prepared from Debian's files on first use),
     "synthetic" (random images of `synthetic_shape` (H, W, C) with
     `synthetic_size` examples), "synthetic_shapes" (segmentation canvases of
-    synthetic_shape[0] pixels, jaxcnn.data.shapes), or any TFDS dataset already prepared in
+    synthetic_shape[0] pixels, jaxcnn.data.shapes), "synthetic_shape_classes" (one shape per grey canvas,
+    labelled by its kind), or any TFDS dataset already prepared in
     array_record format under the data dir (mnist, cifar10, imagenet2012, ...).
     """
     if not isinstance(name, str):
@@ -68,6 +69,10 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         from jaxcnn.data.shapes import shapes
 
         return shapes(split, size=int(synthetic_shape[0]), count=synthetic_size)
+    if name == "synthetic_shape_classes":
+        from jaxcnn.data.shapes import shape_classes
+
+        return shape_classes(split, size=int(synthetic_shape[0]), count=synthetic_size)
     import tensorflow_datasets as tfds  # deferred: only real datasets need it
 
     if name == OFFLINE:
@@ -80,7 +85,7 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         try:
             builder = tfds.builder(name, data_dir=data_dir(data_dir_path), file_format="array_record")
         except Exception as e:  # DatasetNotFoundError and friends
-            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes"]
+            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes", "synthetic_shape_classes"]
             raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
                              f"Offline choices: {OFFLINE!r}, 'synthetic'.") from None
         if not builder.is_prepared():

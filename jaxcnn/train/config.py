@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
         "head_learning_rate": 1e-2,
         "full_steps": 300,  # phase 2: every weight; 0 = stop after the head
         "full_learning_rate": 1e-3,
+        "train_layers": (),  # phase 2 trains only the head and these top-level layers (BatchNorm frozen); () = all
     })
 
     # Ablations (scripts/ablate.py, jaxcnn.ablation): arms x seeds, each a run of the engine.
@@ -91,6 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
         "extras": (),  # "grad_norms", "twin_flip", "kernels"
         "facts": (),  # arithmetic facts reported with the result ("inception4a_5x5", "vgg_stack")
         "panels": [],  # [(title, [arm labels])]: the training-error plot as side-by-side panels
+        "target_train_error": 0.25,  # steps_to_target: the first logged step at or below this training error
+        "gap_examples": 10000,  # generalization_gap: training images scored in eval mode after training
         "pretrain": {},  # overrides of one pretraining run per seed; arms with finetune.path "pretrain" use it
         "finetune": False,  # every arm runs as fine-tuning (head / full / scratch phases: jaxcnn.finetune)
     })
