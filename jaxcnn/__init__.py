@@ -7,25 +7,29 @@
 
 Images are NHWC and kernels HWIO everywhere.
 
-Importing jaxcnn before JAX starts adds jaxcnn's XLA:CPU flags to XLA_FLAGS
-(faster CPU training; see jaxcnn.runtime, JAXCNN_XLA_CPU_FLAGS=0 to opt out).
+The package is layered, each layer importing only those below it:
+ops -> layers -> models -> data, train -> applications (finetune, ablation,
+pretrained) -> scripts. Importing jaxcnn changes no environment variable; for
+jaxcnn's faster XLA:CPU settings call `jaxcnn.runtime.configure()` before JAX
+starts (the scripts, the engine and the tests do).
 """
 
-from jaxcnn.runtime import configure_xla_cpu, xla_cpu_status
-
-configure_xla_cpu()
-
-from jaxcnn import ops  # noqa: E402  (after the XLA flags)
-from jaxcnn.models import create_model, default_input_shape, list_models  # noqa: E402
-from jaxcnn.params import count_params  # noqa: E402
-from jaxcnn.convolutionalize import convolutionalize  # noqa: E402
-from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights  # noqa: E402
-from jaxcnn.summary import Summary, summary  # noqa: E402
+from jaxcnn import ops
+from jaxcnn.models import (
+    convolutionalize,
+    count_params,
+    create_model,
+    default_input_shape,
+    list_models,
+    Summary,
+    summary,
+)
+from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
+from jaxcnn.runtime import xla_cpu_status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "configure_xla_cpu",
     "convolutionalize",
     "count_params",
     "create_model",

@@ -1,65 +1,105 @@
 #!/usr/bin/env python
-"""Run one ablation: train every arm with the same seeds and budget, write
-experiments/results/NAME/{results.csv, table.md, curves.csv, *.png, run.json}.
+"""Run one ablation: every arm x seed a run of the training engine, then the
+table, the claims' verdicts and the plots.
 
-    python scripts/ablate.py skip --quick        # minutes on a 2-core CPU
-    python scripts/ablate.py skip                # the full budget
     python scripts/ablate.py --list
+    python scripts/ablate.py skip                        # the full budget -> experiments/results/skip/
+    python scripts/ablate.py skip --quick                # a smoke run -> runs/ablations_quick/skip/
+    python scripts/ablate.py skip --config.parallel=mesh --config.num_steps=4000   # overrides for every arm
 
-Ablations: experiments/ablations/NAME.py (get_config()).
+The same command after a kill trains nothing that finished and resumes the run
+that was going on (workdirs under runs/ablations/NAME/ARM/seedN). The output
+folder is checked before any training starts; --quick never writes over a
+committed (full) result. Exit status: 0 done, 1 diverged, 2 bad input, 130/143
+interrupted (checkpoint saved; the same command resumes).
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import shlex
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jaxcnn import experiments  # noqa: E402
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from jaxcnn.train import cli  # noqa: E402
+
+
+def _check_out(out: str, quick: bool) -> str:
+    from jaxcnn.train.workdir import check_writable
+
+    out = check_writable(out)
+    previous = os.path.join(out, "run.json")
+    if quick and os.path.exists(previous):
+        try:
+            with open(previous) as f:
+                committed = json.load(f).get("quick") is False
+        except (OSError, ValueError):
+            committed = False
+        if committed:
+            raise ValueError(f"{out} holds a full (not --quick) result; a --quick run never writes over it: pass "
+                             "another --out.")
+    return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("name", nargs="?", help="ablation name (experiments/ablations/NAME.py)")
-    p.add_argument("--quick", action="store_true", help="the small budget (config.quick) that fits a CPU in minutes")
-    p.add_argument("--out", default=None, help="output folder (default experiments/results/NAME)")
-    p.add_argument("--dataset", default=None, help="override the dataset (e.g. 'synthetic' for a smoke run)")
-    p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = cli.parser(__doc__, config_required=False,
+                   config_help="(not used: the ablation NAME is the config; override its keys with "
+                               "--config.KEY=VALUE)")
+    p.add_argument("name", nargs="?", help="ablation name: ABLATIONS/NAME.py")
+    p.add_argument("--quick", action="store_true", help="the ablation's smoke budget (ablation.quick)")
+    p.add_argument("--out", help="output folder (default experiments/results/NAME, or runs/ablations_quick/NAME "
+                                 "with --quick)")
+    p.add_argument("--workdirs", help="where each arm x seed trains (default runs/ablations[_quick]/NAME/runs)")
+    p.add_argument("--ablations", default=os.path.join(ROOT, "experiments", "ablations"),
+                   help="directory of the ablation configs (default: the repository's experiments/ablations)")
     p.add_argument("--list", action="store_true", help="list the ablations and exit")
-    args = p.parse_args(argv)
+    overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
+    args, _ = cli.parse(p, [a for a in argv if not a.startswith("--config.")])
+    from jaxcnn import ablation
+
     if args.list or not args.name:
-        for n in experiments.list_ablations():
-            print(f"{n}: {experiments.load_ablation(n).title}")
-        return 0 if args.list else 2
-    try:
-        cfg = experiments.load_ablation(args.name)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.dataset:
-        cfg.dataset = args.dataset
-    if args.steps:
-        (cfg.quick if args.quick else cfg.train).steps = args.steps
-    out = args.out or os.path.join(ROOT, "experiments", "results", args.name)
-    command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    print(f"{cfg.name}: {cfg.title}\n  {len(cfg.arms)} arms x seeds {tuple(cfg.train.seeds)}, "
-          f"{experiments.train_settings(cfg, args.quick).steps} steps", flush=True)
-    t0 = time.time()
-    result = experiments.run_ablation(cfg, quick=args.quick, log=lambda s: print(s, flush=True))
-    wall = time.time() - t0
-    files = experiments.write_results(result, out, cfg=cfg, command=command, wall_time_s=wall, quick=args.quick)
-    print(experiments.markdown_table(result["rows"]))
-    for k in ("twin_max_diff", "twin_max_rel_diff"):
-        if k in result:
-            print(f"{k}: {result[k]:.3g}")
-    print(f"wall time {wall:.0f} s; wrote " + ", ".join(os.path.relpath(f, ROOT) for f in files))
-    return 0
+        try:
+            names = ablation.list_ablations(args.ablations)
+        except ValueError as e:
+            cli.fail(str(e))
+        for n in names:
+            print(f"{n}: {cli.load_config(os.path.join(args.ablations, n + '.py')).ablation.title}")
+        if not args.list:
+            cli.fail("name an ablation (see the list above), e.g. python scripts/ablate.py skip")
+        return 0
+    cli.setup_process()
+
+    def job():
+        config = ablation.load_ablation(args.name, args.ablations)
+        if args.quick:
+            config = ablation.with_quick(config)
+        cli.apply_overrides(config, overrides)
+        ablation.validate_ablation(config)
+        kind = "ablations_quick" if args.quick else "ablations"
+        out = _check_out(args.out or (os.path.join(ROOT, "runs", kind, args.name) if args.quick
+                                      else os.path.join(ROOT, "experiments", "results", args.name)), args.quick)
+        workdirs = args.workdirs or os.path.join(ROOT, "runs", kind, args.name, "runs")
+        ab = config.ablation
+        print(f"{ab.name}: {ab.title}\n  {len(ab.arms)} arms x seeds {tuple(ab.seeds)}, {config.num_steps} steps "
+              f"at batch {config.batch_size}; runs in {workdirs}", flush=True)
+        load_before = ablation.report.load_average()
+        t0 = time.time()
+        result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True))
+        wall = time.time() - t0
+        command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
+        files = ablation.write_results(result, out, config=config, command=command, wall_time_s=wall,
+                                       quick=args.quick, load_before=load_before)
+        print(ablation.markdown_table(result["rows"]))
+        if result["claims"]:
+            print(ablation.claims_table(result["claims"]))
+        print(f"wall time {wall:.0f} s; wrote " + ", ".join(os.path.relpath(f, ROOT) for f in files))
+
+    return cli.main(job)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     apply_xla_flags(args.xla_flags)  # before JAX is imported anywhere
+    import jaxcnn.runtime
+
+    jaxcnn.runtime.configure()  # jaxcnn's XLA:CPU flags, as every entry point applies them
     if args.compile_child:  # fresh processes of the compile and parallel sections
         from benchmarks.section_compile import child
 

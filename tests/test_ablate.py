@@ -1,6 +1,7 @@
-"""The ablation runner: configs flip exactly one field, the runner's table is
-well formed (one row per arm, mean ± std over >= 3 seeds), twin nets started
-from flipped kernels train identically, gradient norms cover every convolution."""
+"""The ablation runner: configs are like for like (arms differ exactly in the
+ablated keys), every arm x seed is a run of the training engine (resumable,
+data-parallel), the statistics are the textbook ones, and the script refuses
+bad output folders before training."""
 
 import csv
 import json
@@ -13,125 +14,216 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import create_model, experiments
+from jaxcnn import ablation, create_model
+from jaxcnn.ablation import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ABLATIONS = os.path.join(ROOT, "experiments", "ablations")
+SCRIPT = os.path.join(ROOT, "scripts", "ablate.py")
 
-# The ablations the seed notes ask for, and the one model field each flips.
+# The ablations the seed notes ask for, and the keys each flips.
 EXPECTED_FIELDS = {
-    "skip": "skip",
-    "kernel_plan": "kernel_plan",
-    "bottleneck": "bottleneck",
-    "conv_mode": "conv_mode",
-    "alexnet_pooling": "overlap_pool",
-    "alexnet_lrn": "lrn",
+    "skip": {"model.skip"},
+    "kernel_plan": {"model.kernel_plan", "model.stage_sizes"},
+    "bottleneck": {"model.bottleneck"},
+    "conv_mode": {"model.conv_mode"},
+    "alexnet_pooling": {"model.overlap_pool"},
+    "alexnet_lrn": {"model.lrn"},
     # the registered lenet5_modern flips LeNet-5's four published switches together
-    "lenet5": ("c3_table", "pooling", "activation", "output"),
+    "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output"},
+    "relu_tanh": {"model.activation"},
+    "dropout": {"model.dropout_rate"},
+    "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
+                 "finetune.source", "finetune.path", "finetune.head_steps", "finetune.full_steps",
+                 "finetune.train_layers", "finetune.head_learning_rate", "optimizer.warmup_steps"},
 }
 
 
 def test_every_ablation_is_there():
-    assert set(experiments.list_ablations()) == set(EXPECTED_FIELDS)
+    assert set(EXPECTED_FIELDS) <= set(ablation.list_ablations(ABLATIONS))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FIELDS))
-def test_config_flips_exactly_one_field(name):
-    cfg = experiments.load_ablation(name)
-    assert cfg.name == name
-    assert len(cfg.train.seeds) >= 3 and len(set(cfg.train.seeds)) == len(cfg.train.seeds)
-    assert cfg.quick.steps < cfg.train.steps
-    expected = EXPECTED_FIELDS[name]
-    expected = {expected} if isinstance(expected, str) else set(expected)
-    arms = experiments.arms_of(cfg)
-    common = dict(cfg.model_overrides)
-    by_model = {}
-    for a in arms:
-        by_model.setdefault(a.model, []).append(a)
-    if name == "lenet5":
-        (a, b) = arms
-        assert experiments.flipped_fields(a, b, common) == expected
-    else:
-        for members in by_model.values():
-            assert len(members) >= 2
-            # the arm's module fields, compared directly: all equal but the ablated one
-            fields = [m.fields(common) for m in members]
-            for f in fields[1:]:
-                assert {k for k in fields[0] if fields[0][k] != f[k]} == expected
-            assert len({repr(f[next(iter(expected))]) for f in fields}) == len(members)
+def test_config_is_like_for_like(name):
+    cfg = ablation.load_ablation(name, ABLATIONS)  # validates: every arm has a partner differing exactly in field
+    assert cfg.ablation.name == name
+    assert set(ablation.spec.fields_of(cfg)) == EXPECTED_FIELDS[name]
+    assert len(set(cfg.ablation.seeds)) >= 3
+    assert ablation.with_quick(cfg).num_steps <= cfg.num_steps
+    resolved = [ablation.spec.resolved(ablation.arm_config(cfg, a, 0)) for a in ablation.arms_of(cfg)]
+    key = sorted(EXPECTED_FIELDS[name])[0]
+    assert len({repr(r[key]) for r in resolved}) >= 2  # the ablated key really takes different values
+    assert ablation.claims_of(cfg), "every ablation states the claims its verdict is drawn for"
 
 
-def test_skip_ablation_has_both_depths():
-    cfg = experiments.load_ablation("skip")
-    assert sorted({a.model for a in experiments.arms_of(cfg)}) == ["resnet20", "resnet56"]
-    assert "grad_norms" in cfg.extras
+def test_skip_ablation_has_both_depths_and_figure_6_panels():
+    cfg = ablation.load_ablation("skip", ABLATIONS)
+    names = {a.overrides["model.name"] for a in ablation.arms_of(cfg)}
+    assert names == {"resnet20", "resnet56"} and "grad_norms" in cfg.ablation.extras
+    assert [t for t, _ in cfg.ablation.panels] == ["plain", "residual"]
+    assert {str(c) for c in ablation.claims_of(cfg)} >= {"train_error: resnet56 plain > resnet20 plain",
+                                                          "train_error: resnet56 residual < resnet20 residual"}
 
 
-def _tiny_config(field="conv_mode", extras=("twin_flip", "kernels")):
-    arms = [dict(label="xcorr", model="fashion_cnn_tiny", overrides={"conv_mode": "cross_correlation"}),
-            dict(label="conv", model="fashion_cnn_tiny", overrides={"conv_mode": "convolution"})]
-    cfg = experiments.ablation_config("tiny", title="tiny", claim="none", field=field, arms=arms,
-                                      model_overrides={"num_classes": 10, "batch_norm": False})
-    cfg.dataset = "synthetic"
-    cfg.synthetic_size = 96
-    cfg.train.steps = 4
-    cfg.train.batch_size = 16
-    cfg.train.eval_examples = 48
-    cfg.train.curve_every = 2
-    cfg.optimizer.warmup_steps = 0
-    cfg.extras = extras
-    return cfg
+def _tiny_config(extras=("twin_flip", "kernels"), **top):
+    arms = [dict(label="xcorr", overrides={"model.conv_mode": "cross_correlation"}),
+            dict(label="conv", overrides={"model.conv_mode": "convolution"})]
+    c = ablation.ablation_config("tiny", title="tiny", claim="none", field="model.conv_mode", arms=arms,
+                                 claims=("eval_accuracy: xcorr > conv",),
+                                 model=dict(name="fashion_cnn_tiny", num_classes=10, batch_norm=False))
+    c.dataset, c.synthetic_size, c.synthetic_shape = "synthetic", 96, (12, 12, 1)
+    c.num_steps, c.batch_size, c.eval_batch_size, c.log_every, c.checkpoint_every = 4, 16, 48, 2, 3
+    c.optimizer.warmup_steps = 0
+    c.ablation.extras = extras
+    c.update(top)
+    return c
 
 
-def test_validate_refuses_two_flipped_fields():
+def test_validate_refuses_arms_that_are_not_like_for_like():
     cfg = _tiny_config()
-    cfg.arms[1]["overrides"]["hidden"] = 8
-    with pytest.raises(ValueError, match="differ in"):
-        experiments.validate_ablation(cfg)
-
-
-def test_validate_refuses_fewer_than_three_seeds():
+    cfg.ablation.arms[1]["overrides"]["model.hidden"] = 8
+    with pytest.raises(ValueError, match=r"arm 'xcorr' has no partner .*closest differs in "
+                                         r"\['model.conv_mode', 'model.hidden'\]"):
+        ablation.validate_ablation(cfg)
     cfg = _tiny_config()
-    cfg.train.seeds = (0, 1)
-    with pytest.raises(ValueError, match="3 seeds"):
-        experiments.validate_ablation(cfg)
+    cfg.ablation.arms[1]["overrides"]["batch_size"] = 8  # a training setting differs too
+    with pytest.raises(ValueError, match="batch_size"):
+        ablation.validate_ablation(cfg)
+
+
+def test_validate_refuses_fewer_than_three_seeds_and_bad_claims():
+    cfg = _tiny_config()
+    cfg.ablation.seeds = (0, 1)
+    with pytest.raises(ValueError, match="at least 3 distinct seeds"):
+        ablation.validate_ablation(cfg)
+    cfg = _tiny_config()
+    cfg.ablation.claims = ("eval_accuracy: xcorr > convolution",)
+    with pytest.raises(ValueError, match="names arm 'convolution'"):
+        ablation.validate_ablation(cfg)
 
 
 def test_unknown_ablation_names_the_known_ones():
-    with pytest.raises(ValueError, match="known: .*skip"):
-        experiments.load_ablation("skips")
+    with pytest.raises(ValueError, match="Did you mean 'skip'.*Known: .*skip"):
+        ablation.load_ablation("skips", ABLATIONS)
 
 
-def test_runner_writes_one_row_per_arm_with_mean_and_std(tmp_path):
+def test_t_quantiles_are_the_tabulated_ones():
+    # Two-sided 95% points of Student's t (e.g. Fisher & Yates; any statistics table).
+    assert [stats.t975(df) for df in (1, 2, 4, 10, 30)] == [12.706, 4.303, 2.776, 2.228, 2.042]
+    assert stats.t975(1000) == 1.960
+    with pytest.raises(ValueError, match="at least 2 paired values"):
+        stats.t975(0)
+
+
+def test_paired_difference_and_verdicts_by_hand():
+    # d = (1, 2, 3): mean 2, sample sd 1, half width 4.303 * 1 / sqrt(3) = 2.4843.
+    d = stats.paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert d["mean"] == 2.0 and d["std"] == 1.0 and d["n"] == 3
+    assert d["low"] == pytest.approx(2 - 2.48434, abs=1e-4) and d["high"] == pytest.approx(2 + 2.48434, abs=1e-4)
+    assert stats.verdict(d, ">") == stats.INCONCLUSIVE
+    # d = (2, 2.1, 1.9): sd 0.1, half width 4.303 * 0.1 / sqrt(3) = 0.2484: the interval excludes 0.
+    d = stats.paired_difference([3.0, 3.1, 2.9], [1.0, 1.0, 1.0])
+    assert stats.verdict(d, ">") == stats.REPRODUCED and stats.verdict(d, "<") == stats.NOT_REPRODUCED
+    assert stats.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_runner_through_the_engine_writes_the_result(tmp_path):
     cfg = _tiny_config()
-    experiments.validate_ablation(cfg)
-    result = experiments.run_ablation(cfg, log=lambda s: None)
-    files = experiments.write_results(result, str(tmp_path), cfg=cfg, command="test", wall_time_s=1.0,
-                                      quick=False)
-    assert {os.path.basename(f) for f in files} >= {"results.csv", "curves.csv", "training_error.png",
+    result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=lambda s: None)
+    files = ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
+                                   quick=False, load_before=[0.0, 0.0, 0.0])
+    assert {os.path.basename(f) for f in files} >= {"results.csv", "claims.csv", "curves.csv", "training_error.png",
                                                       "kernels.png", "run.json", "table.md"}
-    with open(tmp_path / "results.csv") as f:
-        rows = list(csv.DictReader(f))
+    # every arm x seed is an engine workdir (config.json, checkpoints, metrics)
+    for arm in ("xcorr", "conv"):
+        for seed in (0, 1, 2):
+            wd = tmp_path / "runs" / arm / f"seed{seed}"
+            assert (wd / "config.json").exists() and (wd / "checkpoints" / "4").is_dir()
+    rows = _rows(tmp_path / "out" / "results.csv")
     assert [r["arm"] for r in rows] == ["xcorr", "conv"]
     model = create_model("fashion_cnn_tiny", num_classes=10, batch_norm=False)
-    n_params = jax.tree_util.tree_reduce(
-        lambda a, x: a + x.size, jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"], 0)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(
+        jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 12, 12, 1)))["params"]))
     for r in rows:
-        assert int(r["seeds"]) == 3 and int(r["steps"]) == 4
-        assert int(r["params"]) == n_params
-        accs = [float(a) for a in r["test_accuracy_per_seed"].split()]
-        assert len(accs) == 3
-        assert float(r["test_accuracy_mean"]) == pytest.approx(np.mean(accs), abs=1e-4)
-        assert float(r["test_accuracy_std"]) == pytest.approx(np.std(accs, ddof=1), abs=1e-4)
-        assert 0.0 <= float(r["train_error_mean"]) <= 1.0 and float(r["train_error_std"]) >= 0.0
-        assert float(r["step_time_ms"]) > 0
-    # the twin started from flipped kernels: same losses, learned kernels are flips
-    assert result["twin_max_diff"] < 1e-5
-    k = result["kernels"]
+        assert int(r["seeds"]) == 3 and int(r["steps"]) == 4 and int(r["params"]) == n_params
+        accs = [float(a) for a in r["eval_accuracy_per_seed"].split()]
+        assert float(r["eval_accuracy_mean"]) == pytest.approx(np.mean(accs), abs=1e-4)
+        assert float(r["eval_accuracy_std"]) == pytest.approx(np.std(accs, ddof=1), abs=1e-4)
+        assert int(r["eval_examples"]) == 96  # the whole synthetic test split
+    # the twin started from flipped kernels learns the flipped kernels and predicts the same
+    for report in result["extras"]["twin"].values():
+        assert report["kernel_max_diff"] < 1e-5 and report["logits_max_diff"] < 1e-5
+        assert report["argmax_agreement"] == 1.0
+    k = result["extras"]["kernels"]
     np.testing.assert_allclose(k["conv"], np.flip(k["xcorr"], (0, 1)), atol=1e-5)
-    assert not np.allclose(k["conv"], k["xcorr"], atol=1e-3)
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert run["command"] == "test" and run["environment"]["jax"] == jax.__version__
-    assert "±" in experiments.markdown_table(result["rows"])
+    # twins: identical accuracies, so the paired difference is exactly 0 and the claim is inconclusive
+    (claim,) = _rows(tmp_path / "out" / "claims.csv")
+    assert float(claim["mean"]) == 0.0 and claim["verdict"] == stats.INCONCLUSIVE
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert {"quick", "seeds", "eval_examples", "num_steps", "batch_size", "arms", "verdict"} <= set(run)
+    assert run["quick"] is False and run["seeds"] == [0, 1, 2] and run["num_steps"] == 4
+    assert run["verdict"] == {"eval_accuracy: xcorr > conv": stats.INCONCLUSIVE}
+
+
+def test_killed_ablation_resumes_to_the_same_result(tmp_path):
+    cfg = _tiny_config(extras=())
+    whole = ablation.run_ablation(cfg, workdirs=str(tmp_path / "whole"), log=lambda s: None)
+    # "killed": stop after two runs have started; the second stops inside its run at its checkpoint
+    assert ablation.run_ablation(cfg, workdirs=str(tmp_path / "pieces"), log=lambda s: None,
+                                 stop_after_runs=2)["stopped"]
+    from jaxcnn.train import run, build
+
+    partial = ablation.arm_config(cfg, ablation.arms_of(cfg)[0], 2)
+    run(build(partial), str(tmp_path / "pieces" / "xcorr" / "seed2"), stop_after_steps=3)
+    logged = []
+    again = ablation.run_ablation(cfg, workdirs=str(tmp_path / "pieces"), log=logged.append)
+    assert sum("(finished before)" in line for line in logged) == 2  # the two finished runs were not redone
+    assert [r["eval_accuracy_per_seed"] for r in again["rows"]] == [r["eval_accuracy_per_seed"] for r in whole["rows"]]
+    for key, info in whole["per_seed"].items():
+        np.testing.assert_array_equal(info["curve"], again["per_seed"][key]["curve"])
+
+
+def _script(args, env=None, timeout=300):
+    return subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": ROOT, **(env or {})})
+
+
+def test_script_on_two_devices_under_mesh(tmp_path):
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    r = _script(["conv_mode", "--quick", "--out", str(tmp_path / "out"), "--workdirs", str(tmp_path / "runs"),
+                 "--config.parallel=mesh", "--config.num_steps=4", "--config.batch_size=8",
+                 "--config.eval_batch_size=50", "--config.eval_examples=100", "--config.dataset=synthetic",
+                 "--config.synthetic_size=64", "--config.synthetic_shape=(28,28,1)", "--config.log_every=2"], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["quick"] is True and run["config"]["parallel"] == "mesh" and len(run["environment"]["devices"]) == 2
+    assert "[mesh, 2 dev]" not in r.stdout  # no progress bar in ablations; the device count is in run.json
+    twin = run["extras"]["twin"]["0"]
+    assert twin["argmax_agreement"] == 1.0
+
+
+def test_script_checks_the_output_folder_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _script(["conv_mode", "--quick", "--out", str(blocker / "res")], timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not writable" in r.stderr, r.stderr
+    full = tmp_path / "committed"
+    full.mkdir()
+    (full / "run.json").write_text(json.dumps({"quick": False}))
+    r = _script(["conv_mode", "--quick", "--out", str(full)], timeout=120)
+    assert r.returncode == 2 and "never writes over it" in r.stderr, r.stderr
+
+
+def test_script_help_and_unknown_ablation():
+    r = _script(["--help"], timeout=60)
+    assert r.returncode == 0 and "--config.KEY=VALUE" in r.stdout and "--quick" in r.stdout
+    r = _script(["nope"], timeout=120)
+    assert r.returncode == 2 and "unknown ablation 'nope'" in r.stderr
 
 
 def test_grad_norms_cover_every_convolution_in_forward_order():
@@ -139,9 +231,9 @@ def test_grad_norms_cover_every_convolution_in_forward_order():
     model = create_model("resnet20", stage_sizes=(1, 1, 1), num_classes=10)
     key = jax.random.key(0)
     images = jax.random.normal(key, (4, 8, 8, 1))
-    rows = experiments.grad_norms_at_init(model, (8, 8, 1), images, jnp.arange(4) % 10, key)
+    rows = ablation.grad_norms_at_init(model, (8, 8, 1), images, jnp.arange(4) % 10, key)
     assert len(rows) == 1 + 3 * 2
-    assert rows[0][0] == experiments.conv_layers(model, (8, 8, 1))[0]
+    assert rows[0][0] == ablation.analyses.conv_layers(model, (8, 8, 1))[0]
     assert [r[0] for r in rows[1:3]] == sorted(r[0] for r in rows[1:3])  # block0's conv1 before conv2
     assert all(np.isfinite(n) and n > 0 for _, n in rows)
 
@@ -151,11 +243,34 @@ def test_flip_kernels_makes_convolution_equal_cross_correlation():
     xc = create_model("fashion_cnn_tiny", batch_norm=False)
     cv = create_model("fashion_cnn_tiny", batch_norm=False, conv_mode="convolution")
     params = xc.init(jax.random.key(0), x)["params"]
-    np.testing.assert_allclose(cv.apply({"params": experiments.flip_kernels(params)}, x),
+    np.testing.assert_allclose(cv.apply({"params": ablation.flip_kernels(params)}, x),
                                xc.apply({"params": params}, x), atol=1e-5)
 
 
-def test_script_rejects_unknown_ablation():
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "ablate.py"), "nope"],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
-    assert r.returncode == 2 and "unknown ablation 'nope'" in r.stderr
+def test_equivalence_claims_by_hand():
+    # d = (0.001, 0.002, 0.003): mean 0.002, sd 0.001, half width 4.303 * 0.001 / sqrt(3) = 0.00248.
+    d = stats.paired_difference([0.501, 0.502, 0.503], [0.5, 0.5, 0.5])
+    assert stats.verdict(d, "~", 0.01) == stats.REPRODUCED  # [-0.0005, 0.0045] inside [-0.01, 0.01]
+    assert stats.verdict(d, "~", 0.003) == stats.INCONCLUSIVE  # the interval pokes out of [-0.003, 0.003]
+    far = stats.paired_difference([0.6, 0.61, 0.62], [0.5, 0.5, 0.5])
+    assert stats.verdict(far, "~", 0.01) == stats.NOT_REPRODUCED
+    cfg = _tiny_config()
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv within 0.02", "steps_to_target: conv < xcorr")
+    claims = ablation.claims_of(cfg)
+    assert [(c.op, c.margin) for c in claims] == [("~", 0.02), ("<", 0.0)]
+    assert str(claims[0]) == "eval_accuracy: xcorr ~ conv within 0.02"
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv",)
+    with pytest.raises(ValueError, match="needs a margin"):
+        ablation.claims_of(cfg)
+
+
+def test_run_summary_reads_the_curve_the_target_and_the_step_time():
+    from jaxcnn.ablation.runner import _summary_of
+
+    records = [{"step": s, "train_loss": 1.0 / s, "train_accuracy": acc, "images_per_sec": 100.0 * s}
+               for s, acc in ((10, 0.5), (20, 0.7), (30, 0.8), (40, 0.9))]
+    info = _summary_of(records, batch_size=50, target=0.25)
+    assert info["steps_to_target"] == 30.0  # training error 0.2 <= 0.25 first at step 30
+    assert info["train_error"] == pytest.approx(0.1) and info["train_loss"] == 1.0 / 40
+    assert info["step_time_s"] == pytest.approx(np.median([50 / 2000, 50 / 3000, 50 / 4000]))  # step 10 compiles
+    assert _summary_of(records, batch_size=50, target=0.05)["steps_to_target"] == 41.0  # never: num_steps + 1

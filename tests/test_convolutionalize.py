@@ -7,7 +7,7 @@ import pytest
 
 import jaxcnn
 from jaxcnn import ops
-from jaxcnn.convolutionalize import Convolutionalized
+from jaxcnn.models.convolutionalize import Convolutionalized
 from jaxcnn.layers import Conv, Flatten
 from jaxcnn.models._common import validate_image
 

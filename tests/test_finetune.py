@@ -18,10 +18,9 @@ import pytest
 
 import jaxcnn
 from jaxcnn.data import ArrayDataset, make_preprocess
-from jaxcnn.finetune import (FrozenBackbone, class_subset, create_finetune_state, finetune_config, head_name,
-                             param_labels, replace_head, run_finetune, unfreeze,
-                             validate_finetune_config)
-from jaxcnn.train import create_train_state, train_step
+from jaxcnn.finetune import (FrozenBackbone, class_subset, create_finetune_state, head_name, param_labels,
+                             replace_head, run_finetune, unfreeze)
+from jaxcnn.train import base_config, create_train_state, train_step, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRE = make_preprocess(mean=(0.5,), std=(0.25,))
@@ -178,7 +177,7 @@ def test_class_subset_relabels_and_samples():
     # Relabelled in the order given: 7 -> 0, 5 -> 1; images keep their original class.
     np.testing.assert_array_equal(labels[sub.images[:, 0, 0, 0]], np.where(sub.labels == 0, 7, 5))
     assert len(class_subset(ds, (0, 1, 2))) == 21
-    with pytest.raises(ValueError, match="fewer than per_class=8"):
+    with pytest.raises(ValueError, match="fewer than the 8 per class asked"):
         class_subset(ds, (1,), per_class=8)
     with pytest.raises(ValueError, match=r"classes \[12\] are not in the dataset"):
         class_subset(ds, (1, 12))
@@ -196,7 +195,12 @@ def _pretrain_checkpoint(workdir, num_classes=10):
 
 
 def _config(path, **ft):
-    c = finetune_config()
+    c = base_config()
+    c.finetune.source = "checkpoint"
+    c.optimizer.warmup_steps = 0
+    c.log_every = 100  # a record at each phase's end only
+    c.eval_every = 0
+    c.progress = False
     c.dataset = "synthetic"
     c.synthetic_size = 256
     c.model.name = "fashion_cnn_tiny"
@@ -205,7 +209,7 @@ def _config(path, **ft):
     c.eval_batch_size = 64
     c.finetune.path = path
     c.finetune.pretrained_num_classes = 10
-    c.finetune.classes = (0, 1, 2)
+    c.classes = (0, 1, 2)
     c.finetune.head_steps = 3
     c.finetune.full_steps = 2
     c.finetune.update(ft)
@@ -240,14 +244,16 @@ def test_run_finetune_refusals(tmp_path):
         run_finetune(_config(str(tmp_path / "absent")), str(tmp_path / "w"))
 
 
-def test_validate_finetune_config_without_weights_still_checks_keys():
+def test_finetune_keys_are_part_of_the_one_schema(tmp_path):
     c = _config("")
-    validate_finetune_config(c, require_weights=False)  # a config file whose path comes from the command line
-    with pytest.raises(ValueError, match="config.finetune.path is empty"):
-        validate_finetune_config(c)
-    c.finetune.clases = (1, 2)
-    with pytest.raises(ValueError, match="unknown config key 'finetune.clases'.*classes"):
-        validate_finetune_config(c, require_weights=False)
+    validate_config(c)  # a config file whose weights path comes from the command line is a valid config
+    c.finetune.head_stepz = 3
+    with pytest.raises(ValueError, match="unknown config key 'finetune.head_stepz'.*finetune.head_steps"):
+        validate_config(c)
+    # The pretraining workdir is never the fine-tuning workdir: its checkpoints would be rotated away.
+    _pretrain_checkpoint(str(tmp_path / "pre"))
+    with pytest.raises(ValueError, match="is the fine-tuning --workdir itself"):
+        run_finetune(_config(str(tmp_path / "pre")), str(tmp_path / "pre"))
 
 
 def test_script_bad_flag_exits_2(tmp_path):
@@ -296,7 +302,8 @@ def test_run_finetune_resumes_bit_identical_across_phases(tmp_path):
     last = run_finetune(_with(cfg(), checkpoint_every=2), work)
     assert last["phase"] == "full" and last["step"] == 6
     assert _same_bits(last["state"].arrays(), whole["state"].arrays())
-    strip = lambda path: [{k: v for k, v in json.loads(l).items() if k != "wall_time_sec"}  # noqa: E731
+    timing = ("wall_time_sec", "images_per_sec")
+    strip = lambda path: [{k: v for k, v in json.loads(l).items() if k not in timing}  # noqa: E731
                           for l in open(path)]
     assert strip(tmp_path / "pieces" / "metrics.jsonl") == strip(tmp_path / "whole" / "metrics.jsonl")
     assert [r["step"] for r in strip(tmp_path / "pieces" / "metrics.jsonl")] == [3, 6]
@@ -309,3 +316,16 @@ def test_run_finetune_resumes_bit_identical_across_phases(tmp_path):
 def _with(c, **top):
     c.update(top)
     return c
+
+
+def test_mode_some_trains_the_head_and_the_named_layers_only():
+    model, variables = _pretrained(num_classes=3)
+    state = create_finetune_state(model, variables, optax.sgd(0.1), mode="some", layers=("conv3", "bn3"))
+    state = _run(state, 2)
+    moved = {k for k in variables["params"] if not _same_bits(variables["params"][k], state.params[k])}
+    assert moved == {"conv3", "bn3", "fc5"}  # fc5 is the head; conv1, conv2, bn1, bn2, fc4 frozen
+    assert _same_bits(state.batch_stats, variables["batch_stats"])  # statistics frozen in this mode
+    with pytest.raises(ValueError, match=r"layers \['conv9'\] are not top-level entries"):
+        create_finetune_state(model, variables, optax.sgd(0.1), mode="some", layers=("conv9",))
+    with pytest.raises(ValueError, match="mode 'some' needs the layers"):
+        create_finetune_state(model, variables, optax.sgd(0.1), mode="some")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxcnn
-from jaxcnn import detection
+from jaxcnn.models import detection
 from jaxcnn.models import fcn as fcn_mod
 
 

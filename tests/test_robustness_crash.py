@@ -94,8 +94,8 @@ def test_kill_9_at_random_points_then_rerun_matches_uninterrupted_run(tmp_path):
     assert _metrics(wd) == _metrics(ref_wd), kills
     like = ref["state"].arrays()
     like = jax.tree_util.tree_map(np.asarray, like)
-    got = Checkpointer(os.path.join(wd, "checkpoints")).restore(like, step=NUM_STEPS)
-    want = Checkpointer(os.path.join(ref_wd, "checkpoints")).restore(like, step=NUM_STEPS)
+    got, _ = Checkpointer(os.path.join(wd, "checkpoints")).restore(like, step=NUM_STEPS)
+    want, _ = Checkpointer(os.path.join(ref_wd, "checkpoints")).restore(like, step=NUM_STEPS)
     leaves_got, leaves_want = jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)
     assert len(leaves_got) == len(leaves_want) > 0
     for a, b in zip(leaves_got, leaves_want):

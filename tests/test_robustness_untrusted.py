@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_calls_no_unpickler(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    got = Checkpointer(str(tmp_path / "ck")).restore(arrays)
+    got, _ = Checkpointer(str(tmp_path / "ck")).restore(arrays)
     np.testing.assert_array_equal(got["params"]["w"], arrays["params"]["w"])
     saved = [f for _, _, files in os.walk(tmp_path / "ck") for f in files]
     assert saved and not any(f.endswith((".pkl", ".pickle")) for f in saved), saved

@@ -55,7 +55,7 @@ def test_two_processes_match_one(tmp_path):
 
     single = train_and_evaluate(tiny_config(num_steps=4, eval_every=2, parallel="none"), str(tmp_path / "one"))
     like = single["state"].arrays()
-    multi = Checkpointer(os.path.join(workdir, "checkpoints")).restore(like)
+    multi, _ = Checkpointer(os.path.join(workdir, "checkpoints")).restore(like)
     assert int(multi["step"]) == 4
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree_util.tree_leaves(multi)):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

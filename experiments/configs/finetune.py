@@ -11,16 +11,16 @@ For torchvision weights: --config.finetune.source=torchvision --config.finetune.
 --config.model.name=resnet18 (and an RGB dataset, or --config.preprocess.to_rgb=True).
 """
 
-from jaxcnn.finetune import finetune_config
+from jaxcnn.train import base_config
 
 
 def get_config():
-    c = finetune_config()
+    c = base_config()
     c.model.name = "fashion_cnn_small"
     c.finetune.source = "checkpoint"
     c.finetune.path = ""  # the scripts/train.py --workdir to start from
     c.finetune.pretrained_num_classes = 10
-    c.finetune.train_examples_per_class = 100
+    c.train_examples_per_class = 100
     c.finetune.head_steps = 300
     c.finetune.head_learning_rate = 1e-2
     c.finetune.full_steps = 300

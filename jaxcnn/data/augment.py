@@ -58,10 +58,11 @@ def pca_color_jitter(key, images, scale: float = 0.1, eigval=IMAGENET_PCA_EIGVAL
 
 def make_preprocess(*, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,), pad_to: Optional[int] = None,
                     crop_padding: int = 0, flip: bool = False, pca_jitter: float = 0.0, to_rgb: bool = False,
-                    dtype=jnp.float32) -> Callable:
+                    resize_to: Optional[int] = None, dtype=jnp.float32) -> Callable:
     """A pure `preprocess(images, key, train) -> float images` (NHWC).
 
-    Always: scale uint8 to [0, 1], repeat a grey channel three times if
+    Always: scale uint8 to [0, 1], resize bilinearly to `resize_to` x `resize_to`
+    (nets whose strides need larger inputs), repeat a grey channel three times if
     `to_rgb` (RGB-only models on grey data), pad to `pad_to` (LeNet's 28 -> 32),
     normalise per channel. In training only: random crop with `crop_padding`, horizontal
     flip, PCA colour jitter of scale `pca_jitter`. `key` may be None when not
@@ -72,6 +73,8 @@ def make_preprocess(*, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1
         x = images.astype(dtype)
         if jnp.issubdtype(images.dtype, jnp.integer):
             x = x / 255.0
+        if resize_to is not None and tuple(x.shape[1:3]) != (resize_to, resize_to):
+            x = jax.image.resize(x, (x.shape[0], resize_to, resize_to, x.shape[-1]), "bilinear")
         if to_rgb and x.shape[-1] == 1:
             x = jnp.repeat(x, 3, axis=-1)
         if pad_to is not None and pad_to > x.shape[1]:

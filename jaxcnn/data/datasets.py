@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,14 +27,21 @@ OFFLINE = "fashion_mnist_offline"
 
 @dataclasses.dataclass(frozen=True)
 class ArrayDataset:
-    """A split held in memory: images (N, H, W, C) NHWC and int32 labels (N,)."""
+    """A split held in memory: images (N, H, W, C) NHWC and labels: int32 (N,) class ids, or any array or
+    dict of arrays with N rows (segmentation maps (N, H, W); detection boxes and classes)."""
 
     images: np.ndarray
-    labels: np.ndarray
+    labels: Any
     num_classes: int
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.images)
+
+    def take(self, idx) -> dict:
+        """The batch of examples `idx`: {"image": images[idx], "label": labels[idx] (every array of them)}."""
+        labels = ({k: v[idx] for k, v in self.labels.items()} if isinstance(self.labels, dict)
+                  else self.labels[idx])
+        return {"image": self.images[idx], "label": labels}
 
 
 def data_dir(path: Optional[str] = None) -> str:
@@ -48,7 +55,9 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
 
     name: "fashion_mnist_offline" (prepared from Debian's files on first use),
     "synthetic" (random images of `synthetic_shape` (H, W, C) with
-    `synthetic_size` examples), or any TFDS dataset already prepared in
+    `synthetic_size` examples), "synthetic_shapes" (segmentation canvases of
+    synthetic_shape[0] pixels, jaxcnn.data.shapes), "synthetic_shape_classes" (one shape per grey canvas,
+    labelled by its kind), or any TFDS dataset already prepared in
     array_record format under the data dir (mnist, cifar10, imagenet2012, ...).
     """
     if not isinstance(name, str):
@@ -56,6 +65,14 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     if name == "synthetic":
         return synthetic(synthetic_shape, num_classes=num_classes, size=synthetic_size,
                          seed=seed + (0 if split == "train" else 1))
+    if name == "synthetic_shapes":
+        from jaxcnn.data.shapes import shapes
+
+        return shapes(split, size=int(synthetic_shape[0]), count=synthetic_size)
+    if name == "synthetic_shape_classes":
+        from jaxcnn.data.shapes import shape_classes
+
+        return shape_classes(split, size=int(synthetic_shape[0]), count=synthetic_size)
     import tensorflow_datasets as tfds  # deferred: only real datasets need it
 
     if name == OFFLINE:
@@ -68,7 +85,7 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
         try:
             builder = tfds.builder(name, data_dir=data_dir(data_dir_path), file_format="array_record")
         except Exception as e:  # DatasetNotFoundError and friends
-            known = list(STOCK) + [OFFLINE, "synthetic"]
+            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes", "synthetic_shape_classes"]
             raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
                              f"Offline choices: {OFFLINE!r}, 'synthetic'.") from None
         if not builder.is_prepared():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 from typing import Optional, Sequence, Union
 
-from jaxcnn._validation import check_choice
-
-CONV_MODES = ("cross_correlation", "convolution")
+from jaxcnn.layers import CONV_MODES, Conv, Dense, check_conv_mode  # noqa: F401  (the families import these here)
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
 _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
@@ -17,16 +16,12 @@ _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
 @contextlib.contextmanager
 def exact_size_as_minimum():
     """Within this context validate_image treats exact_size as a minimum size
-    (used by jaxcnn.convolutionalize, whose models take larger images)."""
+    (used by jaxcnn.models.convolutionalize, whose models take larger images)."""
     token = _SIZE_AT_LEAST.set(True)
     try:
         yield
     finally:
         _SIZE_AT_LEAST.reset(token)
-
-
-def check_conv_mode(conv_mode: str) -> None:
-    check_choice("conv_mode", conv_mode, CONV_MODES)
 
 
 def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[int, Sequence[int]] = 1,
@@ -72,3 +67,14 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_for(model, **fixed):
+    """jaxcnn.layers.Conv with `model`'s conv_mode and dtype (and `fixed`: use_bias, kernel_init, ...) bound
+    once: the one place a family states what its convolutions share."""
+    return functools.partial(Conv, conv_mode=model.conv_mode, dtype=model.dtype, **fixed)
+
+
+def dense_for(model, **fixed):
+    """flax.linen.Dense with `model`'s dtype (and `fixed`) bound once."""
+    return functools.partial(Dense, dtype=model.dtype, **fixed)

@@ -19,15 +19,17 @@ axis) over which BatchNorm batch statistics are averaged; None = per device.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.layers import Dropout, GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
 STEMS = ("imagenet", "cifar")
@@ -48,8 +50,8 @@ class _Common(nn.Module):
         return nn.BatchNorm(momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
 
     def conv(self, features, kernel, name):
-        return Conv(features, kernel, padding=kernel // 2, use_bias=False, conv_mode=self.conv_mode,
-                    dtype=self.dtype, kernel_init=_conv_init, name=name)
+        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, padding=kernel // 2,
+                                                                      name=name)
 
 
 class DenseLayer(_Common):
@@ -149,14 +151,13 @@ class DenseNet(nn.Module):
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
         bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                        axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
+        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":
-            x = Conv(self.init_features, 7, strides=2, padding=3, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv0")(x)
+            x = conv(self.init_features, 7, strides=2, padding=3, name="conv0")(x)
             x = nn.relu(bn("norm0")(x))
             x = _max_pool(x, 3, 2, padding=1)
         else:
-            x = Conv(self.init_features, 3, padding=1, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv0")(x)
+            x = conv(self.init_features, 3, padding=1, name="conv0")(x)
         for i, n in enumerate(self.block_sizes, start=1):
             x = DenseBlock(**common, num_layers=n, growth_rate=self.growth_rate, bottleneck=self.bottleneck,
                            bn_size=self.bn_size, dropout_rate=self.dropout_rate, name=f"denseblock{i}")(x, train)
@@ -165,8 +166,28 @@ class DenseNet(nn.Module):
                                dropout_rate=self.dropout_rate, name=f"transition{i}")(x, train)
         x = nn.relu(bn("norm5")(x))
         x = GlobalAvgPool()(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
+        return dense_for(self)(self.num_classes, name="classifier")(x)
 
+
+def torchvision_prefix(model: DenseNet):
+    """Our module path -> torchvision's: denseblock1/denselayer1/conv1 -> features.denseblock1.denselayer1.conv1."""
+    return lambda path: "classifier" if path[0] == "classifier" else "features." + ".".join(path)
+
+
+# torchvision's DenseNet checkpoints name `denselayer1.norm.1.weight` what its modules call `denselayer1.norm1.weight`
+# (torchvision's _load_state_dict renames them with this pattern).
+_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+                      r"running_var|num_batches_tracked))$")
+
+
+def rename_old_key(key: str) -> str:
+    m = _OLD_KEY.match(key)
+    return m.group(1) + m.group(2) if m else key
+
+
+register_family(DenseNet, Family(head=lambda m: "classifier", torchvision=TorchvisionMap(
+    torchvision_prefix, required=dict(stem="imagenet", bottleneck=True, compression=0.5),
+    rename_key=rename_old_key)))
 
 # torchvision's ImageNet DenseNet-BC models (Huang et al. 2017, table 1).
 for _name, _blocks, _k, _init in (
@@ -175,7 +196,7 @@ for _name, _blocks, _k, _init in (
     ("densenet169", (6, 12, 32, 32), 32, 64),
     ("densenet201", (6, 12, 48, 32), 32, 64),
 ):
-    register_model(_name, DenseNet, input_shape=(224, 224, 3), block_sizes=_blocks, growth_rate=_k,
+    register_model(_name, DenseNet, input_shape=(224, 224, 3), torchvision=_name, block_sizes=_blocks, growth_rate=_k,
                    init_features=_init, bottleneck=True, compression=0.5, stem="imagenet",
                    description=f"Huang et al. 2017, table 1: {_name[8:]}-layer DenseNet-BC on ImageNet (k={_k})")
 

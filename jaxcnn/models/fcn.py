@@ -36,8 +36,7 @@ import numpy as np
 
 from jaxcnn import ops
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
 from jaxcnn.models.registry import register_model
 
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -130,8 +129,10 @@ class FCN(nn.Module):
         check_conv_mode(self.conv_mode)
         validate_image(x, model=f"fcn{self.variant}", channels=self.in_channels, min_size=1)
         h, w = x.shape[1:3]
-        conv = lambda f, k, name, pad=0: Conv(f, k, padding=pad, conv_mode=self.conv_mode,
-                                              dtype=self.dtype, name=name)
+        bound = conv_for(self)
+
+        def conv(f, k, name, pad=0):
+            return bound(f, k, padding=pad, name=name)
         feats = {}
         y = x
         for s, widths in enumerate(VGG16_STAGES, start=1):

@@ -1,50 +1,130 @@
-"""The model registry: every named variant of every family, and the pure
-constructors over it.
+"""The model registry: every named variant of every family, the facts the rest
+of the library asks about each family, and the pure constructors over both.
 
-A family file defines ONE parametrised Flax module and registers its named
-variants as field values:
+A family file defines ONE parametrised Flax module, states its facts once and
+registers its named variants as field values:
 
-    register_model("vgg16", VGG, input_shape=(224, 224, 3), stage_sizes=(2, 2, 3, 3, 3))
+    register_family(VGG, Family(head=lambda m: f"fc{6 + len(m.fc_features)}", torchvision=...))
+    register_model("vgg16", VGG, input_shape=(224, 224, 3), stage_sizes=(2, 2, 3, 3, 3), torchvision="vgg16")
 
 `create_model("vgg16", num_classes=10, kernel_plan="large")` then builds the
-module with the variant's fields, overridden by the caller's.
+module with the variant's fields, overridden by the caller's. Fine-tuning,
+weight import and the training engine ask `family_of(model)` and
+`get_spec(name)` instead of switching on class names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import fnmatch
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 
 from jaxcnn._validation import suggest
 
+# Channel statistics (RGB or grey, images in [0, 1]) the variants are normalised with by default.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchvisionMap:
+    """How a family's variables correspond to torchvision's state dict.
+
+    prefix: model -> (our module path, a tuple of names) -> torchvision's module prefix ("layer1.0.conv1").
+    required: fields that must keep these values for the weights to mean the same (torchvision's architecture).
+    flatten_dense: our name of the first dense layer after a flatten, whose input axis torch orders (C, H, W).
+    check: model -> a reason the model is not torchvision's architecture, or None (beyond `required`).
+    rename_key: an old torchvision key -> the key its modules have now (checkpoints saved before a rename).
+    """
+
+    prefix: Callable[[nn.Module], Callable[[tuple], str]]
+    required: dict = dataclasses.field(default_factory=dict)
+    flatten_dense: Optional[str] = None
+    check: Optional[Callable[[nn.Module], Optional[str]]] = None
+    rename_key: Optional[Callable[[str], str]] = None
+
+
+def _no_aux(model) -> float:
+    return 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What the library asks about every model of one module class.
+
+    head: model -> the top-level `params` key of its classifier (the dense layer
+      whose width is num_classes); None where the family has no such head.
+    aux_weight: model -> the weight of each auxiliary loss it sows as 'aux_logits'.
+    torchvision: the state-dict map, where torchvision has the family.
+    """
+
+    head: Optional[Callable[[nn.Module], str]] = None
+    aux_weight: Callable[[nn.Module], float] = _no_aux
+    torchvision: Optional[TorchvisionMap] = None
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
+    """One registered variant: `module(**fields)`, fed `input_shape` (H, W, C) images normalised with mean/std.
+
+    torchvision: torchvision's name for the same network, where it has one.
+    """
+
     name: str
     module: type
     fields: dict[str, Any]
     input_shape: tuple[int, int, int]
     description: str = ""
+    mean: tuple = ()
+    std: tuple = ()
+    torchvision: Optional[str] = None
+
+    @property
+    def family(self) -> Family:
+        return _FAMILIES.get(self.module, Family())
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_FAMILIES: dict[type, Family] = {}
 
 # Fields every Flax module carries that are not architecture switches.
 _FLAX_INTERNAL = {"parent", "name"}
 
 
-def register_model(name: str, module: type, *, input_shape: tuple[int, int, int],
-                   description: str = "", **fields) -> None:
-    """Register `name` as `module(**fields)` whose images are `input_shape` (H, W, C)."""
+def register_family(module: type, family: Family) -> None:
+    """State the facts of every model built from `module` (once, in its family file)."""
+    if module in _FAMILIES:
+        raise ValueError(f"family {module.__name__} is registered twice")
+    _FAMILIES[module] = family
+
+
+def _default_normalization(input_shape) -> tuple[tuple, tuple]:
+    h, _, c = input_shape
+    if c == 1:
+        return FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    return (CIFAR10_MEAN, CIFAR10_STD) if h <= 64 else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def register_model(name: str, module: type, *, input_shape: tuple[int, int, int], description: str = "",
+                   mean: tuple = (), std: tuple = (), torchvision: Optional[str] = None, **fields) -> None:
+    """Register `name` as `module(**fields)` whose images are `input_shape` (H, W, C).
+
+    mean, std: the per-channel normalisation of its inputs (default: Fashion-MNIST's for one channel,
+    CIFAR-10's up to 64 px, else ImageNet's). torchvision: torchvision's name of the same network.
+    """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
     allowed = module_fields(module)
     unknown = sorted(set(fields) - set(allowed))
     if unknown:
         raise ValueError(f"{module.__name__} has no field(s) {unknown}; fields: {sorted(allowed)}")
-    _REGISTRY[name] = ModelSpec(name, module, dict(fields), tuple(input_shape), description)
+    if not mean:
+        mean, std = _default_normalization(input_shape)
+    _REGISTRY[name] = ModelSpec(name, module, dict(fields), tuple(input_shape), description, tuple(mean),
+                                tuple(std), torchvision)
 
 
 def module_fields(module: type) -> list[str]:
@@ -64,6 +144,11 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def family_of(model: nn.Module) -> Family:
+    """The facts of `model`'s family (an empty Family for a module no family file registered)."""
+    return _FAMILIES.get(type(model), Family())
+
+
 def create_model(name: str, **overrides) -> nn.Module:
     """The registered module `name`, its fields overridden by `overrides`.
 
@@ -80,12 +165,22 @@ def create_model(name: str, **overrides) -> nn.Module:
     return spec.module(**{**spec.fields, **overrides})
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Registered names, sorted; `family` filters by module class name (e.g. 'ResNet')."""
+def list_models(pattern: Optional[str] = None, *, family: Optional[str] = None) -> list[str]:
+    """Registered names, sorted. `pattern` is shell-style ("resnet*", "vgg1?_bn"); `family` filters by
+    module class name (e.g. 'ResNet')."""
     names = sorted(_REGISTRY)
+    if pattern is not None:
+        if not isinstance(pattern, str):
+            raise TypeError(f"list_models pattern must be a str like 'resnet*', got {type(pattern).__name__}")
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     if family is not None:
         names = [n for n in names if _REGISTRY[n].module.__name__.lower() == family.lower()]
     return names
+
+
+def variants_of(module: type) -> list[ModelSpec]:
+    """The registered variants built from `module`, in name order."""
+    return [_REGISTRY[n] for n in sorted(_REGISTRY) if _REGISTRY[n].module is module]
 
 
 def default_input_shape(name: str) -> tuple[int, int, int]:

@@ -27,15 +27,17 @@ global batch (synchronised BatchNorm); None keeps per-device statistics.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.layers import GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
 
@@ -67,8 +69,8 @@ class _Projection(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = Conv(self.features, 1, strides=self.strides, use_bias=False, conv_mode=self.conv_mode,
-                 dtype=self.dtype, kernel_init=_conv_init, name="conv")(x)
+        x = conv_for(self, use_bias=False, kernel_init=_conv_init)(self.features, 1, strides=self.strides,
+                                                                    name="conv")(x)
         if self.use_bn:
             x = _bn(self, "bn")(x, use_running_average=not train)
         return x
@@ -103,8 +105,8 @@ class ResidualBlock(nn.Module):
     bn_axis_name: Optional[str] = None
 
     def _conv(self, features, kernel, strides, name):
-        return Conv(features, kernel, strides=strides, padding=kernel // 2, use_bias=False,
-                    conv_mode=self.conv_mode, dtype=self.dtype, kernel_init=_conv_init, name=name)
+        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, strides=strides,
+                                                                      padding=kernel // 2, name=name)
 
     def _plan(self):
         f = self.features
@@ -192,12 +194,11 @@ class ResNet(nn.Module):
         check_conv_mode(self.conv_mode)
         n_down = len(self.stage_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="ResNet", channels=None, min_size=2 ** n_down)
+        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":
-            x = Conv(self.base_width, 7, strides=2, padding=3, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv1")(x)
+            x = conv(self.base_width, 7, strides=2, padding=3, name="conv1")(x)
         else:
-            x = Conv(self.base_width, 3, strides=1, padding=1, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv1")(x)
+            x = conv(self.base_width, 3, strides=1, padding=1, name="conv1")(x)
         if not self.preact:
             x = _bn(self, "bn1")(x, use_running_average=not train)
             x = nn.relu(x)
@@ -213,7 +214,28 @@ class ResNet(nn.Module):
         if self.preact:
             x = nn.relu(_bn(self, "bn_final")(x, use_running_average=not train))
         x = GlobalAvgPool()(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+        return dense_for(self)(self.num_classes, name="fc")(x)
+
+
+def torchvision_prefix(model: "ResNet"):
+    """Our module path -> torchvision's: layer1_0/conv1 -> layer1.0.conv1, downsample/conv|bn -> downsample.0|1."""
+    def prefix(path: tuple) -> str:
+        out = []
+        for i, part in enumerate(path):
+            m = re.fullmatch(r"layer(\d+)_(\d+)", part)
+            if m:
+                out += [f"layer{m.group(1)}", m.group(2)]
+            elif i > 0 and path[i - 1] == "downsample":
+                out.append({"conv": "0", "bn": "1"}[part])
+            else:
+                out.append(part)
+        return ".".join(out)
+
+    return prefix
+
+
+register_family(ResNet, Family(head=lambda m: "fc", torchvision=TorchvisionMap(
+    torchvision_prefix, required=dict(stem="imagenet", preact=False, shortcut="B", skip=True, widen_factor=1))))
 
 
 _IMAGENET = dict(stem="imagenet", base_width=64, shortcut="B")
@@ -224,7 +246,7 @@ for _name, _sizes, _block in (
     ("resnet101", (3, 4, 23, 3), "bottleneck"),
     ("resnet152", (3, 8, 36, 3), "bottleneck"),
 ):
-    register_model(_name, ResNet, input_shape=(224, 224, 3), stage_sizes=_sizes, block=_block,
+    register_model(_name, ResNet, input_shape=(224, 224, 3), stage_sizes=_sizes, block=_block, torchvision=_name,
                    description=f"He et al. 2015, table 1: {_name[6:]}-layer ResNet on ImageNet (torchvision layout)",
                    **_IMAGENET)
 

@@ -7,6 +7,7 @@ parameters; every function is jit-able and differentiable.
 
 from jaxcnn.ops.arithmetic import conv_macs, conv_output_size, receptive_field
 from jaxcnn.ops.conv import (
+    check_image,
     conv_transpose,
     convolve,
     cross_correlate,
@@ -21,6 +22,7 @@ from jaxcnn.ops.unpool import max_pool_with_argmax, max_unpool
 
 __all__ = [
     "avg_pool",
+    "check_image",
     "conv_im2col",
     "conv_macs",
     "conv_output_size",

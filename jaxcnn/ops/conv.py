@@ -118,7 +118,8 @@ def _native_ok(x, w) -> bool:
     return x.size > 0 and w.size > 0 and native.supports(x.dtype)
 
 
-def _promote(x, w):
+def promote(x, w):
+    """x and w as arrays of their common dtype (the convolution computes in it)."""
     dtype = jnp.result_type(x, w)
     return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
 
@@ -137,7 +138,7 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
       NHWC output of size floor((H + 2P - D(K-1) - 1) / S) + 1 per spatial axis.
     """
     stride, pads, dilation = check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    x, w = _promote(x, w)
+    x, w = promote(x, w)
     if _native_ok(x, w):
         return native.conv_general(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
     return lax.conv_general_dilated(
@@ -254,7 +255,7 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     conv_pads = []
     for size, k, s, o, (lo, _hi) in zip(sizes, (kh, kw), stride, y.shape[1:3], fwd_pads):
         conv_pads.append((k - 1 - lo, size + lo - (o - 1) * s - 1))
-    y, w = _promote(y, w)
+    y, w = promote(y, w)
 
     def xla(y, w):
         return lax.conv_general_dilated(

@@ -17,7 +17,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from jaxcnn._validation import as_pair
-from jaxcnn.ops.conv import IntOrPair, Padding, _promote, check_conv_args, check_image, explicit_padding
+from jaxcnn.ops.conv import IntOrPair, Padding, promote, check_conv_args, check_image, explicit_padding
 
 
 def _im2col_geometry(x, kh, kw, stride, padding):
@@ -59,7 +59,7 @@ def conv_im2col(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID"):
     x: NHWC; w: HWIO (KH, KW, C, O). Returns (N, OH, OW, O).
     """
     stride, _, _ = check_conv_args(x, w, stride=stride, padding=padding, dilation=1, groups=1)
-    x, w = _promote(x, w)
+    x, w = promote(x, w)
     kh, kw, c, o = w.shape
     cols = im2col(x, kh, kw, stride=stride, padding=padding)
     _, _, _, (oh, ow) = _im2col_geometry(x, kh, kw, stride, padding)

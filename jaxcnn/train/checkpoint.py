@@ -1,11 +1,20 @@
 """Checkpoints with orbax: atomic (written to a temporary directory, renamed
 when complete, so a half-written checkpoint is never read), the last N kept,
-the latest restored. What is saved is the TrainState's arrays as numpy
-(params, batch_stats, opt_state, step): no pickles, and a checkpoint written
-under one parallel mode resumes under another."""
+the latest restored. Each step holds two items:
+
+* `state`: the TrainState's arrays as numpy (params, batch_stats, opt_state,
+  step) — no pickles, and a checkpoint written under one parallel mode resumes
+  under another;
+* `extra`: JSON — a SHA-256 of every array (checked on restore, so a damaged
+  file is refused instead of silently resuming with other numbers), and what
+  the run needs to continue exactly (the metrics of the steps since the last
+  log line, the data iterator's position).
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 
 import jax
@@ -14,7 +23,37 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model."""
+    """A checkpoint that cannot be read, is damaged, or does not fit the model."""
+
+
+def digest(arrays) -> str:
+    """SHA-256 over every leaf's key path, dtype, shape and bytes (host arrays), in key order (so a tree read
+    back without a template, its named tuples as dicts, has the same digest)."""
+    h = hashlib.sha256()
+    leaves = sorted(((_key(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(arrays)[0]),
+                    key=lambda kv: kv[0])
+    for key, leaf in leaves:
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _no_space(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 class Checkpointer:
@@ -22,7 +61,9 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         self.manager = ocp.CheckpointManager(
             self.directory,
-            item_handlers=ocp.StandardCheckpointHandler(),  # known before any save, so metadata can be read
+            item_names=("state", "extra"),
+            # Known before any save, so that metadata can be read before restoring.
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "extra": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
                                                cleanup_tmp_directories=True),  # remove saves cut by a crash
         )
@@ -30,38 +71,85 @@ class Checkpointer:
     def latest_step(self):
         return self.manager.latest_step()
 
-    def save(self, step: int, arrays: dict) -> None:
-        """Save a host pytree (numpy leaves) as step `step`; blocks until it is complete on disk."""
-        self.manager.save(int(step), args=ocp.args.StandardSave(arrays), force=True)
-        self.manager.wait_until_finished()
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
-    def restore(self, like: dict, step=None) -> dict:
-        """The checkpoint of `step` (default: latest) with the structure, shapes and dtypes of `like` (numpy)."""
+    def save(self, step: int, arrays: dict, extra: dict | None = None) -> None:
+        """Save a host pytree (numpy leaves) and a JSON-able `extra` as step `step`; blocks until it is complete
+        on disk. A full disk is one line naming the directory and the size needed."""
+        extra = {**(extra or {}), "checksum": digest(arrays)}
+        try:
+            self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
+                                                                 extra=ocp.args.JsonSave(extra)), force=True)
+            self.manager.wait_until_finished()
+        except Exception as e:
+            if _no_space(e):
+                size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
+                last = [s for s in self.all_steps() if s != step]
+                raise CheckpointError(
+                    f"no space left on the device of {self.directory}: the checkpoint of step {step} needs about "
+                    f"{size / 2**20:.1f} MiB. Free some space and rerun the same command: it resumes from "
+                    f"{'step ' + str(last[-1]) if last else 'the start'}.") from None
+            raise
+
+    def restore(self, like: dict, step=None) -> tuple[dict, dict]:
+        """(arrays, extra) of `step` (default: latest), the arrays with the structure, shapes and dtypes of
+        `like` (numpy) and checked against the checksum saved with them."""
         step = self.latest_step() if step is None else step
         abstract = jax.tree_util.tree_map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), like)
         path = os.path.join(self.directory, str(step))
         self._check_metadata(step, like, path)
         try:
-            restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for unreadable or mismatched trees
-            msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             raise CheckpointError(
-                f"cannot restore checkpoint {path} ({type(e).__name__}: {msg}); it is corrupt or from a different "
-                f"model/optimizer. Delete it (rm -r {path}) to resume from an earlier one, or use a new --workdir."
-            ) from None
-        _check_like(restored, like, path)
-        return jax.tree_util.tree_map(np.asarray, restored)
+                f"cannot restore checkpoint {path} ({type(e).__name__}: {_first_line(e)}); it is corrupt or from a "
+                f"different model/optimizer. Delete it (rm -r {path}) to resume from an earlier one, or use a new "
+                "--workdir.") from None
+        arrays = jax.tree_util.tree_map(np.asarray, restored["state"])
+        _check_like(arrays, like, path)
+        extra = self._verified_extra(restored["extra"], arrays, path)
+        return arrays, extra
+
+    def restore_variables(self, step: int) -> dict:
+        """The saved arrays of `step` as they are on disk (no template), checked against their checksum: for
+        reading params and batch_stats alone."""
+        path = os.path.join(self.directory, str(step))
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))
+        except Exception as e:  # orbax raises many types for a missing or unreadable step
+            raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {_first_line(e)}); steps "
+                                  f"there: {self.all_steps()}.") from None
+        arrays = jax.tree_util.tree_map(np.asarray, restored["state"])
+        self._verified_extra(restored["extra"], arrays, path)
+        return arrays
+
+    @staticmethod
+    def _verified_extra(extra, arrays, path) -> dict:
+        if not isinstance(extra, dict) or "checksum" not in extra:
+            raise CheckpointError(f"checkpoint {path} has no checksum record; it is damaged or not written by "
+                                  f"jaxcnn. Delete it (rm -r {path}) to resume from an earlier one.")
+        if extra["checksum"] != digest(arrays):
+            raise CheckpointError(f"checkpoint {path} is damaged: its arrays do not match the checksum saved with "
+                                  f"them. Delete it (rm -r {path}) to resume from an earlier one, or use a new "
+                                  "--workdir.")
+        return dict(extra)
 
     def _check_metadata(self, step, like, path) -> None:
         """Compare the saved tree's keys and shapes with `like` before reading any array, so a checkpoint of
         another architecture is named as such (an unreadable one is left to restore to report)."""
         try:
-            meta = self.manager.item_metadata(step)
+            meta = self.manager.item_metadata(step)["state"]
         except Exception:
             return
         tree = getattr(meta, "tree", meta)
         is_leaf = lambda x: hasattr(x, "shape")  # noqa: E731
-        saved = {_key(k): v for k, v in jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]}
+        try:
+            saved = {_key(k): v for k, v in jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]}
+        except Exception:
+            return
         want = {_key(k): v for k, v in jax.tree_util.tree_flatten_with_path(like)[0]}
         if not saved or not all(is_leaf(v) for v in saved.values()):
             return
@@ -69,8 +157,8 @@ class Checkpointer:
             only_ckpt, only_model = sorted(set(saved) - set(want)), sorted(set(want) - set(saved))
             raise CheckpointError(
                 f"checkpoint {path} holds a different model or optimizer state (only in the checkpoint: "
-                f"{', '.join(only_ckpt[:3]) or '-'}; only in the model: {', '.join(only_model[:3]) or '-'}); use a new --workdir for a different "
-                "architecture.")
+                f"{', '.join(only_ckpt[:3]) or '-'}; only in the model: {', '.join(only_model[:3]) or '-'}); use a "
+                "new --workdir for a different architecture.")
         for key, leaf in want.items():
             if tuple(saved[key].shape) != tuple(np.shape(leaf)):
                 raise CheckpointError(f"checkpoint {path} has an array of shape {tuple(saved[key].shape)} at {key} "

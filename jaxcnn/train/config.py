@@ -1,11 +1,15 @@
-"""The training configuration: every key with its default, and its validation.
+"""The one configuration schema: every key with its default, and its validation.
 
-Config files in experiments/configs/ start from `base_config()` and change
-what they need, so every key a run can take is defined here once. Keys of
-`config.model` other than `name` are passed to the model as field overrides.
+Config files (experiments/configs/*.py, experiments/ablations/*.py) start from
+`base_config()` and change what they need, so every key a run can take is
+defined here once. Keys of `config.model` other than `name` are passed to the
+model as field overrides. Fine-tuning and ablation settings are the sections
+`config.finetune` and `config.ablation`; a plain training run ignores both.
 """
 
 from __future__ import annotations
+
+import math
 
 import ml_collections
 
@@ -14,14 +18,21 @@ from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcnn.train.parallel import PARALLEL
 
 NAN_POLICIES = ("stop", "skip")
+FINETUNE_SOURCES = ("none", "checkpoint", "torchvision")
+# Sections whose keys are not listed here: model fields (checked by the model) and the ablation's override sets.
+OPEN_SECTIONS = ("model", "ablation.quick", "ablation.pretrain")
 
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.dataset = "fashion_mnist_offline"  # or "synthetic", or a prepared TFDS name (mnist, cifar10, imagenet2012, ...)
+    c.task = "classification"  # the loss and metrics (jaxcnn.train.tasks)
+    c.dataset = "fashion_mnist_offline"  # or "synthetic", or a prepared TFDS name (mnist, cifar10, ...)
     c.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.train_split = "train"
-    c.eval_split = "test"
+    c.eval_split = "test"  # watched during training and reported at the end
+    c.eval_examples = 0  # evaluate on the first N examples of eval_split; 0 = all of them
+    c.classes = ()  # train and evaluate on these class ids only, relabelled 0..; () = all
+    c.train_examples_per_class = 0  # few labels: this many training images per class (seeded); 0 = all
     c.synthetic_shape = (28, 28, 1)  # (H, W, C) of dataset="synthetic"
     c.synthetic_size = 1024
     c.num_classes = 10  # used by dataset="synthetic"; real datasets give their own
@@ -31,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.preprocess = ml_collections.ConfigDict({
         "mean": (0.2860,), "std": (0.3530,),  # Fashion-MNIST training-set pixel mean and std
         "pad_to": 0,  # pad images to this size (LeNet-5: 28 -> 32); 0 = no padding
+        "resize_to": 0,  # bilinear resize to this size (nets whose strides need larger inputs); 0 = no resize
         "crop_padding": 0, "flip": False, "pca_jitter": 0.0,
         "to_rgb": False,  # repeat a grey channel 3 times (RGB-only models on Fashion-MNIST)
     })
@@ -51,18 +63,50 @@ def base_config() -> ml_collections.ConfigDict:
     c.num_steps = 2000
     c.log_every = 50
     c.eval_every = 500  # 0 = only at the end
-    c.checkpoint_every = 500  # 0 = only at the end
+    c.checkpoint_every = 500  # 0 = only at the end (and when interrupted)
     c.keep_checkpoints = 3
     c.progress = True
+    c.tensorboard = True
+
+    # Fine-tuning (scripts/finetune.py, jaxcnn.finetune): phases over the engine on one workdir.
+    c.finetune = ml_collections.ConfigDict({
+        "source": "none",  # "checkpoint" (a scripts/train.py workdir), "torchvision" (a state-dict file), "none"
+        "path": "",  # the weights file or the training workdir
+        "pretrained_num_classes": 0,  # classes of the pretrained classifier; 0 = the registry default
+        "head_steps": 300,  # phase 1: the new classifier alone, the backbone (and its BatchNorm) frozen
+        "head_learning_rate": 1e-2,
+        "full_steps": 300,  # phase 2: every weight; 0 = stop after the head
+        "full_learning_rate": 1e-3,
+        "train_layers": (),  # phase 2 trains only the head and these top-level layers (BatchNorm frozen); () = all
+    })
+
+    # Ablations (scripts/ablate.py, jaxcnn.ablation): arms x seeds, each a run of the engine.
+    c.ablation = ml_collections.ConfigDict({
+        "name": "", "title": "", "claim": "",
+        "field": "",  # the config keys the arms differ in ("model.skip"; several joined by ",")
+        "arms": [],  # [{"label": str, "overrides": {dotted config key: value}}]
+        "seeds": (0, 1, 2),
+        "claims": (),  # the verdicts to draw: "METRIC: ARM_A > ARM_B" (eval_accuracy, eval_error, train_error,
+        #                train_loss), each from the 95% CI of the difference paired by seed
+        "quick": {},  # overrides for --quick (a smoke run that never writes over a committed result)
+        "extras": (),  # "grad_norms", "twin_flip", "kernels"
+        "facts": (),  # arithmetic facts reported with the result ("inception4a_5x5", "vgg_stack")
+        "panels": [],  # [(title, [arm labels])]: the training-error plot as side-by-side panels
+        "target_train_error": 0.25,  # steps_to_target: the first logged step at or below this training error
+        "gap_examples": 10000,  # generalization_gap: training images scored in eval mode after training
+        "pretrain": {},  # overrides of one pretraining run per seed; arms with finetune.path "pretrain" use it
+        "finetune": False,  # every arm runs as fine-tuning (head / full / scratch phases: jaxcnn.finetune)
+    })
     return c
 
 
-def _flat(cfg, prefix=""):
+def flat(cfg, prefix: str = "") -> dict:
+    """{dotted key: value} of a config; the open sections (model fields) and the ablation arms stay whole."""
     out = {}
     for k, v in cfg.items():
         path = f"{prefix}{k}"
-        if isinstance(v, ml_collections.ConfigDict) and k != "model":
-            out.update(_flat(v, path + "."))
+        if isinstance(v, ml_collections.ConfigDict) and path not in OPEN_SECTIONS:
+            out.update(flat(v, path + "."))
         else:
             out[path] = v
     return out
@@ -71,63 +115,119 @@ def _flat(cfg, prefix=""):
 def known_keys() -> list[str]:
     """Every dotted config key (config.model.* is open: model fields)."""
     keys = []
-    for k, v in _flat(base_config()).items():
+    for k, v in flat(base_config()).items():
         keys.append(k)
-        if k == "model":
-            keys.extend(f"model.{m}" for m in v)
+        if k in OPEN_SECTIONS:
+            keys.extend(f"{k}.{m}" for m in v)
     return keys
 
 
 def check_key(path: str) -> None:
     """Refuse an unknown dotted key (e.g. from a --config.KEY=VALUE flag), suggesting close ones."""
-    if path.startswith("model."):
-        return  # model fields are checked against the model by create_model
+    if any(path.startswith(s + ".") for s in OPEN_SECTIONS):
+        return  # model fields are checked by create_model, the ablation's overrides when they are applied
     keys = known_keys()
     if path not in keys:
         raise ValueError(f"unknown config key {path!r}." + suggest(path, keys) +
                          " See jaxcnn/train/config.py:base_config for every key.")
 
 
+def _type_ok(default, value) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    if isinstance(default, dict):
+        return hasattr(value, "items")
+    return True
+
+
+def _check_number(key: str, value, *, low=None, high=None, low_open=False, what=""):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"config.{key} must be a finite number, got {value}.")
+    if low is not None and (value <= low if low_open else value < low):
+        bound = "positive" if (low == 0 and low_open) or (low == 1 and not low_open) else \
+            f"{'>' if low_open else '>='} {low}"
+        raise ValueError(f"config.{key} must be {bound}{what}, got {value}.")
+    if high is not None and value > high:
+        raise ValueError(f"config.{key} must be <= {high}{what}, got {value}.")
+
+
 def validate_config(config) -> None:
-    """One-line ValueError/TypeError for any unknown key or bad value."""
-    base = _flat(base_config())
-    given = _flat(config)
+    """One-line ValueError/TypeError for any unknown key or bad value, naming the key and a valid value."""
+    base = flat(base_config())
+    given = flat(config)
     for key in given:
         check_key(key)
+    missing = sorted(set(base) - set(given))
+    if missing:
+        raise ValueError(f"config has no key {missing[0]!r} ({len(missing)} missing); start config files from "
+                         "jaxcnn.train.base_config() and change what they need.")
     for key, default in base.items():
-        if key not in given or key == "model":
+        if key not in given or key in OPEN_SECTIONS:
             continue
         value = given[key]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif isinstance(default, str):
-            ok = isinstance(value, str)
-        elif isinstance(default, tuple):
-            ok = isinstance(value, (tuple, list))
-        else:
-            ok = True
-        if not ok:
+        if not _type_ok(default, value):
             raise TypeError(f"config.{key} must be a {type(default).__name__} (like {default!r}), "
                             f"got {value!r} ({type(value).__name__}).")
-    for key in ("num_steps", "batch_size", "eval_batch_size", "keep_checkpoints", "log_every"):
-        if key in given and given[key] <= 0:
-            raise ValueError(f"config.{key} must be positive, got {given[key]}.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"config.{key} must be a finite number (like {default!r}), got {value}.")
+    for key in ("num_steps", "batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "synthetic_size",
+                "num_classes"):
+        _check_number(key, given[key], low=1)
     for key in ("eval_every", "checkpoint_every"):
-        if key in given and given[key] < 0:
-            raise ValueError(f"config.{key} must be >= 0 (0 = only at the end), got {given[key]}.")
+        _check_number(key, given[key], low=0, what=" (0 = only at the end)")
+    for key in ("eval_examples", "train_examples_per_class"):
+        _check_number(key, given[key], low=0, what=" (0 = all)")
     check_choice("config.parallel", config.parallel, PARALLEL)
     check_choice("config.nan_policy", config.nan_policy, NAN_POLICIES)
     check_choice("config.optimizer.name", config.optimizer.name, OPTIMIZERS)
     check_choice("config.optimizer.schedule", config.optimizer.schedule, SCHEDULES)
     if "name" not in config.model:
         raise ValueError("config.model.name is missing; set it to a registered model (jaxcnn.list_models()).")
-    if config.optimizer.learning_rate <= 0:
-        raise ValueError(f"config.optimizer.learning_rate must be positive, got {config.optimizer.learning_rate}.")
-    if not 0.0 <= config.label_smoothing < 1.0:
+    opt = config.optimizer
+    _check_number("optimizer.learning_rate", opt.learning_rate, low=0, low_open=True)
+    _check_number("optimizer.momentum", opt.momentum, low=0, high=1)
+    _check_number("optimizer.weight_decay", opt.weight_decay, low=0)
+    _check_number("optimizer.warmup_steps", opt.warmup_steps, low=0)
+    _check_number("optimizer.step_factor", opt.step_factor, low=0, low_open=True)
+    _check_number("optimizer.grad_clip_norm", opt.grad_clip_norm, low=0, what=" (0 = off)")
+    for b in opt.step_boundaries:
+        _check_number("optimizer.step_boundaries", b, low=0, low_open=True)
+    _check_number("label_smoothing", config.label_smoothing, low=0)
+    if config.label_smoothing >= 1.0:
         raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
-    if len(config.preprocess.mean) != len(config.preprocess.std) or min(config.preprocess.std) <= 0:
-        raise ValueError("config.preprocess.mean and .std need one value per channel (or one for all), std > 0.")
+    p = config.preprocess
+    if len(p.mean) != len(p.std) or not p.mean:
+        raise ValueError("config.preprocess.mean and .std need one value per channel (or one for all), "
+                         f"got {len(p.mean)} means and {len(p.std)} stds.")
+    for v in (*p.mean, *p.std):
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"config.preprocess.mean and .std must be finite numbers, got {tuple(p.mean)}, "
+                             f"{tuple(p.std)}.")
+    if min(p.std) <= 0:
+        raise ValueError(f"config.preprocess.std must be > 0 for every channel, got {tuple(p.std)}.")
+    for key in ("pad_to", "resize_to", "crop_padding"):
+        _check_number(f"preprocess.{key}", p[key], low=0, what=" (0 = off)")
+    _check_number("preprocess.pca_jitter", p.pca_jitter, low=0)
+    if len(config.synthetic_shape) != 3 or min(config.synthetic_shape) < 1:
+        raise ValueError(f"config.synthetic_shape must be (H, W, C) of positive ints, got "
+                         f"{tuple(config.synthetic_shape)}; e.g. (28, 28, 1).")
+    classes = [int(c) for c in config.classes]
+    if len(set(classes)) != len(classes) or min(classes, default=0) < 0:
+        raise ValueError(f"config.classes must be distinct class ids >= 0, got {tuple(config.classes)}.")
+    validate_finetune(config.finetune)
+
+
+def validate_finetune(ft) -> None:
+    check_choice("config.finetune.source", ft.source, FINETUNE_SOURCES)
+    for key in ("head_steps", "full_steps", "pretrained_num_classes"):
+        _check_number(f"finetune.{key}", ft[key], low=0)
+    for key in ("head_learning_rate", "full_learning_rate"):
+        _check_number(f"finetune.{key}", ft[key], low=0, low_open=True)

@@ -42,11 +42,11 @@ class Strategy:
 
     name: str
 
-    def __init__(self, *, preprocess: Callable, label_smoothing: float = 0.0, aux_weight: float = 0.3,
+    def __init__(self, *, preprocess: Callable, task=None, label_smoothing: float = 0.0, aux_weight: float = 0.3,
                  learning_rate_fn=None):
-        self.step_kwargs = dict(preprocess=preprocess, label_smoothing=label_smoothing, aux_weight=aux_weight,
-                                learning_rate_fn=learning_rate_fn)
-        self.eval_kwargs = dict(preprocess=preprocess)
+        self.step_kwargs = dict(preprocess=preprocess, task=task, label_smoothing=label_smoothing,
+                                aux_weight=aux_weight, learning_rate_fn=learning_rate_fn)
+        self.eval_kwargs = dict(preprocess=preprocess, task=task)
 
     @property
     def num_devices(self) -> int:

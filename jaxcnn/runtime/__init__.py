@@ -1,8 +1,14 @@
 """XLA:CPU settings that make convolutional nets train faster on CPU.
 
 XLA reads its flags from the XLA_FLAGS environment variable once, when JAX
-starts its first backend. `import jaxcnn` calls `configure_xla_cpu()`, which
-appends jaxcnn's CPU flags to XLA_FLAGS while that is still possible:
+starts its first backend. `import jaxcnn` changes nothing; the entry points
+(scripts/*.py), the training engine, the benchmarks and the tests call
+`configure()`, which appends jaxcnn's CPU flags to XLA_FLAGS while that is
+still possible. In a notebook, call it first:
+
+    import jaxcnn.runtime
+    jaxcnn.runtime.configure()      # before the first jax computation
+    import jax, jaxcnn
 
 * ``--xla_cpu_experimental_ynn_fusion_type=`` hands convolutions and dots
   back to XLA's own (Eigen) kernels instead of YNNPACK fusions. A CNN's
@@ -31,7 +37,7 @@ import os
 
 CPU_XLA_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
-_status = "not attempted"
+_status = "not attempted (call jaxcnn.runtime.configure() before JAX starts)"
 
 
 def _backends_started() -> bool:
@@ -43,7 +49,7 @@ def _backends_started() -> bool:
     return bool(started()) if started is not None else False
 
 
-def configure_xla_cpu(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
+def configure(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
     """Append `flags` to XLA_FLAGS if JAX has not started a backend yet.
 
     Returns (and remembers, for `xla_cpu_status`) what happened: "applied",
@@ -69,5 +75,5 @@ def configure_xla_cpu(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
 
 
 def xla_cpu_status() -> str:
-    """What `configure_xla_cpu` did in this process (scripts print it at start-up)."""
+    """What `configure` did in this process (scripts print it at start-up)."""
     return _status

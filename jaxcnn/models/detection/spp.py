@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxcnn import ops
 from jaxcnn.layers import Conv, Flatten
 from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models.registry import Family, register_family, register_model
 
 
 def _trunk(x, stage_sizes, widths, conv_mode, dtype, pool_last: bool):
@@ -102,6 +102,7 @@ class FastRCNN(nn.Module):
         return cls, bbox
 
 
+register_family(SPPNet, Family(head=lambda m: "fc8"))
 register_model("spp_net", SPPNet, input_shape=(224, 224, 3),
                description="SPP-net (He et al. 2014) on VGG16 convs, pyramid 1,2,4: any input size")
 register_model("fast_rcnn", FastRCNN, input_shape=(224, 224, 3),

@@ -10,7 +10,7 @@ Output layout per cell: B boxes of (x, y, sqrt(w), sqrt(h), confidence), then
 C class scores. x, y are offsets inside the cell in [0, 1]; sqrt(w), sqrt(h)
 are square roots of the width and height as fractions of the image (the
 paper predicts square roots). The loss and decoding with non-max suppression
-are in `jaxcnn.detection`.
+are in `jaxcnn.models.detection`.
 
 Images NHWC; kernels HWIO.
 """

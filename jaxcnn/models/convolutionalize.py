@@ -22,6 +22,7 @@ from jax import lax
 from jaxcnn import ops
 from jaxcnn.layers import Flatten
 from jaxcnn.models._common import exact_size_as_minimum
+from jaxcnn.models.registry import module_fields, variants_of
 
 
 class Convolutionalized(nn.Module):
@@ -67,14 +68,12 @@ class Convolutionalized(nn.Module):
 
 
 def _default_input_shape(model):
-    from jaxcnn.models.registry import _REGISTRY, module_fields
     shapes = set()
-    for spec in _REGISTRY.values():
-        if spec.module is type(model):
-            ref = spec.module(**spec.fields)
-            if all(getattr(ref, f) == getattr(model, f) for f in module_fields(spec.module)
-                   if f not in ("num_classes", "dtype", "conv_mode")):
-                shapes.add(spec.input_shape)
+    for spec in variants_of(type(model)):
+        ref = spec.module(**spec.fields)
+        if all(getattr(ref, f) == getattr(model, f) for f in module_fields(spec.module)
+               if f not in ("num_classes", "dtype", "conv_mode")):
+            shapes.add(spec.input_shape)
     if len(shapes) != 1:
         raise ValueError(f"cannot tell the input size {type(model).__name__} was built for; "
                          "pass input_shape=(H, W, C)")

@@ -1,0 +1,41 @@
+"""Ablations: every arm x seed a run of the training engine, tabulated against
+what the papers claim, with a verdict that follows from a confidence interval.
+
+    config = load_ablation("skip", "experiments/ablations")
+    result = run_ablation(config, workdirs="runs/ablations/skip")
+    write_results(result, "experiments/results/skip", config=config, command=..., wall_time_s=..., quick=False,
+                  load_before=[...])
+
+* spec.py      the `ablation` config section: arms, seeds, claims, like-for-like validation
+* runner.py    arms x seeds through jaxcnn.train's engine, resumable
+* stats.py     mean ± std, paired differences with 95% CIs, verdicts
+* analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic
+* report.py, plots.py   the files of a result
+"""
+
+from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
+from jaxcnn.ablation.report import claims_table, markdown_table, write_results
+from jaxcnn.ablation.runner import run_ablation
+from jaxcnn.ablation.spec import (
+    EXTRAS,
+    METRICS,
+    Arm,
+    Claim,
+    arm_config,
+    arms_of,
+    claims_of,
+    list_ablations,
+    load_ablation,
+    validate_ablation,
+    ablation_config,
+    with_quick,
+)
+from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
+
+__all__ = [
+    "Arm", "Claim", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
+    "claims_table",
+    "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table", "mean_std",
+    "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation", "verdict", "with_quick",
+    "write_results",
+]

@@ -1,0 +1,141 @@
+"""What an ablation writes into its output folder:
+
+    results.csv      one row per arm: parameters, multiply-adds, step time, train error / loss and
+                     test accuracy (mean and std over seeds), the per-seed test accuracies
+    claims.csv       one row per claim: the paired mean difference, its 95% CI and the verdict
+    table.md         both tables in Markdown
+    curves.csv       training error per logged step (mean and std over seeds) per arm
+    training_error.png, grad_norms.png/.csv, kernels.png   plots and extras
+    run.json         the exact command, quick (false for every committed result), seeds, eval_examples,
+                     num_steps, batch_size, arms, verdict, the extras, hardware, versions, wall time and
+                     load average
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import time
+
+import jax
+import numpy as np
+
+from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
+from jaxcnn.train.workdir import to_jsonable, write_atomic
+
+ROW_COLUMNS = ("arm", "model", "field", "params", "macs", "step_time_ms", "train_error_mean", "train_error_std",
+               "train_loss_mean", "train_loss_std", "eval_accuracy_mean", "eval_accuracy_std",
+               "eval_accuracy_per_seed", "seeds", "steps", "batch_size", "eval_examples")
+
+
+def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
+    """'mean ± std' (in percent by default)."""
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def markdown_table(rows) -> str:
+    """The arms as a Markdown table (errors and accuracies in %, mean ± std over seeds)."""
+    lines = ["| arm | params | multiply-adds / image | step time (ms, median) | train error % | test accuracy % |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {r['params']:,} | {r['macs']:,} | {r['step_time_ms']:.1f} | "
+                     f"{pm(r['train_error_mean'], r['train_error_std'])} | "
+                     f"{pm(r['eval_accuracy_mean'], r['eval_accuracy_std'])} |")
+    return "\n".join(lines)
+
+
+def claims_table(claims) -> str:
+    """The claims as a Markdown table: paired mean difference (A - B) with its 95% CI, and the verdict."""
+    lines = ["| claim | mean difference (A - B), 95% CI | seeds | verdict |", "|---|---:|---:|---|"]
+    for c in claims:
+        if "display" in c:
+            lines.append(f"| {c['claim']} | {c['display']} | {c['difference']['n']} | {c['verdict']} |")
+            continue
+        d = c["difference"]
+        raw = c["claim"].startswith(("train_loss", "steps_to_target"))
+        scale, unit = (1.0, "") if raw else (100.0, " pp")
+        lines.append(f"| {c['claim']} | {d['mean'] * scale:+.2f}{unit} [{d['low'] * scale:+.2f}, "
+                     f"{d['high'] * scale:+.2f}] | {d['n']} | {c['verdict']} |")
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    import flax
+    import optax
+
+    return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "numpy": np.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "devices": [str(d) for d in jax.devices()], "backend": jax.default_backend()}
+
+
+def load_average() -> list:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
+def _csv(path: str, columns, rows) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def write_results(result: dict, outdir: str, *, config, command: str, wall_time_s: float, quick: bool,
+                  load_before: list) -> list[str]:
+    """Every file of the module docstring under `outdir`; returns their paths."""
+    os.makedirs(outdir, exist_ok=True)
+    ab = config.ablation
+    files = []
+
+    def out(name):
+        files.append(os.path.join(outdir, name))
+        return files[-1]
+
+    _csv(out("results.csv"), ROW_COLUMNS, result["rows"])
+    claim_rows = [{"claim": c["claim"], **c["difference"], "verdict": c["verdict"]} for c in result["claims"]]
+    _csv(out("claims.csv"), ("claim", "mean", "low", "high", "std", "n", "verdict"), claim_rows)
+    with open(out("curves.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "step", "train_error_mean", "train_error_std"])
+        for label, (steps, c) in result["curves"].items():
+            std = c.std(0, ddof=1) if len(c) > 1 else np.zeros(c.shape[1])
+            for s, m, sd in zip(steps, c.mean(0), std):
+                w.writerow([label, int(s), f"{m:.6g}", f"{sd:.6g}"])
+    plot_curves(result["curves"], out("training_error.png"), ab.title, panels=ab.get("panels", ()))
+    extras = result["extras"]
+    if extras.get("grad_norms"):
+        plot_grad_norms(extras["grad_norms"], out("grad_norms.png"))
+        with open(out("grad_norms.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["arm", "layer_index", "layer", "grad_norm"])
+            for label, rows in extras["grad_norms"].items():
+                for i, (name, g) in enumerate(rows, 1):
+                    w.writerow([label, i, name, f"{g:.6g}"])
+    if extras.get("kernels"):
+        plot_kernels(extras["kernels"], out("kernels.png"))
+    text = f"{markdown_table(result['rows'])}\n\n{claims_table(result['claims'])}\n" if result["claims"] else \
+        markdown_table(result["rows"]) + "\n"
+    with open(out("table.md"), "w") as f:
+        f.write(text)
+    first = result["rows"][0]
+    run = {
+        "ablation": ab.name, "title": ab.title, "claim": ab.claim, "command": command, "quick": bool(quick),
+        "seeds": list(result["seeds"]), "eval_examples": first["eval_examples"],
+        "num_steps": sorted({r["steps"] for r in result["rows"]})[-1] if len({r["steps"] for r in result["rows"]})
+        == 1 else [r["steps"] for r in result["rows"]],
+        "batch_size": first["batch_size"], "arms": [{"label": a["label"], "overrides": dict(a.get("overrides", {}))}
+                                                     for a in ab.arms],
+        "field": ab.field, "verdict": {c["claim"]: c["verdict"] for c in result["claims"]},
+        "claims": [{"claim": c["claim"], **c["difference"], "verdict": c["verdict"]} for c in result["claims"]],
+        "extras": {k: v for k, v in extras.items() if k in ("twin", "facts")},
+        "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
+        "load_average_1_5_15min": {"before": load_before, "after": load_average()},
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "note": "step times were measured on a shared CPU; compare arms within one run only",
+    }
+    import json
+
+    write_atomic(out("run.json"), json.dumps(to_jsonable(run), indent=2) + "\n")
+    return files

@@ -1,0 +1,204 @@
+"""Running an ablation: every arm x seed is one run of the training engine in
+its own workdir, so each gets the engine's parallel strategies, NaN policy,
+checkpoints and exact resume. Rerunning the same ablation after a kill trains
+nothing that finished; the run that was going on resumes from its checkpoint.
+
+    result = run_ablation(config, workdirs="runs/ablations/skip")
+    # {"rows", "curves", "claims", ...}: see jaxcnn.ablation.report for the files
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from jaxcnn.ablation import analyses, stats
+from jaxcnn.ablation.spec import arm_config, arms_of, claims_of, fields_of, validate_ablation
+from jaxcnn.finetune import run_finetune
+from jaxcnn.models import summary
+from jaxcnn.train.engine import run
+from jaxcnn.train.setup import build, load_data
+from jaxcnn.train.workdir import check_writable, read_metrics
+
+_DATA_KEYS = ("dataset", "data_dir", "train_split", "eval_split", "eval_examples", "classes",
+              "train_examples_per_class", "synthetic_shape", "synthetic_size", "num_classes")
+
+
+def _data_cache():
+    cache = {}
+
+    def data_for(c):
+        key = json.dumps([str(c[k]) for k in _DATA_KEYS] + ([c.seed] if c.dataset == "synthetic"
+                                                             or c.train_examples_per_class else []))
+        if key not in cache:
+            cache[key] = load_data(c)
+        return cache[key]
+
+    return data_for
+
+
+def _twin_init(first_setup, own_init):
+    """The second arm's initial state: its own, with the first arm's (same seed) parameters, every kernel
+    flipped, and a fresh optimizer state for them."""
+    def init():
+        base, own = first_setup.init_state(), own_init()
+        params = jax.tree_util.tree_map(np.asarray, analyses.flip_kernels(base.params))
+        return own.replace(params=params, batch_stats=base.batch_stats,
+                           opt_state=jax.tree_util.tree_map(np.asarray, own.tx.init(params)))
+    return init
+
+
+def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
+    """Final training error/loss (the last log window), the curve, the first logged step at or below the
+    target training error (num_steps + 1 if never), and the median step time (the first window, which
+    compiles, left out) from a run's metrics.jsonl records."""
+    train = [r for r in records if "train_loss" in r]
+    steps = np.array([r["step"] for r in train])
+    error = np.array([1.0 - r.get("train_accuracy", np.nan) for r in train])
+    times = [batch_size / r["images_per_sec"] for r in train[1:] if r.get("images_per_sec")]
+    reached = steps[error <= target]
+    return {"curve_steps": steps, "curve": error, "train_error": float(error[-1]),
+            "train_loss": float(train[-1]["train_loss"]),
+            "steps_to_target": float(reached[0]) if len(reached) else float(steps[-1] + 1),
+            "step_time_s": float(np.median(times)) if times else float("nan")}
+
+
+def _train_split_accuracy(setup, state, examples: int) -> float:
+    """Accuracy on the first `examples` training images, in eval mode (no dropout, running statistics)."""
+    from jaxcnn.data.datasets import ArrayDataset
+    from jaxcnn.train.engine import evaluate
+
+    n = min(examples, len(setup.train_data))
+    subset = ArrayDataset(setup.train_data.images[:n], setup.train_data.labels[:n], setup.train_data.num_classes)
+    batch = setup.config.eval_batch_size
+    return evaluate(setup.strategy, setup.strategy.put_state(state), subset, batch, setup.task)["eval_accuracy"]
+
+
+def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
+                 stop_after_runs: Optional[int] = None) -> dict:
+    """Train every arm for every seed (see the module docstring). `workdirs` holds one workdir per run
+    (ARM/seedN). Returns rows (one per arm), per-seed values, curves, claims with their verdicts and the
+    extras. stop_after_runs: return after starting this many runs that were not finished (for tests)."""
+    validate_ablation(config)
+    ab = config.ablation
+    arms, seeds = arms_of(config), [int(s) for s in ab.seeds]
+    check_writable(workdirs)
+    data_for = _data_cache()
+    extras = set(ab.extras)
+    per_seed, states, setups, started = {}, {}, {}, 0
+    claims = claims_of(config)
+    pretrained = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
+    for ai, arm in enumerate(arms):
+        for seed in seeds:
+            c = arm_config(config, arm, seed)
+            if c.finetune.path == "pretrain":
+                with c.unlocked():
+                    c.finetune.path = pretrained[seed]
+            train_data, eval_data = data_for(c)
+            wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
+            if ab.finetune:
+                record = run_finetune(c, wd)
+                setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)
+            else:
+                setup = build(c, train_data=train_data, eval_data=eval_data)
+                if "twin_flip" in extras and ai == 1:
+                    setup.init_state = _twin_init(setups[(arms[0].label, seed)], setup.init_state)
+                record = run(setup, wd)
+            setups[(arm.label, seed)] = setup
+            if not record.get("finished_before"):
+                started += 1
+            info = _summary_of(read_metrics(os.path.join(wd, "metrics.jsonl")), c.batch_size,
+                               ab.target_train_error)
+            info.update(eval_accuracy=record["eval_accuracy"], eval_error=1.0 - record["eval_accuracy"],
+                        eval_examples=len(eval_data), num_steps=record["step"], batch_size=c.batch_size)
+            if "generalization_gap" in {cl.metric for cl in claims}:
+                info["train_eval_accuracy"] = _train_split_accuracy(setup, record["state"], ab.gap_examples)
+                info["generalization_gap"] = info["train_eval_accuracy"] - info["eval_accuracy"]
+            per_seed[(arm.label, seed)] = info
+            states[(arm.label, seed)] = record.get("state")
+            log(f"  {arm.label} seed {seed}: train error {info['train_error']:.4f}, test accuracy "
+                f"{info['eval_accuracy']:.4f}{' (finished before)' if record.get('finished_before') else ''}")
+            if stop_after_runs is not None and started >= stop_after_runs:
+                return {"stopped": True}
+    return _collect(config, arms, seeds, per_seed, states, setups, extras)
+
+
+def _pretrain(config, seed: int, workdirs: str, data_for, log) -> str:
+    """Train (or find finished) the seed's pretraining run: the shared config with ablation.pretrain's
+    overrides; its workdir is what arms with finetune.path "pretrain" start from."""
+    from jaxcnn.ablation.spec import Arm
+
+    c = arm_config(config, Arm("pretrain", dict(config.ablation.pretrain)), seed)
+    with c.unlocked():
+        c.finetune.source = "none"
+    wd = os.path.join(workdirs, "pretrain", f"seed{seed}")
+    train_data, eval_data = data_for(c)
+    record = run(build(c, train_data=train_data, eval_data=eval_data), wd)
+    log(f"  pretrain seed {seed}: test accuracy {record['eval_accuracy']:.4f} on its own task"
+        f"{' (finished before)' if record.get('finished_before') else ''}")
+    return wd
+
+
+def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
+    ab = config.ablation
+    result = {"rows": [], "curves": {}, "per_seed": per_seed, "seeds": seeds, "claims": [], "extras": {}}
+    for arm in arms:
+        infos = [per_seed[(arm.label, s)] for s in seeds]
+        setup = setups[(arm.label, seeds[0])]
+        summ = summary(setup.model, setup.input_shape)
+        row = {"arm": arm.label, "model": setup.config.model.name,
+               "field": ";".join(f"{k}={_value(setup.config, k)}" for k in fields_of(config)),
+               "params": summ.trainable_params, "macs": summ.total_macs,
+               "step_time_ms": 1e3 * float(np.median([i["step_time_s"] for i in infos])),
+               "seeds": len(seeds), "steps": infos[0]["num_steps"], "batch_size": infos[0]["batch_size"],
+               "eval_examples": infos[0]["eval_examples"]}
+        for metric in ("train_error", "train_loss", "eval_accuracy", "eval_error", "steps_to_target",
+                       "generalization_gap"):
+            if metric in infos[0]:
+                row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std([i[metric] for i in infos])
+        row["eval_accuracy_per_seed"] = " ".join(f"{i['eval_accuracy']:.4f}" for i in infos)
+        result["rows"].append(row)
+        result["curves"][arm.label] = (infos[0]["curve_steps"], np.stack([i["curve"] for i in infos]))
+    for claim in claims_of(config):
+        a = [per_seed[(claim.a, s)][claim.metric] for s in seeds]
+        b = [per_seed[(claim.b, s)][claim.metric] for s in seeds]
+        diff = stats.paired_difference(a, b)
+        result["claims"].append({"claim": str(claim), "difference": diff, "a": a, "b": b,
+                                 "verdict": stats.verdict(diff, claim.op, claim.margin)})
+    first, second = arms[0].label, arms[1].label
+    if "twin_flip" in extras:
+        s = setups[(first, seeds[0])]
+        images = s.preprocess(s.eval_data.images[:500], None, False)
+        twin = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)], images)
+                for seed in seeds}
+        result["extras"]["twin"] = twin
+        result["claims"].append(analyses.twin_claim(twin, first, second))
+    if "kernels" in extras:
+        result["extras"]["kernels"] = {
+            arm.label: analyses.first_kernel(states[(arm.label, seeds[0])].params, setups[(arm.label, seeds[0])].model,
+                                             setups[(arm.label, seeds[0])].input_shape) for arm in arms}
+    if "grad_norms" in extras:
+        result["extras"]["grad_norms"] = {arm.label: _grad_norms(setups[(arm.label, seeds[0])]) for arm in arms}
+    result["extras"]["facts"] = {f: analyses.FACTS[f]() for f in ab.facts}
+    return result
+
+
+def _grad_norms(setup):
+    from jaxcnn.data.sharding import batch_indices
+
+    c = setup.config
+    idx = batch_indices(c.seed, 0, len(setup.train_data), c.batch_size)
+    images = setup.preprocess(setup.train_data.images[idx], None, False)
+    return analyses.grad_norms_at_init(setup.model, setup.input_shape, images, setup.train_data.labels[idx],
+                                       jax.random.key(c.seed))
+
+
+def _value(config, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part] if part in node else getattr(node, part, None)
+    return node

@@ -1,0 +1,239 @@
+"""An ablation is a config file NAME.py (in experiments/ablations/ of the
+repository, or a directory given by a flag) whose `get_config()` returns
+`jaxcnn.train.base_config()` with its `ablation` section filled in:
+
+    name, title, claim   what is tested and what the paper says
+    field                the config keys the arms differ in ("model.skip"; several joined by ",")
+    pretrain             overrides of a pretraining run per seed (transfer); arms whose finetune.path is
+                         "pretrain" start from it
+    finetune             True: every arm runs as fine-tuning (jaxcnn.finetune: head / full / scratch phases)
+    arms                 [{"label": str, "overrides": {dotted config key: value}}]
+    seeds                the same seeds for every arm (at least 3)
+    claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), or
+                         "METRIC: ARM_A ~ ARM_B within MARGIN"; METRIC one of eval_accuracy, eval_error,
+                         train_error, train_loss, steps_to_target (the first logged step whose running
+                         training error is <= target_train_error), generalization_gap (accuracy on
+                         gap_examples training images in eval mode minus test accuracy)
+    quick                overrides of the config for --quick (a smoke run)
+    extras, facts        analyses and arithmetic reported beside the table
+
+The rest of the config (model, data, optimizer, num_steps, batch_size, ...)
+is what every arm shares; `--config.KEY=VALUE` on the command line overrides
+it for every arm. Arms are compared like for like: each arm has a partner
+whose resolved config and model differ in nothing but (some of) `field`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+from jaxcnn.models import create_model, module_fields
+from jaxcnn.train import cli
+from jaxcnn.train.config import flat, validate_config
+from jaxcnn.train.setup import build_model
+
+EXTRAS = ("grad_norms", "twin_flip", "kernels")
+METRICS = ("eval_accuracy", "eval_error", "train_error", "train_loss", "steps_to_target", "generalization_gap")
+_CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    label: str
+    overrides: dict
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.label).strip("_") or "arm"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """METRIC of arm `a` is expected to be greater (op '>') or smaller ('<') than that of arm `b`, or the
+    same within `margin` (op '~')."""
+
+    metric: str
+    a: str
+    op: str
+    b: str
+    margin: float = 0.0
+
+    def __str__(self) -> str:
+        within = f" within {self.margin:g}" if self.op == "~" else ""
+        return f"{self.metric}: {self.a} {self.op} {self.b}{within}"
+
+
+def list_ablations(directory: str) -> list[str]:
+    """Names of the ablation configs in `directory` (files NAME.py)."""
+    if not os.path.isdir(directory):
+        raise ValueError(f"no ablations directory {directory}; pass --ablations DIR (the repository's "
+                         "experiments/ablations).")
+    return sorted(f[:-3] for f in os.listdir(directory) if f.endswith(".py") and not f.startswith("_"))
+
+
+def load_ablation(name: str, directory: str):
+    """get_config() of DIRECTORY/NAME.py, validated; ValueError naming the known ones."""
+    path = os.path.join(directory, f"{name}.py")
+    if not os.path.exists(path):
+        known = list_ablations(directory)
+        from jaxcnn._validation import suggest
+
+        raise ValueError(f"unknown ablation {name!r}.{suggest(name, known)} Known: {', '.join(known)}.")
+    config = cli.load_config(path)
+    validate_ablation(config)
+    return config
+
+
+def arms_of(config) -> list[Arm]:
+    out = []
+    for a in config.ablation.arms:
+        if not hasattr(a, "get") or "label" not in a:
+            raise ValueError(f"ablation {config.ablation.name!r}: every arm is a dict with a 'label' and "
+                             f"'overrides', got {a!r}.")
+        out.append(Arm(str(a["label"]), dict(a.get("overrides", {}))))
+    return out
+
+
+def fields_of(config) -> tuple[str, ...]:
+    return tuple(k.strip() for k in str(config.ablation.field).split(",") if k.strip())
+
+
+def claims_of(config) -> list[Claim]:
+    labels = {a.label for a in arms_of(config)}
+    out = []
+    for text in config.ablation.claims:
+        m = _CLAIM.match(str(text))
+        if not m:
+            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B' "
+                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN').")
+        if m.group(3) == "~" and m.group(5) is None:
+            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} needs a margin: "
+                             "'METRIC: ARM_A ~ ARM_B within 0.01'.")
+        claim = Claim(m.group(1), m.group(2), m.group(3), m.group(4), float(m.group(5) or 0.0))
+        if claim.metric not in METRICS:
+            raise ValueError(f"ablation {config.ablation.name!r}: claim metric {claim.metric!r} is not one of "
+                             f"{', '.join(METRICS)}.")
+        for arm in (claim.a, claim.b):
+            if arm not in labels:
+                raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} names arm {arm!r}; arms: "
+                                 f"{', '.join(sorted(labels))}.")
+        out.append(claim)
+    return out
+
+
+def with_quick(config):
+    """The config with ablation.quick's overrides applied (the --quick smoke budget)."""
+    c = config.copy_and_resolve_references()
+    with c.unlocked():
+        _set_all(c, dict(config.ablation.quick))
+    return c
+
+
+def arm_config(config, arm: Arm, seed: int):
+    """The config of one run: the shared config, then the arm's overrides, then the seed."""
+    c = config.copy_and_resolve_references()
+    with c.unlocked():
+        _set_all(c, arm.overrides)
+        c.seed = int(seed)
+    return c
+
+
+def dotted(overrides, prefix: str = "") -> dict:
+    """{dotted key: value} of an override set written flat ({"optimizer.warmup_steps": 0}) or nested
+    ({"optimizer": {"warmup_steps": 0}}, as a config's own dict sections must be)."""
+    out = {}
+    for key, value in dict(overrides).items():
+        if hasattr(value, "items"):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _set_all(config, overrides: dict) -> None:
+    for key, value in dotted(overrides).items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if part not in node:
+                raise ValueError(f"override {key!r}: config has no section {part!r}.")
+            node = node[part]
+        node[leaf] = tuple(value) if isinstance(value, list) else value
+
+
+def resolved(config) -> dict:
+    """{dotted key: value} of a run: its config (bar the ablation section and the seed) and every field of
+    its model as built."""
+    out = {k: v for k, v in flat(config).items() if not k.startswith("ablation.") and k not in ("model", "seed")}
+    model = build_model(config, config.num_classes if config.dataset == "synthetic" else
+                        config.model.get("num_classes", 10))
+    out.update({f"model.{f}": getattr(model, f) for f in module_fields(type(model)) if f != "num_classes"})
+    return out
+
+
+def validate_ablation(config) -> None:
+    """The ablation section's own checks, then every arm's config as a training run: arms are unique, each
+    has a like-for-like partner (differing exactly in `field`), seeds number at least 3, claims parse."""
+    validate_config(config)
+    ab = config.ablation
+    name = ab.name or "?"
+    arms = arms_of(config)
+    if len(arms) < 2:
+        raise ValueError(f"ablation {name!r} needs at least two arms.")
+    if len({a.label for a in arms}) != len(arms) or len({a.slug for a in arms}) != len(arms):
+        raise ValueError(f"ablation {name!r}: arm labels must be unique (also as file names).")
+    if len(set(ab.seeds)) < 3 or len(set(ab.seeds)) != len(ab.seeds):
+        raise ValueError(f"ablation {name!r}: at least 3 distinct seeds, got {tuple(ab.seeds)}.")
+    bad = sorted(set(ab.extras) - set(EXTRAS))
+    if bad:
+        raise ValueError(f"ablation {name!r}: unknown extras {bad}; allowed: {EXTRAS}.")
+    from jaxcnn.ablation.analyses import FACTS
+
+    bad = sorted(set(ab.facts) - set(FACTS))
+    if bad:
+        raise ValueError(f"ablation {name!r}: unknown facts {bad}; allowed: {sorted(FACTS)}.")
+    field = set(fields_of(config))
+    if not field:
+        raise ValueError(f"ablation {name!r}: ablation.field names no config key.")
+    claims_of(config)
+    views = []
+    for arm in arms:
+        c = arm_config(config, arm, ab.seeds[0])
+        validate_config(c)
+        create_model(c.model.name, **{k: v for k, v in c.model.items() if k != "name"})  # unknown fields raise
+        views.append(resolved(c))
+    for i, (arm, view) in enumerate(zip(arms, views)):
+        diffs = [{k for k in set(view) | set(other) if view.get(k, _MISSING) != other.get(k, _MISSING)}
+                 for j, other in enumerate(views) if j != i]
+        if not any(d and d <= field for d in diffs):
+            closest = min(diffs, key=lambda d: len(d - field))
+            raise ValueError(f"ablation {name!r}: arm {arm.label!r} has no partner that differs from it only in "
+                             f"{sorted(field)}; the closest differs in {sorted(closest)}.")
+
+
+_MISSING = object()
+
+
+def ablation_config(name: str, *, title: str, claim: str, field: str, arms, claims=(), model=None):
+    """The skeleton every experiments/ablations/NAME.py fills in: base_config() on Fashion-MNIST, SGD with
+    momentum and a cosine schedule, seeds 0, 1, 2, the full test split; `model` (a dict: name and fields) is
+    shared by every arm (config.model), `arms` are [{label, overrides}] of dotted config keys; ablation.quick is a smoke
+    budget of 300 steps at batch 64 on 2,000 test images."""
+    from jaxcnn.train.config import base_config
+
+    c = base_config()
+    c.model.update(dict(model or {}))
+    c.ablation.name, c.ablation.title, c.ablation.claim = name, title, claim
+    c.ablation.field = field
+    c.ablation.arms = [dict(a) for a in arms]
+    c.ablation.claims = tuple(claims)
+    c.ablation.quick = {"num_steps": 300, "batch_size": 64, "eval_examples": 2000, "log_every": 10,
+                        "eval_every": 0, "checkpoint_every": 100}
+    c.optimizer.update({"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+                        "schedule": "cosine", "warmup_steps": 50})
+    c.num_steps, c.batch_size, c.log_every, c.eval_every, c.checkpoint_every = 3000, 128, 50, 0, 250
+    c.parallel = "none"
+    c.progress = False
+    return c

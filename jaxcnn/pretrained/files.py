@@ -1,0 +1,95 @@
+"""Reading weight files safely: `.safetensors` through the `safetensors`
+package, anything else with `torch.load(weights_only=True)`, which refuses
+pickled objects other than tensors. Nothing is ever unpickled by jaxcnn.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import jax
+import numpy as np
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """The tensors of a `.safetensors` file as numpy arrays (bfloat16 as ml_dtypes.bfloat16).
+
+    A file that is not safetensors (pickle bytes, a header that overflows, data
+    cut short) is refused in one line naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return dict(load_file(path))
+    except (SafetensorError, OverflowError, MemoryError, ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a readable .safetensors file ({type(e).__name__}: {_first_line(e)}); "
+                         "re-export it with safetensors.torch.save_file(model.state_dict(), path).") from None
+
+
+def _to_numpy(key, value) -> np.ndarray:
+    if isinstance(value, np.ndarray) or isinstance(value, (jax.Array, np.generic)):
+        return np.asarray(value)
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor (torch is not imported for this)
+        t = value.detach().cpu()
+        if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
+            t = t.float()
+        return t.numpy()
+    raise TypeError(f"state dict value for {key!r} is a {type(value).__name__}; expected a torch tensor or a "
+                    "numpy array.")
+
+
+def _read_torch(path: str):
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(f"reading {path} needs torch (pip install torch), which is optional for jaxcnn; "
+                         "or convert the file to .safetensors, or pass a dict of numpy arrays.") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError and friends: something other than tensors in the file
+        raise ValueError(f"refusing to read {path}: torch.load(weights_only=True) failed ({_first_line(e)}). "
+                         "Only plain state dicts of tensors are read, because torch.load with "
+                         "weights_only=False can run arbitrary code; save model.state_dict(), not the model."
+                         ) from None
+
+
+def read_state_dict(state_dict_or_path) -> dict[str, np.ndarray]:
+    """A state dict as {key: numpy array}, from a mapping of torch tensors or numpy
+    arrays, a `.safetensors` file, or a torch file read with `weights_only=True`.
+
+    A torch file that also holds other objects (a pickled module, an optimizer
+    with custom classes) is refused, not unpickled. A checkpoint dict with the
+    weights under 'state_dict' or 'model' is unwrapped, and a 'module.' prefix
+    (torch's DataParallel) is dropped. Arrays holding NaN or Inf are refused.
+    """
+    if isinstance(state_dict_or_path, (str, os.PathLike)):
+        path = os.fspath(state_dict_or_path)
+        if not os.path.isfile(path):
+            raise ValueError(f"no weights file {path!r}; pass an existing .pth/.pt/.safetensors file or a state dict.")
+        raw = read_safetensors(path) if path.endswith(".safetensors") else _read_torch(path)
+    else:
+        path, raw = "the state dict", state_dict_or_path
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"a state dict must be a mapping of names to tensors, got {type(raw).__name__}.")
+    for wrapper in ("state_dict", "model"):
+        if wrapper in raw and isinstance(raw[wrapper], Mapping):
+            raw = raw[wrapper]
+            break
+    keys = list(raw)
+    strip = bool(keys) and all(isinstance(k, str) and k.startswith("module.") for k in keys)
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(k, str):
+            raise TypeError(f"state dict keys must be str, got {k!r}.")
+        value = _to_numpy(k, v)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{path}: tensor {k!r} holds NaN or Inf values; these weights would poison every "
+                             "output. Use an intact copy of the file.")
+        out[k[len("module."):] if strip else k] = value
+    return out

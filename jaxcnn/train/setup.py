@@ -1,0 +1,235 @@
+"""Building one run from a config: model, data, preprocessing, task, optimizer,
+parallel strategy and the initial state. No I/O but reading the data.
+
+    setup = build(config)                       # everything the engine needs
+    setup = build(config, model=m, init_state=f, first_step=300, phase="full")   # fine-tuning's 2nd phase
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn import runtime
+from jaxcnn.data import augment, datasets
+from jaxcnn.data.sharding import process_slice
+from jaxcnn.models import create_model, family_of, get_spec, module_fields
+from jaxcnn.train.config import validate_config
+from jaxcnn.train.optim import make_optimizer
+from jaxcnn.train.parallel import PMAP_AXIS, Strategy, make_strategy
+from jaxcnn.train.state import TrainState, create_train_state
+from jaxcnn.train.tasks import get_task
+
+
+@dataclasses.dataclass
+class Setup:
+    """One run of the engine: steps first_step+1 .. config.num_steps of `phase` (metrics carry the phase
+    unless it is "train"). `init_state()` gives the host TrainState at first_step; `tx`/`schedule` count the
+    phase's own steps from 0."""
+
+    config: object
+    model: object
+    task: object
+    train_data: datasets.ArrayDataset
+    eval_data: datasets.ArrayDataset
+    preprocess: Callable
+    input_shape: tuple
+    strategy: Strategy
+    tx: object
+    schedule: Callable
+    init_state: Callable[[], TrainState]
+    first_step: int = 0
+    phase: str = "train"
+
+    @property
+    def model_fields(self) -> dict:
+        return {f: getattr(self.model, f) for f in module_fields(type(self.model))}
+
+
+def build_model(config, num_classes: int):
+    """The registry model of config.model, with num_classes, dtype and (under pmap) bn_axis_name set."""
+    name = config.model.name
+    spec = get_spec(name)
+    fields = set(module_fields(spec.module))
+    overrides = {k: v for k, v in config.model.items() if k != "name"}
+    if "num_classes" in fields:
+        overrides.setdefault("num_classes", num_classes)
+    if config.mixed_precision and "dtype" in fields:
+        overrides["dtype"] = jnp.bfloat16
+    if config.parallel == "pmap" and "bn_axis_name" in fields:
+        overrides["bn_axis_name"] = PMAP_AXIS
+    if "conv_mode" in overrides and "conv_mode" not in fields:
+        overrides.pop("conv_mode")
+    _check_field_types(spec, overrides)
+    return create_model(name, **overrides)
+
+
+def _check_field_types(spec, overrides) -> None:
+    """A model field given a value of the wrong kind (e.g. a str for a float) is refused by name."""
+    defaults = {f.name: f.default for f in dataclasses.fields(spec.module)}
+    defaults.update(spec.fields)
+    for key, value in overrides.items():
+        default = defaults.get(key, dataclasses.MISSING)
+        for kind in (bool, int, float, str):
+            if isinstance(default, kind):
+                ok = isinstance(value, kind) if kind in (bool, str) else (
+                    isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+                if not ok:
+                    raise TypeError(f"config.model.{key} must be a {kind.__name__} (like {default!r}) for model "
+                                    f"{spec.name!r}, got {value!r} ({type(value).__name__}).")
+                break
+
+
+def make_preprocess_fn(config, channels: int):
+    p = config.preprocess
+    mean, std = tuple(p.mean), tuple(p.std)
+    if p.to_rgb:
+        channels = 3
+    if len(mean) == 1:
+        mean, std = mean * channels, std * channels
+    if len(mean) != channels:
+        raise ValueError(f"config.preprocess.mean has {len(mean)} values for images of {channels} channels; "
+                         "give one per channel.")
+    return augment.make_preprocess(mean=mean, std=std, pad_to=p.pad_to or None, resize_to=p.resize_to or None,
+                                   crop_padding=p.crop_padding, flip=p.flip, pca_jitter=p.pca_jitter,
+                                   to_rgb=p.to_rgb)
+
+
+def class_subset(dataset, classes, per_class: Optional[int] = None, seed: int = 0):
+    """The examples of `classes` only, relabelled 0..len(classes)-1 in the order given; with `per_class`,
+    that many examples of each (drawn with `seed`). Returns a jaxcnn.data.ArrayDataset."""
+    classes = [int(c) for c in classes]
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct class ids, got {classes}.")
+    bad = [c for c in classes if not 0 <= c < dataset.num_classes]
+    if bad:
+        raise ValueError(f"classes {bad} are not in the dataset's 0..{dataset.num_classes - 1}; "
+                         f"pick from those.")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in classes:
+        idx = np.flatnonzero(dataset.labels == c)
+        if per_class is not None:
+            if per_class > len(idx):
+                raise ValueError(f"class {c} has {len(idx)} examples, fewer than the {per_class} per class "
+                                 "asked; lower config.train_examples_per_class.")
+            idx = np.sort(rng.choice(idx, per_class, replace=False))
+        picks.append(idx)
+    idx = np.sort(np.concatenate(picks))
+    remap = np.full(dataset.num_classes, -1, np.int32)
+    remap[classes] = np.arange(len(classes), dtype=np.int32)
+    return datasets.ArrayDataset(dataset.images[idx], remap[dataset.labels[idx]], len(classes))
+
+
+def check_learnable(data, what: str) -> None:
+    """Refuse a training split from which nothing can be learned: labels outside 0..num_classes-1, a single
+    class, or images that are all the same."""
+    if isinstance(data.labels, dict):  # detection targets: the task checks its own
+        return
+    labels = np.asarray(data.labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= data.num_classes):
+        raise ValueError(f"{what} has labels outside 0..{data.num_classes - 1} (found {int(labels.min())}.."
+                         f"{int(labels.max())}); fix the labels or the dataset's class count.")
+    if labels.ndim == 1 and len(np.unique(labels)) < 2:
+        raise ValueError(f"{what} holds a single class ({int(labels[0])}); a classifier learns nothing from it. "
+                         "Check config.classes and the dataset.")
+    images = np.asarray(data.images[:1024])
+    if len(data) > 1 and np.all(images == images[:1]):
+        raise ValueError(f"{what}: the images are all identical (the first {len(images)} checked); the data "
+                         "was not read correctly. Rebuild the dataset.")
+
+
+def load_data(config):
+    """(train, eval) splits of config.dataset, with config.classes / train_examples_per_class / eval_examples
+    applied, checked for NaN/Inf pixels, labels outside the classes and data nothing can be learned from."""
+    if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
+        raise ValueError(f"config.data_dir {config.data_dir!r} is not a directory; pass the TFDS data dir that "
+                         "holds the prepared dataset, or leave it empty for $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+    kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
+              synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+    train = datasets.load(config.dataset, config.train_split, **kw)
+    test = datasets.load(config.dataset, config.eval_split, **kw)
+    per_class = config.train_examples_per_class or None
+    if config.classes:
+        train = class_subset(train, config.classes, per_class, seed=config.seed)
+        test = class_subset(test, config.classes)
+    elif per_class:
+        train = class_subset(train, range(train.num_classes), per_class, seed=config.seed)
+    if config.eval_examples:
+        test = datasets.ArrayDataset(test.images[:config.eval_examples], test.labels[:config.eval_examples],
+                                     test.num_classes)
+    datasets.check_finite(train, f"{config.dataset} split {config.train_split!r}")
+    datasets.check_finite(test, f"{config.dataset} split {config.eval_split!r}")
+    check_learnable(train, f"{config.dataset} split {config.train_split!r}")
+    return train, test
+
+
+def input_shape(config, data, preprocess=None) -> tuple:
+    """The (H, W, C) the model sees: `data`'s images after config.preprocess (traced, not computed)."""
+    preprocess = preprocess or make_preprocess_fn(config, data.images.shape[-1])
+    sample = jax.ShapeDtypeStruct((1,) + data.images.shape[1:], data.images.dtype)
+    return tuple(jax.eval_shape(lambda x: preprocess(x, None, False), sample).shape[1:])
+
+
+def _check_classes(model, data, config) -> None:
+    """A classifier narrower than the labels would silently learn nothing from the labels it cannot hold."""
+    n = getattr(model, "num_classes", None)
+    top = int(np.max(data.labels)) if len(data) and np.ndim(data.labels) == 1 else None
+    if n is not None and top is not None and top >= n:
+        raise ValueError(f"model {config.model.name!r} has num_classes={n} but {config.dataset} has labels up to "
+                         f"{top} ({data.num_classes} classes); set --config.model.num_classes={data.num_classes} "
+                         "or choose classes with --config.classes.")
+
+
+def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None,
+          init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train") -> Setup:
+    """Everything one engine run needs, from `config` (validated first); any part may be given instead.
+
+    optimizer: (tx, schedule) counting the phase's own steps; default from config.optimizer over
+      num_steps - first_step steps.
+    init_state: () -> the host TrainState at first_step; default: `model` freshly initialised from
+      config.seed.
+    """
+    validate_config(config)
+    runtime.configure()  # XLA:CPU flags, where JAX has not started yet (scripts have done it already)
+    if train_data is None or eval_data is None:
+        train_data, eval_data = load_data(config)
+    if model is None:
+        model = build_model(config, train_data.num_classes)
+    _check_classes(model, train_data, config)
+    preprocess = make_preprocess_fn(config, train_data.images.shape[-1])
+    shape = input_shape(config, train_data, preprocess)
+    family = family_of(model)
+    task = get_task(config.task, config=config, aux_weight=float(family.aux_weight(model)),
+                    num_classes=getattr(model, "num_classes", train_data.num_classes))
+    steps = config.num_steps - first_step
+    if steps <= 0:
+        raise ValueError(f"config.num_steps={config.num_steps} leaves no steps after step {first_step}; raise it.")
+    tx, schedule = optimizer if optimizer is not None else make_optimizer(config.optimizer, steps)
+    strategy = make_strategy(config.parallel, preprocess=preprocess, task=task,
+                             learning_rate_fn=lambda s: schedule(s - first_step))
+    strategy.check_batch(config.batch_size, "batch_size")
+    strategy.check_batch(config.eval_batch_size, "eval_batch_size")
+    process_slice(config.batch_size, jax.process_index(), jax.process_count())
+    if config.batch_size > len(train_data):
+        raise ValueError(f"config.batch_size={config.batch_size} is larger than the training split "
+                         f"({len(train_data)} examples); lower it.")
+
+    if init_state is None:
+        def init_state():
+            init_key = jax.random.split(jax.random.key(config.seed))[0]
+            state = create_train_state(model, tx, init_key, shape)
+            return state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
+
+    return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
+                 init_state, first_step, phase)
+
+
+def train_key(config) -> np.ndarray:
+    """The key every step folds its step number into (raw key data: the same on every host)."""
+    return np.asarray(jax.random.key_data(jax.random.split(jax.random.key(config.seed))[1]))

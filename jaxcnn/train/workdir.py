@@ -1,0 +1,261 @@
+"""A workdir is self-describing and owned by one run at a time.
+
+    with Workdir(path, config) as wd:      # locked; config.json written or checked
+        ...
+
+* `config.json` holds the resolved config and the model name, written when a
+  run first starts. A rerun whose config changes what the checkpoints mean
+  (the model or any model field, the data, batch size, seed, optimizer,
+  schedule, ...) is refused in one line naming the keys that differ; a
+  finished run may be extended by a larger `num_steps`.
+* `.lock` is held (flock) while a run works, so a second run on the same
+  workdir is refused in one line instead of interleaving checkpoints.
+* `metrics.jsonl` is read back tolerantly: a line cut by a crash, a line that
+  is not a JSON object, or records of steps about to be redone are dropped.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from typing import Optional
+
+import ml_collections
+
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
+
+# Keys a rerun may change without changing what the checkpoints mean.
+HARMLESS = ("data_dir", "eval_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
+            "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy")
+# Sections a plain training run does not read (the application that does checks them itself).
+NOT_READ_BY_TRAINING = ("ablation.",)
+
+
+class WorkdirError(ValueError):
+    """A workdir that cannot be used for this run (in use, another config, not writable)."""
+
+
+def check_writable(workdir: str) -> str:
+    """Create `workdir` if needed and make sure it is writable (one-line error otherwise); its absolute path."""
+    workdir = os.path.abspath(os.path.expanduser(os.fspath(workdir)))
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirError(f"workdir {workdir} is a file, not a directory; pass a --workdir that is a directory "
+                           "or does not exist yet.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise WorkdirError(f"no space left on the device of {workdir}; free some space or use a --workdir on "
+                               "another disk.") from None
+        raise WorkdirError(f"workdir {workdir} is not writable ({e.strerror}); pass a --workdir you can write to."
+                           ) from None
+    return workdir
+
+
+def to_jsonable(value):
+    if isinstance(value, ml_collections.ConfigDict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def config_record(config, model_fields: Optional[dict] = None) -> dict:
+    """What config.json holds: the model name, every field of the model as built (when known), the config."""
+    rec = {"model": config.model.name, "config": to_jsonable(config)}
+    if model_fields is not None:
+        rec["model_fields"] = to_jsonable(model_fields)
+    return rec
+
+
+def _meaning(record: dict) -> dict:
+    """{dotted key: value} of the keys that give the checkpoints their meaning: the model as built (every
+    field, defaults included, where recorded; else the config's model section) and the rest of the config."""
+    config_json = dict(record["config"])
+    if "model_fields" in record:
+        config_json["model"] = {"name": record["model"], **record["model_fields"]}
+    out = {}
+
+    def visit(tree, prefix):
+        for k, v in tree.items():
+            path = prefix + k
+            if isinstance(v, dict):
+                visit(v, path + ".")
+            else:
+                out[path] = v
+
+    visit(config_json, "")
+    return {k: v for k, v in out.items()
+            if k not in HARMLESS and k != "num_steps" and not k.startswith(NOT_READ_BY_TRAINING)}
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """The meaning-bearing keys whose values differ between two config.json records."""
+    a, b = _meaning(old), _meaning(new)
+    differ = {k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")}
+    return sorted(differ, key=lambda k: (k != "model.name", k))  # another model is named first
+
+
+def read_metrics(path: str, upto: Optional[int] = None) -> list[dict]:
+    """The records of metrics.jsonl (those with step <= upto, if given): lines cut by a crash and lines that
+    are not JSON objects are skipped; a missing file is no records; a directory in its place is refused."""
+    if os.path.isdir(path):
+        raise WorkdirError(f"{path} is a directory, not a metrics file; move it away (the run writes its metrics "
+                           "there).")
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+                continue
+            if upto is None or rec["step"] <= upto:
+                records.append(rec)
+    return records
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: readers see the old or the new file."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if e.errno == errno.ENOSPC:
+            raise WorkdirError(f"no space left on the device of {path} (writing {len(text)} bytes); free some space "
+                               "and rerun the same command to resume.") from None
+        raise
+
+
+class Workdir:
+    """A locked workdir whose config.json matches `config` (see the module docstring).
+
+    finished_at: the step the run recorded as finished (config.json's `finished_step`), or None.
+    """
+
+    def __init__(self, path: str, config, model_fields: Optional[dict] = None, *, owner: bool = True):
+        """owner=False: another process of a multi-host run owns the workdir (it alone locks and records)."""
+        self.path = check_writable(path) if owner else os.path.abspath(os.path.expanduser(os.fspath(path)))
+        self.config = config
+        self.model_fields = model_fields
+        self.owner = owner
+        self._lock = None
+        self._record = None
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.path, METRICS_FILE)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return os.path.join(self.path, "checkpoints")
+
+    def __enter__(self) -> "Workdir":
+        if not self.owner:
+            return self
+        lock = open(os.path.join(self.path, LOCK_FILE), "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            lock.close()
+            raise WorkdirError(f"workdir {self.path} is in use by {owner}; wait for that run to end, or use another "
+                               "--workdir.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        self._lock = lock
+        try:
+            self._check_config()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def recorded(self) -> Optional[dict]:
+        path = os.path.join(self.path, CONFIG_FILE)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+            if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+                raise ValueError("not a config record")
+        except (OSError, ValueError):
+            raise WorkdirError(f"{path} is damaged (not the JSON config record a run writes); restore it, or use a "
+                               "new --workdir.") from None
+        return rec
+
+    def _check_config(self) -> None:
+        new = config_record(self.config, self.model_fields)
+        old = self.recorded()
+        if old is not None:
+            if "model_fields" not in new or "model_fields" not in old:  # compare the config's model sections
+                old = {k: v for k, v in old.items() if k != "model_fields"}
+                diff = config_differences(old, {k: v for k, v in new.items() if k != "model_fields"})
+            else:
+                diff = config_differences(old, new)
+            if diff:
+                shown = ", ".join(f"{k} ({_short(_get(_meaning(old), k))} -> {_short(_get(_meaning(new), k))})"
+                                  for k in diff[:4])
+                more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+                raise WorkdirError(f"workdir {self.path} holds a run with another config: {shown}{more} differ; "
+                                   "use a new --workdir for a different run (or rerun with the recorded "
+                                   f"config, {os.path.join(self.path, CONFIG_FILE)}).")
+            old_steps, new_steps = old["config"].get("num_steps"), new["config"]["num_steps"]
+            finished = old.get("finished_step")
+            if old_steps != new_steps and not (finished == old_steps and new_steps > old_steps):
+                state = (f"finished at step {finished}" if finished is not None
+                         else f"not finished (num_steps {old_steps})")
+                raise WorkdirError(f"workdir {self.path} holds a run {state}; num_steps may only grow after a run "
+                                   f"has finished (asked {new_steps}). Rerun with --config.num_steps={old_steps}, "
+                                   "or use a new --workdir.")
+            new["finished_step"] = finished
+        write_atomic(os.path.join(self.path, CONFIG_FILE), json.dumps(new, indent=1) + "\n")
+        self._record = new
+
+    def mark_finished(self, step: int) -> None:
+        """Record in config.json that the run reached its last step (so that num_steps may then grow)."""
+        if not self.owner or self._record is None:
+            return
+        self._record["finished_step"] = int(step)
+        write_atomic(os.path.join(self.path, CONFIG_FILE), json.dumps(self._record, indent=1) + "\n")
+
+
+def _get(flat_meaning: dict, dotted: str):
+    return flat_meaning.get(dotted, "<absent>")
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
