@@ -1,5 +1,5 @@
 """Data: splits of TFDS datasets opened lazily (`open_split`) and streamed as
-deterministic batches;
+deterministic batches through grain (`train_batches`, `eval_batches`);
 datasets prepared without TensorFlow (`prepare`: image folders, CIFAR, MNIST;
 the offline Fashion-MNIST builder); whole splits as numpy arrays (`load`);
 augmentation as pure functions of a key; the split of a host batch onto
@@ -16,16 +16,19 @@ from jaxcnn.data.augment import (
 )
 from jaxcnn.data.datasets import OFFLINE, ArrayDataset, check_finite, data_dir, load, synthetic
 from jaxcnn.data.sources import Split, open_split
+from jaxcnn.data.pipeline import BatchIterator, eval_batches, train_batches
 from jaxcnn.data.prepare import prepare
 from jaxcnn.data.sharding import batch_indices, check_divisible, process_slice, split_for_devices
 
 __all__ = [
     "OFFLINE",
     "ArrayDataset",
+    "BatchIterator",
     "Split",
     "batch_indices",
     "check_divisible",
     "data_dir",
+    "eval_batches",
     "load",
     "make_preprocess",
     "normalize",
@@ -39,4 +42,5 @@ __all__ = [
     "split_for_devices",
     "check_finite",
     "synthetic",
+    "train_batches",
 ]

@@ -112,11 +112,17 @@ def prepare(kind: str, source: str, *, name: str | None = None, data_dir: str | 
     target = os.path.join(root, name, DATASET_VERSION)
     if os.path.exists(os.path.join(target, "dataset_info.json")):
         raise SourceError(f"{target} already exists; remove it (rm -r {target}) or choose another --name")
-    p = plan(kind, source)
+    return write(name, plan(kind, source), data_dir=root, quiet=quiet)
+
+
+def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: bool = False) -> str:
+    """Write a `formats.Plan` as TFDS dataset `name` (array_record) and return its directory."""
     import tensorflow_datasets as tfds
+
+    from jaxcnn.data.datasets import data_dir as default_data_dir
 
     if quiet:
         tfds.disable_progress_bar()
-    builder = _builder(name, p, root)
+    builder = _builder(name, p, default_data_dir(data_dir))
     builder.download_and_prepare()
     return str(builder.data_dir)
