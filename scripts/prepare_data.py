@@ -8,7 +8,7 @@ training reads by name (--config.dataset=NAME):
     python scripts/prepare_data.py mnist mnist_files/ --name mnist_offline --data_dir ~/tensorflow_datasets
 
 The data dir defaults to $TFDS_DATA_DIR, else ~/tensorflow_datasets (the same
-place training looks). See jaxcnn.data.prepare for the names and formats.
+place training looks). See jaxcnn.data.prepare_data for the names and formats.
 
 Exit status: 0 written, 2 bad input (one line naming the file and the fix).
 """
@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def main(argv=None) -> int:
-    from jaxcnn.data.prepare import KINDS
+    from jaxcnn.data.prepare_data import KINDS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=KINDS, help="what SOURCE is")
     parser.add_argument("source", help="the folder (image_folder, mnist) or archive (cifar10, cifar100)")
-    parser.add_argument("--name", default=None, help="dataset name (default: see jaxcnn.data.prepare)")
+    parser.add_argument("--name", default=None, help="dataset name (default: see jaxcnn.data.prepare_data)")
     parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or "
                                                          "~/tensorflow_datasets)")
     args = parser.parse_args(argv)
@@ -37,10 +37,10 @@ def main(argv=None) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    from jaxcnn.data.prepare import SourceError, prepare
+    from jaxcnn.data.prepare_data import SourceError, prepare
 
     try:
-        path = prepare(args.kind, args.source, name=args.name, data_dir=args.data_dir, quiet=True)
+        path = prepare(args.kind, args.source, name=args.name, data_dir=args.data_dir)
     except (SourceError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

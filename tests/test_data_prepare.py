@@ -1,4 +1,4 @@
-"""scripts/prepare_data.py and jaxcnn.data.prepare: image folders, CIFAR-10/100
+"""scripts/prepare_data.py and jaxcnn.data.prepare_data: image folders, CIFAR-10/100
 binary archives and MNIST IDX files become TFDS array_record datasets that
 jaxcnn.data opens by name; labels, pixels and class names survive exactly, and
 bad input is refused in one line naming the file."""
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import _data_fakes as fakes
-from jaxcnn.data import load, open_split, prepare
+from jaxcnn.data import load, open_split, prepare, prepare_data
 from jaxcnn.data.images import decode
-from jaxcnn.data.prepare import SourceError
+from jaxcnn.data.prepare_data import SourceError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "prepare_data.py")
@@ -25,10 +25,13 @@ def as_set(images, labels, *extra):
 
 
 @pytest.mark.parametrize("kind", ["cifar10", "cifar100"])
-def test_cifar_binary_archive_round_trips(tmp_path, kind):
+def test_cifar_binary_archive_round_trips(tmp_path, kind, monkeypatch):
     truth = fakes.cifar_archive(tmp_path / f"{kind}.tar.gz", kind, seed=1)
+    monkeypatch.setattr(prepare_data, "SHARD_BYTES", 5_000)  # several shards of 2 records
     path = prepare(kind, str(tmp_path / f"{kind}.tar.gz"), data_dir=str(tmp_path / "tfds"), quiet=True)
     assert path == str(tmp_path / "tfds" / f"{kind}_offline" / "1.0.0")
+    shards = [f for f in os.listdir(path) if "-train.array_record-" in f]
+    assert len(shards) > 1 and f"{kind}_offline-train.array_record-00000-of-{len(shards):05d}" in shards
     for split in ("train", "test"):
         s = open_split(f"{kind}_offline", split, data_dir=str(tmp_path / "tfds"), in_memory=False)
         got = s.to_arrays()
@@ -65,6 +68,8 @@ def test_image_folder_keeps_encoded_bytes_class_names_and_seeded_split(tmp_path)
     test = open_split("my_photos", "test", data_dir=str(tmp_path / "tfds"))
     assert train.class_names == ("cat", "dog", "fish") and train.image_shape is None and train.encoded
     assert (len(train), len(test)) == (27, 3)  # 10% of each class held out (no test/ folder)
+    first = open_split("my_photos", "train[:33%]", data_dir=str(tmp_path / "tfds")).read(np.arange(9))[1]
+    assert len(set(first.tolist())) > 1  # stored in a shuffled order: a slice is a sample, not one class
     files = {}
     for cls in ("cat", "dog", "fish"):
         for f in os.listdir(tmp_path / "My Photos" / "train" / cls):

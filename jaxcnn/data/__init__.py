@@ -17,7 +17,7 @@ from jaxcnn.data.augment import (
 from jaxcnn.data.datasets import OFFLINE, ArrayDataset, check_finite, data_dir, load, synthetic
 from jaxcnn.data.sources import Split, open_split
 from jaxcnn.data.pipeline import BatchIterator, eval_batches, train_batches
-from jaxcnn.data.prepare import prepare
+from jaxcnn.data.prepare_data import prepare
 from jaxcnn.data.sharding import batch_indices, check_divisible, process_slice, split_for_devices
 
 __all__ = [

@@ -2,7 +2,8 @@
 folders (JPEG/PNG), the CIFAR-10/100 binary archives and MNIST's IDX files.
 
 Each `plan_*` function checks its source up front and returns a `Plan`: the
-TFDS features and, per split, a function yielding `(key, example)` pairs.
+TFDS features and, per split, the number of examples and a function giving
+example i (jaxcnn.data.prepare_data.write stores them in a seeded shuffled order).
 Anything wrong with the source raises `SourceError`, a one-line message
 naming the file and the fix. Images are NHWC uint8 wherever they are arrays.
 """
@@ -14,7 +15,7 @@ import gzip
 import io
 import os
 import tarfile
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -29,13 +30,12 @@ class SourceError(ValueError):
 
 @dataclasses.dataclass
 class Plan:
-    """What to write: TFDS features (a dict of feature objects), per split a
-    generator function of (key, example), and a line for the dataset's description."""
+    """What to write: TFDS features (a dict of feature objects), per split
+    (number of examples, example(i) -> dict), and a line describing the dataset."""
 
     features: dict
-    splits: dict[str, Callable[[], Iterator[tuple[str, dict]]]]
+    splits: dict[str, tuple[int, Callable[[int], dict]]]
     description: str
-    counts: dict[str, int]
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -135,21 +135,24 @@ def plan_image_folder(root: str) -> Plan:
     sizes = {_image_header(f) for split in splits.values() for files in split.values() for f in files}
     shape = (*sizes.pop(), 3) if len(sizes) == 1 else (None, None, 3)
 
-    def examples(split):
-        for label, cls in enumerate(names):
-            for f in splits[split].get(cls, []):
-                with open(f, "rb") as fh:
-                    data = fh.read()
-                check_image(f, data)
-                yield os.path.relpath(f, root), {"image": data, "label": label}
+    def reader(split):
+        files = [(f, label) for label, cls in enumerate(names) for f in splits[split].get(cls, [])]
+
+        def example(i):
+            path, label = files[i]
+            with open(path, "rb") as fh:
+                data = fh.read()
+            check_image(path, data)
+            return {"image": data, "label": label}
+
+        return len(files), example
 
     return Plan(
         features={"image": tfds.features.Image(shape=shape, encoding_format=None),
                   "label": tfds.features.ClassLabel(names=names)},
-        splits={s: (lambda s=s: examples(s)) for s in splits},
+        splits={s: reader(s) for s in splits},
         description=f"Image folder {os.path.abspath(root)}: {len(names)} classes, images kept encoded "
                     f"(JPEG/PNG), decoded to RGB on read.",
-        counts={s: sum(len(v) for v in splits[s].values()) for s in splits},
     )
 
 
@@ -217,23 +220,25 @@ def plan_cifar(archive: str, kind: str) -> Plan:
                 if bad.size:
                     raise SourceError(f"{archive}: {path} record {bad[0]} has label {arr[bad[0], j]} >= {n}; "
                                       "the file is corrupt, download the archive again")
-            records.setdefault(split, []).append((path, arr))
+            records.setdefault(split, []).append(arr)
     del members
 
-    def examples(split):
-        for path, arr in records[split]:
-            images = arr[:, spec["label_bytes"]:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            for i in range(len(arr)):
-                ex = {"image": np.ascontiguousarray(images[i])}
-                ex.update({k: int(arr[i, j]) for j, k in enumerate(spec["keys"])})
-                yield f"{os.path.basename(path)}:{i}", ex
+    def reader(split):
+        arr = np.concatenate(records[split])
+        images = arr[:, spec["label_bytes"]:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+        def example(i):
+            ex = {"image": np.ascontiguousarray(images[i])}
+            ex.update({k: int(arr[i, j]) for j, k in enumerate(spec["keys"])})
+            return ex
+
+        return len(arr), example
 
     features = {"image": tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8)}
     for key, lines in zip(spec["keys"], names):
         features[key] = tfds.features.ClassLabel(names=lines)
-    return Plan(features=features, splits={s: (lambda s=s: examples(s)) for s in records},
-                description=f"{kind} from the official binary archive {os.path.basename(archive)}.",
-                counts={s: sum(len(a) for _, a in v) for s, v in records.items()})
+    return Plan(features=features, splits={s: reader(s) for s in records},
+                description=f"{kind} from the official binary archive {os.path.basename(archive)}.")
 
 
 # ----------------------------------------------------------------------------- MNIST IDX files
@@ -290,13 +295,11 @@ def plan_mnist(root: str) -> Plan:
             raise SourceError(f"{paths[1]} has label {labels.max()}, MNIST's are 0-9; use the matching label file")
         data[split] = (images[..., None], labels)
 
-    def examples(split):
+    def reader(split):
         images, labels = data[split]
-        for i in range(len(labels)):
-            yield i, {"image": images[i], "label": int(labels[i])}
+        return len(labels), lambda i: {"image": images[i], "label": int(labels[i])}
 
     return Plan(features={"image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
                           "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)])},
-                splits={s: (lambda s=s: examples(s)) for s in data},
-                description=f"MNIST IDX files from {os.path.abspath(root)}.",
-                counts={s: len(v[1]) for s, v in data.items()})
+                splits={s: reader(s) for s in data},
+                description=f"MNIST IDX files from {os.path.abspath(root)}.")
