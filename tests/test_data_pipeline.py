@@ -5,6 +5,7 @@ images of any size are cropped and resized; evaluation covers a split once."""
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -114,6 +115,7 @@ def test_images_of_any_size_train_and_eval(tfds_dir):
         np.testing.assert_array_equal(masks, [1, 1, 1, 0])  # 3 examples, the last batch padded
         np.testing.assert_array_equal(labels[:3], test.read(np.arange(3))[1])
         assert got[0][0]["image"].shape == (2 // pc, 8, 8, 3)
+    assert "tensorflow" not in sys.modules  # TFDS's array_record sources and our decoding need none
 
 
 def test_crops_and_resizes():
@@ -136,6 +138,23 @@ def test_crops_and_resizes():
     grey = imgs.train_image(ramp[..., :1], np.zeros(imgs.UNIFORMS), channels=1, size=(8, 8),
                             random_resized_crop=True, flip=True)
     assert grey.shape == (8, 8, 1) and grey[0, 0, 0] > grey[0, -1, 0]  # u[-1]=0 < 1/2: flipped
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_with_the_same_picture():
+    import io
+
+    from PIL import Image
+
+    y, x = np.mgrid[0:480, 0:640]
+    photo = np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="JPEG", quality=95)
+    small = imgs.eval_image(buf.getvalue(), channels=3, size=(32, 32))  # libjpeg decodes at 1/8 here
+    full = imgs.eval_image(photo, channels=3, size=(32, 32))  # the same crop from the full pixels
+    assert small.shape == (32, 32, 3) and np.abs(small.astype(int) - full).mean() < 3
+    u = np.random.default_rng(0).random(imgs.UNIFORMS)
+    kw = dict(channels=3, size=(24, 24), random_resized_crop=True, flip=False)
+    assert np.abs(imgs.train_image(buf.getvalue(), u, **kw).astype(int) - imgs.train_image(photo, u, **kw)).mean() < 3
 
 
 def test_split_slicing_everywhere(tfds_dir):
