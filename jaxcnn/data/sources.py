@@ -75,7 +75,7 @@ class Split:
         self.encoded = encoded  # True: read() gives encoded bytes (JPEG/PNG), decoded by the pipeline
         self._length, self._arrays, self._tfds_dir, self._keys = length, arrays, tfds_dir, keys
         self._in_memory = in_memory
-        self._source, self._lock = None, threading.Lock()
+        self._source, self._lock = None, threading.RLock()  # grain's threads share a Split
 
     def __len__(self) -> int:
         return self._length
@@ -96,7 +96,7 @@ class Split:
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state, _lock=threading.Lock())
+        self.__dict__.update(state, _lock=threading.RLock())
 
     def _data_source(self):
         with self._lock:
@@ -112,7 +112,8 @@ class Split:
         """Examples `indices` (ints in [0, len)) as (images, int32 labels)."""
         indices = np.asarray(indices, np.int64)
         if self.in_memory:
-            arrays = self.to_arrays()
+            with self._lock:  # the first read loads the split, once
+                arrays = self.to_arrays()
             return arrays.images[indices], arrays.labels[indices]
         records = self._data_source().__getitems__(indices.tolist())
         image_key, label_key = self._keys
