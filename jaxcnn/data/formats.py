@@ -38,6 +38,15 @@ class Plan:
     description: str
 
 
+def pixel_tensor(shape):
+    """A fixed-size uint8 image feature stored as raw bytes. TFDS's default
+    encoding writes each pixel as an int64 varint: 1.5x the bytes of random
+    pixels and, at 96x96x3, 9x slower to parse (474 vs 55 us per example)."""
+    import tensorflow_datasets as tfds
+
+    return tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES)
+
+
 # ----------------------------------------------------------------------------- image folders
 
 def _class_files(split_dir: str) -> dict[str, list[str]]:
@@ -234,7 +243,7 @@ def plan_cifar(archive: str, kind: str) -> Plan:
 
         return len(arr), example
 
-    features = {"image": tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8)}
+    features = {"image": pixel_tensor((32, 32, 3))}
     for key, lines in zip(spec["keys"], names):
         features[key] = tfds.features.ClassLabel(names=lines)
     return Plan(features=features, splits={s: reader(s) for s in records},
@@ -299,7 +308,7 @@ def plan_mnist(root: str) -> Plan:
         images, labels = data[split]
         return len(labels), lambda i: {"image": images[i], "label": int(labels[i])}
 
-    return Plan(features={"image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+    return Plan(features={"image": pixel_tensor((28, 28, 1)),
                           "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)])},
                 splits={s: reader(s) for s in data},
                 description=f"MNIST IDX files from {os.path.abspath(root)}.")
