@@ -157,6 +157,23 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_with_the_same_picture():
     assert np.abs(imgs.train_image(buf.getvalue(), u, **kw).astype(int) - imgs.train_image(photo, u, **kw)).mean() < 3
 
 
+def test_any_png_or_jpeg_mode_decodes_to_rgb():
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    for im in (Image.fromarray(pixels[..., 0]), Image.fromarray(pixels).convert("P"),
+               Image.fromarray(pixels).convert("RGBA"), Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)):
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        want = np.asarray(im.convert("RGB")) if im.mode != "I;16" else np.repeat(pixels[..., :1], 3, -1)
+        np.testing.assert_array_equal(imgs.decode(buf.getvalue(), 3), want)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).convert("CMYK").save(buf, format="JPEG")
+    assert imgs.decode(buf.getvalue(), 3).shape == (6, 8, 3)
+
+
 def test_split_slicing_everywhere(tfds_dir):
     head = open_split("cifar10_offline", "train[:75%]", data_dir=tfds_dir, in_memory=False)
     tail = open_split("cifar10_offline", "train[75%:]", data_dir=tfds_dir)

@@ -31,16 +31,24 @@ def open_image(data, channels: int):
     return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
 
 
-def _as_array(im, channels: int) -> np.ndarray:
+def _convert(im, channels: int):
+    """`im` in mode L (channels=1) or RGB; a 16-bit grey PNG keeps its top 8 bits (convert() would clip)."""
+    from PIL import Image
+
     mode = "L" if channels == 1 else "RGB"
-    if im.mode != mode:
-        im = im.convert(mode)
-    array = np.asarray(im, np.uint8)
+    if im.mode.startswith("I"):
+        im = Image.fromarray((np.asarray(im, np.uint32) >> 8).astype(np.uint8))
+    return im if im.mode == mode else im.convert(mode)
+
+
+def _as_array(im, channels: int) -> np.ndarray:
+    array = np.asarray(_convert(im, channels), np.uint8)
     return array[..., None] if channels == 1 else array
 
 
 def decode(data, channels: int) -> np.ndarray:
-    """Encoded bytes or an array as uint8 (H, W, channels): grey, palette, RGBA, CMYK become L or RGB."""
+    """Encoded bytes or an array as uint8 (H, W, channels): grey, 16-bit grey, palette, RGBA and CMYK
+    images become L (channels=1) or RGB (3)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         array = np.asarray(data)
         if array.ndim == 3 and array.shape[-1] == channels and array.dtype == np.uint8:
@@ -86,9 +94,7 @@ def _resize_box(im, box, size, channels: int) -> np.ndarray:
         im.draft("RGB" if channels == 3 else "L", (math.ceil(full_w * fx), math.ceil(full_h * fy)))
         sx, sy = im.size[0] / full_w, im.size[1] / full_h
         box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    mode = "L" if channels == 1 else "RGB"
-    if im.mode != mode:
-        im = im.convert(mode)
+    im = _convert(im, channels)
     out = np.asarray(im.resize((size[1], size[0]), Image.BILINEAR, box=box), np.uint8)
     return out[..., None] if channels == 1 else out
 
