@@ -164,9 +164,12 @@ def _builder(name: str, directory: str):
                          f"Offline choices: {OFFLINE!r}, 'synthetic'; prepare your own with "
                          f"`python scripts/prepare_data.py KIND SOURCE --name {name}`.") from None
     if not builder.is_prepared():
+        sources = {"cifar10": "cifar-10-binary.tar.gz", "cifar100": "cifar-100-binary.tar.gz", "mnist": "MNIST_DIR"}
+        ours = (f"`python scripts/prepare_data.py {name} {sources[name]}` (no TensorFlow; then "
+                f"dataset='{name}_offline')" if name in sources else
+                "`python scripts/prepare_data.py` (image folders, CIFAR, MNIST; no TensorFlow)")
         raise ValueError(
-            f"dataset {name!r} is not prepared under {directory}; prepare it once with "
-            f"`python scripts/prepare_data.py` (cifar10, cifar100, mnist, image_folder; no TensorFlow) or "
+            f"dataset {name!r} is not prepared under {directory}; prepare it once with {ours}, or "
             f"`tfds build {name} --file_format=array_record --data_dir=...` on a machine with the data, "
             f"or use dataset {OFFLINE!r} (offline, from `apt-get install dataset-fashion-mnist`)."
         )
