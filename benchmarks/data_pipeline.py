@@ -11,7 +11,8 @@ Three sets, each run in a fresh process per configuration:
 The synthetic sets are written once into --data_dir with jaxcnn.data.prepare_data.write.
 
 Per configuration: the time to the first batch (opening; the in-memory path reads the whole
-split then), images/s over the following --seconds, and the peak resident memory of the process
+split then), images/s over the following --seconds, images per CPU-second in that window (all
+processes: a figure a busy machine moves little), and the peak resident memory of the process
 and of all its processes together (grain's workers included; sampled every 20 ms), beside the
 baseline after the imports. Before each one it waits until the 1-minute load average is below
 --max-load (the machine is shared) and prints the load before and after.
@@ -130,6 +131,22 @@ class _PeakRss(threading.Thread):
             time.sleep(0.02)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its live descendants (grain's workers)."""
+    import psutil
+
+    procs = [psutil.Process()]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def measure(dataset: str, split_kw: dict, batch_kw: dict, data_dir: str, seconds: float) -> dict:
     import jaxcnn.data as jd
 
@@ -147,14 +164,14 @@ def measure(dataset: str, split_kw: dict, batch_kw: dict, data_dir: str, seconds
     first = time.perf_counter() - t0
     for _ in range(2):  # warm-up
         next(it)
-    n, t1 = 0, time.perf_counter()
+    n, t1, cpu1 = 0, time.perf_counter(), _cpu_seconds()
     while time.perf_counter() - t1 < seconds:
         n += len(next(it)["label"])
-    rate = n / (time.perf_counter() - t1)
+    rate, per_cpu = n / (time.perf_counter() - t1), n / (_cpu_seconds() - cpu1)
     it.close()
     sampler.stop = True
     sampler.join()
-    return dict(first_batch_s=first, images_per_s=rate, baseline_mb=baseline / 2**20,
+    return dict(first_batch_s=first, images_per_s=rate, images_per_cpu_s=per_cpu, baseline_mb=baseline / 2**20,
                 peak_self_mb=sampler.peak_self / 2**20, peak_all_mb=sampler.peak_all / 2**20, examples=len(split))
 
 
@@ -190,9 +207,9 @@ def main(argv=None):
     cpu = platform.processor() or platform.machine()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores ({cpu}), python {platform.python_version()}")
     print(f"# command: python -m benchmarks.data_pipeline {' '.join(argv or sys.argv[1:])}")
-    print("| set | configuration | examples | first batch (s) | images/s | peak RSS, process (MB) "
-          "| peak RSS, all processes (MB) | baseline (MB) | load before/after |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|---|")
+    print("| set | configuration | examples | first batch (s) | images/s | images per CPU-second "
+          "| peak RSS, process (MB) | peak RSS, all processes (MB) | baseline (MB) | load before/after |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
     for group, label, dataset, split_kw, batch_kw in configs:
         before = _wait_quiet(args.max_load, args.wait)
         spec = json.dumps(dict(dataset=dataset, split_kw=split_kw, batch_kw=batch_kw))
@@ -205,6 +222,7 @@ def main(argv=None):
             continue
         m = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"| {group} | {label} | {m['examples']:,} | {m['first_batch_s']:.1f} | {m['images_per_s']:,.0f} | "
+              f"{m['images_per_cpu_s']:,.0f} | "
               f"{m['peak_self_mb']:,.0f} | {m['peak_all_mb']:,.0f} | {m['baseline_mb']:,.0f} | "
               f"{before:.2f}/{_load():.2f} |", flush=True)
 
