@@ -161,13 +161,17 @@ def test_runner_through_the_engine_writes_the_result(tmp_path):
         assert report["argmax_agreement"] == 1.0
     k = result["extras"]["kernels"]
     np.testing.assert_allclose(k["conv"], np.flip(k["xcorr"], (0, 1)), atol=1e-5)
-    # twins: identical accuracies, so the paired difference is exactly 0 and the claim is inconclusive
-    (claim,) = _rows(tmp_path / "out" / "claims.csv")
+    # twins: identical accuracies, so the paired difference is exactly 0 and the claim is inconclusive; the
+    # twin check itself is a second claim row, reproduced (the kernels above are flips of each other)
+    claim, twin = _rows(tmp_path / "out" / "claims.csv")
     assert float(claim["mean"]) == 0.0 and claim["verdict"] == stats.INCONCLUSIVE
+    assert twin["claim"].startswith("twin: conv") and twin["verdict"] == stats.REPRODUCED
+    assert int(twin["n"]) == 3 and float(twin["high"]) < 1e-5
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert {"quick", "seeds", "eval_examples", "num_steps", "batch_size", "arms", "verdict"} <= set(run)
     assert run["quick"] is False and run["seeds"] == [0, 1, 2] and run["num_steps"] == 4
-    assert run["verdict"] == {"eval_accuracy: xcorr > conv": stats.INCONCLUSIVE}
+    assert run["verdict"]["eval_accuracy: xcorr > conv"] == stats.INCONCLUSIVE
+    assert [v for k, v in run["verdict"].items() if k.startswith("twin:")] == [stats.REPRODUCED]
 
 
 def test_killed_ablation_resumes_to_the_same_result(tmp_path):
