@@ -5,16 +5,17 @@ the latest restored. Each step holds two items:
 * `state`: the TrainState's arrays as numpy (params, batch_stats, opt_state,
   step) — no pickles, and a checkpoint written under one parallel mode resumes
   under another;
-* `extra`: JSON — a SHA-256 of every array (checked on restore, so a damaged
-  file is refused instead of silently resuming with other numbers), and what
-  the run needs to continue exactly (the metrics of the steps since the last
-  log line, the data iterator's position).
+* `extra`: JSON — what the run needs to continue exactly (the metrics of the
+  steps since the last log line, the phase), a SHA-256 of every array and a
+  SHA-256 of the rest of this JSON, both checked on restore: a damaged file is
+  refused instead of silently resuming with other numbers or other metrics.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 
 import jax
@@ -37,6 +38,18 @@ def digest(arrays) -> str:
         h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def record_digest(extra: dict) -> str:
+    """SHA-256 of the JSON of `extra` without its checksums (keys sorted, so the order on disk does not
+    matter)."""
+    rest = {k: v for k, v in extra.items() if k not in CHECKSUM_KEYS}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
+CHECKSUM_KEYS = ("checksum", "extra_checksum")
+# What a checkpoint written before `extra_checksum` existed holds (its extra is accepted unchecked).
+_UNCHECKED_EXTRA_KEYS = {"window", "phase", "checksum"}
 
 
 def _no_space(e: BaseException) -> bool:
@@ -78,6 +91,7 @@ class Checkpointer:
         """Save a host pytree (numpy leaves) and a JSON-able `extra` as step `step`; blocks until it is complete
         on disk. A full disk is one line naming the directory and the size needed."""
         extra = {**(extra or {}), "checksum": digest(arrays)}
+        extra["extra_checksum"] = record_digest(extra)
         try:
             self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                                                  extra=ocp.args.JsonSave(extra)), force=True)
@@ -135,7 +149,15 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {path} is damaged: its arrays do not match the checksum saved with "
                                   f"them. Delete it (rm -r {path}) to resume from an earlier one, or use a new "
                                   "--workdir.")
-        return dict(extra)
+        if "extra_checksum" in extra:
+            ok = extra["extra_checksum"] == record_digest(extra)
+        else:  # written before the record had its own checksum: only its known keys may be there
+            ok = set(extra) <= _UNCHECKED_EXTRA_KEYS
+        if not ok:
+            raise CheckpointError(f"checkpoint {path} is damaged: its record (extra/, the pending metrics) does not "
+                                  f"match the checksum saved with it. Delete it (rm -r {path}) to resume from an "
+                                  "earlier one, or use a new --workdir.")
+        return {k: v for k, v in extra.items() if k != "extra_checksum"}
 
     def _check_metadata(self, step, like, path) -> None:
         """Compare the saved tree's keys and shapes with `like` before reading any array, so a checkpoint of

@@ -29,8 +29,9 @@ class MetricsLog:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self.writer = SummaryWriter(os.path.join(workdir.path, "tensorboard"), purge_step=start or None,
-                                        flush_secs=30)
+            # Steps after `start` are about to be redone: purged from earlier event files (start itself is kept).
+            self.writer = SummaryWriter(os.path.join(workdir.path, "tensorboard"),
+                                        purge_step=start + 1 if start else None, flush_secs=30)
             if start == 0:
                 self.writer.add_text("config", "```\n" + json.dumps(to_jsonable(config), indent=1) + "\n```", 0)
                 self.writer.add_hparams(_hparams(config), {}, name="hparams", global_step=0)
