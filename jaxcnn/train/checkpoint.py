@@ -64,6 +64,43 @@ def _no_space(e: BaseException) -> bool:
     return False
 
 
+class _QuietOrbax:
+    """Within: orbax's absl ERROR logs (with tracebacks, from its writer threads) are not printed; what they
+    report is raised to the caller as one CheckpointError line, or was harmless."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("absl")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        return False
+
+
+def _disk_usage(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(root, f))
+                total += max(st.st_size, st.st_blocks * 512)  # what the files take on the device
+            except OSError:
+                pass
+    return total
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else type(e).__name__
@@ -72,20 +109,24 @@ def _first_line(e: BaseException) -> str:
 class Checkpointer:
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            item_names=("state", "extra"),
-            # Known before any save, so that metadata can be read before restoring.
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "extra": ocp.JsonCheckpointHandler()},
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
-                                               cleanup_tmp_directories=True),  # remove saves cut by a crash
-        )
+        with _QuietOrbax():  # a step whose _CHECKPOINT_METADATA is unreadable is logged, and read without it
+            self.manager = ocp.CheckpointManager(
+                self.directory,
+                item_names=("state", "extra"),
+                # Known before any save, so that metadata can be read before restoring.
+                item_handlers={"state": ocp.StandardCheckpointHandler(), "extra": ocp.JsonCheckpointHandler()},
+                options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                     enable_async_checkpointing=False,
+                                                     cleanup_tmp_directories=True),  # remove saves cut by a crash
+            )
 
     def latest_step(self):
-        return self.manager.latest_step()
+        with _QuietOrbax():
+            return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        return sorted(self.manager.all_steps())
+        with _QuietOrbax():
+            return sorted(self.manager.all_steps())
 
     def save(self, step: int, arrays: dict, extra: dict | None = None) -> None:
         """Save a host pytree (numpy leaves) and a JSON-able `extra` as step `step`; blocks until it is complete
@@ -93,16 +134,19 @@ class Checkpointer:
         extra = {**(extra or {}), "checksum": digest(arrays)}
         extra["extra_checksum"] = record_digest(extra)
         try:
-            self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
-                                                                 extra=ocp.args.JsonSave(extra)), force=True)
-            self.manager.wait_until_finished()
+            with _QuietOrbax():
+                self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
+                                                                     extra=ocp.args.JsonSave(extra)), force=True)
+                self.manager.wait_until_finished()
         except Exception as e:
             if _no_space(e):
-                size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
                 last = [s for s in self.all_steps() if s != step]
+                size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
+                if last:  # what a whole checkpoint took on disk (metadata included) is the better estimate
+                    size = max(size, _disk_usage(os.path.join(self.directory, str(last[-1]))))
                 raise CheckpointError(
                     f"no space left on the device of {self.directory}: the checkpoint of step {step} needs about "
-                    f"{size / 2**20:.1f} MiB. Free some space and rerun the same command: it resumes from "
+                    f"{_human(size)}. Free some space and rerun the same command: it resumes from "
                     f"{'step ' + str(last[-1]) if last else 'the start'}.") from None
             raise
 
@@ -114,8 +158,9 @@ class Checkpointer:
         path = os.path.join(self.directory, str(step))
         self._check_metadata(step, like, path)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
+            with _QuietOrbax():
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for unreadable or mismatched trees
             raise CheckpointError(
                 f"cannot restore checkpoint {path} ({type(e).__name__}: {_first_line(e)}); it is corrupt or from a "
@@ -131,8 +176,9 @@ class Checkpointer:
         reading params and batch_stats alone."""
         path = os.path.join(self.directory, str(step))
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))
+            with _QuietOrbax():
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for a missing or unreadable step
             raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {_first_line(e)}); steps "
                                   f"there: {self.all_steps()}.") from None
@@ -163,7 +209,8 @@ class Checkpointer:
         """Compare the saved tree's keys and shapes with `like` before reading any array, so a checkpoint of
         another architecture is named as such (an unreadable one is left to restore to report)."""
         try:
-            meta = self.manager.item_metadata(step)["state"]
+            with _QuietOrbax():
+                meta = self.manager.item_metadata(step)["state"]
         except Exception:
             return
         tree = getattr(meta, "tree", meta)

@@ -57,8 +57,15 @@ class MetricsLog:
                     self.writer.add_scalar(k, v, record["step"])
 
     def close(self) -> None:
+        """Close the TensorBoard writer. Its events are a view of metrics.jsonl: when they cannot be flushed
+        (a full disk) that is not the error to report, so it is dropped here rather than replacing the one
+        that stopped the run."""
         if self.writer is not None:
-            self.writer.close()
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except OSError:
+                pass
 
 
 def _hparams(config) -> dict:
