@@ -52,16 +52,25 @@ CHECKSUM_KEYS = ("checksum", "extra_checksum")
 _UNCHECKED_EXTRA_KEYS = {"window", "phase", "checksum"}
 
 
-def _no_space(e: BaseException) -> bool:
+_WRITE_LIMITS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+                 errno.EFBIG: "File too large"}
+
+
+def _write_limit(e: BaseException):
+    """The errno (ENOSPC, EDQUOT or EFBIG) of a write that hit a limit somewhere in `e`'s chain, or None
+    (tensorstore reports them as text inside a ValueError)."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(e):
-            return True
+        for code, text in _WRITE_LIMITS.items():
+            if (isinstance(e, OSError) and e.errno == code) or text in str(e):
+                return code
         e = e.__cause__ or e.__context__
-    return False
+    return None
+
+
+def _no_space(e: BaseException) -> bool:
+    return _write_limit(e) is not None
 
 
 class _QuietOrbax:
@@ -139,15 +148,22 @@ class Checkpointer:
                                                                      extra=ocp.args.JsonSave(extra)), force=True)
                 self.manager.wait_until_finished()
         except Exception as e:
-            if _no_space(e):
+            limit = _write_limit(e)
+            if limit is not None:
                 last = [s for s in self.all_steps() if s != step]
                 size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
                 if last:  # what a whole checkpoint took on disk (metadata included) is the better estimate
                     size = max(size, _disk_usage(os.path.join(self.directory, str(last[-1]))))
+                resume = f"it resumes from {'step ' + str(last[-1]) if last else 'the start'}"
+                if limit == errno.EFBIG:
+                    raise CheckpointError(
+                        f"cannot write the checkpoint of step {step} in {self.directory}: a file would exceed the "
+                        f"file size limit (ulimit -f; the checkpoint takes about {_human(size)}). Raise the limit "
+                        f"and rerun the same command: {resume}.") from None
+                what = "no space left" if limit == errno.ENOSPC else "the disk quota is exceeded"
                 raise CheckpointError(
-                    f"no space left on the device of {self.directory}: the checkpoint of step {step} needs about "
-                    f"{_human(size)}. Free some space and rerun the same command: it resumes from "
-                    f"{'step ' + str(last[-1]) if last else 'the start'}.") from None
+                    f"{what} on the device of {self.directory}: the checkpoint of step {step} needs about "
+                    f"{_human(size)}. Free some space and rerun the same command: {resume}.") from None
             raise
 
     def restore(self, like: dict, step=None) -> tuple[dict, dict]:

@@ -175,6 +175,17 @@ def fail(message: str, code: int = 2):
     sys.exit(code)
 
 
+def entry(script_main: Callable[[], int]) -> int:
+    """A script's `if __name__ == "__main__"`: its main(), where a Ctrl-C before training (while flags are read
+    or JAX starts) is one line and exit status 130, not a KeyboardInterrupt traceback."""
+    try:
+        return script_main()
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C) before training started; nothing to resume: run the command again.",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
 def _quiet_after_failure() -> None:
     """After a failure has been reported in its one line: what the libraries' threads and exit handlers still
     print about it (orbax's closed event loops, tensorboardX's flush at exit on a full disk) is dropped, so the

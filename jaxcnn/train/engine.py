@@ -158,6 +158,7 @@ def _finished(setup, wd, ckpt, template, latest, end, main) -> Optional[dict]:
     if record is None:
         # Its final record was lost; with a later phase's checkpoints on disk this phase cannot be redone.
         return {"step": end, "phase": setup.phase, "finished_before": True, "steps_run": 0} if latest > end else None
+    _check_learned(wd, setup, end)
     step = end if end in ckpt.all_steps() else None
     out = dict(record, finished_before=True, steps_run=0)
     if step is not None:
@@ -199,7 +200,8 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                             "state": strategy.get_state(device_state)}
                 if signals.received is not None:
                     pending = _checked(_host_metrics(window), step, ckpt, config)
-                    save(step, pending)
+                    if ckpt.latest_step() != step:  # the signal came while step `step` was being checkpointed
+                        save(step, pending)
                     name = "SIGINT (Ctrl-C)" if signals.received == signal.SIGINT else "SIGTERM"
                     raise TrainingInterrupted(
                         f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
@@ -231,6 +233,8 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                     window, values, timed_steps, t0 = [], [], 0, time.perf_counter()
                 if do_ckpt:
                     save(done, values)
+            if main and record["step"] == end:
+                _check_learned(wd, setup, end)
             if main and setup.phase == "train" and record["step"] == end:
                 wd.mark_finished(end)
     finally:
@@ -238,6 +242,22 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
     record = dict(record, steps_run=end - start)
     record["state"] = strategy.get_state(device_state)
     return record
+
+
+def _check_learned(wd, setup, end: int) -> None:
+    """Under nan_policy='skip', a run whose every step was skipped learned nothing: it must not end as done
+    (exit 0) with its initial weights. Read from metrics.jsonl, so a finished run started again says so too."""
+    from jaxcnn.train.workdir import read_metrics
+
+    steps = end - setup.first_step
+    records = [r for r in read_metrics(wd.metrics_path) if r.get("phase", "train") == setup.phase
+               and setup.first_step < r["step"] <= end]
+    skipped = sum(int(r.get("skipped_steps_window", 0)) for r in records)
+    if steps > 0 and records and skipped >= steps:
+        raise TrainingDiverged(
+            f"every one of the {steps} steps of this run was skipped (NaN/Inf loss, gradients or parameters, "
+            f"nan_policy='skip'): nothing was learned and the checkpoints hold the initial weights. Fix the "
+            "learning rate or the data, and train again in a new --workdir.")
 
 
 def _checked(values: list[dict], last_step: int, ckpt, config) -> list[dict]:

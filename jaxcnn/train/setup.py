@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Callable, Optional
 
 import jax
@@ -154,6 +155,10 @@ def load_data(config):
     if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
         raise ValueError(f"config.data_dir {config.data_dir!r} is not a directory; pass the TFDS data dir that "
                          "holds the prepared dataset, or leave it empty for $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+    if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()  # preparing a dataset draws bars on stderr: only for a live terminal
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
     train = datasets.load(config.dataset, config.train_split, **kw)
