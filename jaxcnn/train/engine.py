@@ -202,10 +202,7 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                     pending = _checked(_host_metrics(window), step, ckpt, config)
                     if ckpt.latest_step() != step:  # the signal came while step `step` was being checkpointed
                         save(step, pending)
-                    name = "SIGINT (Ctrl-C)" if signals.received == signal.SIGINT else "SIGTERM"
-                    raise TrainingInterrupted(
-                        f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
-                        f"{ckpt.directory}; run the same command again to resume.", signals.received)
+                    raise _interrupted(signals.received, step, end, ckpt.directory)
                 idx = batch_indices(config.seed, step, len(data), config.batch_size)[my_slice]
                 batch = strategy.put_batch({"image": data.images[idx], "label": data.labels[idx]})
                 device_state, metrics = strategy.train(device_state, batch, key)
@@ -237,11 +234,19 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                 _check_learned(wd, setup, end)
             if main and setup.phase == "train" and record["step"] == end:
                 wd.mark_finished(end)
+            if signals.received is not None:  # it came during the last step: saved, but nothing may follow
+                raise _interrupted(signals.received, end, end, ckpt.directory)
     finally:
         bar.close()
     record = dict(record, steps_run=end - start)
     record["state"] = strategy.get_state(device_state)
     return record
+
+
+def _interrupted(signum: int, step: int, end: int, directory: str) -> TrainingInterrupted:
+    name = "SIGINT (Ctrl-C)" if signum == signal.SIGINT else "SIGTERM"
+    return TrainingInterrupted(f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
+                               f"{directory}; run the same command again to resume.", signum)
 
 
 def _check_learned(wd, setup, end: int) -> None:
