@@ -218,7 +218,6 @@ def flip_runner(config: str, reference: str, root: str, num_steps: int, stop_aft
     import contextlib
     import importlib.util
     import io
-    import json
     import random
     import re
     import shutil

@@ -576,7 +576,7 @@ def test_9_max_unpool_refuses_positions_outside_the_output():
         with pytest.raises(ValueError) as info:
             ops.max_unpool(y, good.at[0, 1, 0, 0].set(bad), (4, 4))
         msg = str(info.value)
-        assert f"1 of 4 indices are outside the 4x4 output (valid: 0..15" in msg and f"first: {first}" in msg
+        assert "1 of 4 indices are outside the 4x4 output (valid: 0..15" in msg and f"first: {first}" in msg
 
 
 def test_9_under_jit_bad_positions_are_dropped_never_wrapped_and_checkify_reports_them():

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._validation import as_pair, check_array
+from jaxcnn._validation import as_pair
 from jaxcnn.ops.conv import check_image, explicit_padding
 
 
