@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from jaxcnn.data.integrity import readable
 
 # Stock TFDS names and their image key / shape, for the error messages and the configs.
 STOCK = {
@@ -49,6 +50,7 @@ def data_dir(path: Optional[str] = None) -> str:
     return os.path.expanduser(path or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
 
 
+@readable  # a damaged file is one line naming the dataset and how to rebuild it
 def load(name: str, split: str, *, data_dir_path: Optional[str] = None, synthetic_shape=(28, 28, 1),
          synthetic_size: int = 1024, num_classes: int = 10, seed: int = 0) -> ArrayDataset:
     """Load split `split` of dataset `name` into memory (fixed-size images only).

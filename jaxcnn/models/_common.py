@@ -36,6 +36,7 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
       exact_size: an (H, W) it needs exactly (e.g. a dense classifier after flattening).
     """
     shape = getattr(x, "shape", None)
+    _check_dtype(x, model)
     if exact_size is not None and _SIZE_AT_LEAST.get():
         min_size, exact_size = tuple(exact_size), None
     if getattr(x, "ndim", None) != 4:
@@ -63,6 +64,17 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
             f"{model} needs images of at least {mh}x{mw}, got {h}x{w} (shape {tuple(shape)}); "
             f"expected {expected}. Resize or pad the images."
         )
+
+
+def _check_dtype(x, model: str) -> None:
+    """Images are floating-point arrays: refuse lists, strings, bools, complex numbers, and integer pixels
+    (raw 0..255 values the model would take for normalised ones)."""
+    from jaxcnn._validation import check_array
+
+    try:
+        check_array(x, "images")
+    except TypeError as e:
+        raise TypeError(f"{model}: {e}") from None
 
 
 def _pair(v):

@@ -18,7 +18,7 @@ from typing import Union
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._validation import as_pair
+from jaxcnn._validation import as_int, as_pair, check_array
 from jaxcnn.ops import native
 
 IntOrPair = Union[int, tuple[int, int]]
@@ -37,9 +37,11 @@ def normalize_padding(padding: Padding) -> Union[str, tuple[tuple[int, int], tup
                 f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)); got {padding!r}"
             )
         return p
-    if isinstance(padding, bool):
-        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}")
-    if isinstance(padding, int):
+    if isinstance(padding, bool) or not hasattr(padding, "__iter__") and not hasattr(padding, "__index__"):
+        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs of ints, got {padding!r}; e.g. 1 or "
+                        "((1, 1), (1, 1)) (a fractional padding is refused, not truncated).")
+    if not hasattr(padding, "__iter__"):
+        padding = as_int(padding, "padding", example=1)
         if padding < 0:
             raise ValueError(f"padding must be >= 0, got {padding}")
         return ((padding, padding), (padding, padding))
@@ -47,10 +49,12 @@ def normalize_padding(padding: Padding) -> Union[str, tuple[tuple[int, int], tup
         items = tuple(padding)
     except TypeError:
         raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}") from None
-    if len(items) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        pairs = ((items[0], items[0]), (items[1], items[1]))
-    elif len(items) == 2 and all(len(tuple(v)) == 2 for v in items):
-        pairs = tuple((int(a), int(b)) for a, b in items)
+    nested = len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items)
+    if len(items) == 2 and not nested:
+        ph, pw = (as_int(v, "padding", example=1) for v in items)
+        pairs = ((ph, ph), (pw, pw))
+    elif nested:
+        pairs = tuple((as_int(a, "padding", example=1), as_int(b, "padding", example=1)) for a, b in items)
     else:
         raise ValueError(
             f"padding must be 'VALID', 'SAME', an int, (ph, pw) or ((top, bottom), (left, right)); got {padding!r}"
@@ -71,7 +75,9 @@ def explicit_padding(padding, in_hw, kernel_hw, stride, dilation) -> tuple[tuple
     return padding  # type: ignore[return-value]
 
 
-def check_image(x, what: str = "x") -> None:
+def check_image(x, what: str = "x", kind: str = "float") -> None:
+    """Refuse anything but an NHWC array of `kind` ("float"; "real": integers too) in one line."""
+    check_array(x, what, kind=kind, layout="(NHWC images)")
     if getattr(x, "ndim", None) != 4:
         raise ValueError(
             f"{what} must be a batch of images of rank 4 (N, H, W, C), got shape {getattr(x, 'shape', None)}; "
@@ -82,6 +88,7 @@ def check_image(x, what: str = "x") -> None:
 def check_conv_args(x, w, *, stride, padding, dilation, groups):
     """Validate a convolution's arguments; returns (stride, padding pairs, dilation)."""
     check_image(x)
+    check_array(w, "kernel", layout="(HWIO)")
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
             f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
@@ -89,8 +96,7 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
         )
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = as_int(groups, "groups", minimum=1, example=2)
     n, h, wd, c = x.shape
     kh, kw, cin, cout = w.shape
     if c % groups:
@@ -148,6 +154,9 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
 
 def flip_kernel(w):
     """The kernel rotated by 180 degrees: reversed on both spatial axes (HWIO)."""
+    check_array(w, "kernel", kind="real")
+    if w.ndim < 2:
+        raise ValueError(f"kernel must have its spatial axes first (HWIO), got shape {tuple(w.shape)}.")
     return w[::-1, ::-1]
 
 
@@ -225,6 +234,7 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     and out channels swapped) and crop the forward padding off again.
     """
     check_image(y, "y")
+    check_array(w, "kernel", layout="(HWIO)")
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
             f"kernel must have rank 4 (KH, KW, C_in, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "

@@ -10,7 +10,7 @@ import math
 
 import jax.numpy as jnp
 
-from jaxcnn._validation import as_pair, check_choice
+from jaxcnn._validation import as_float, as_int, as_pair, check_array, check_choice
 from jaxcnn.ops.conv import check_image
 
 
@@ -33,10 +33,11 @@ def spatial_pyramid_pool(x, levels=(1, 2, 4), mode="max"):
       (N, C * sum(l*l)): for each level in order, its (l, l, C) grid flattened in
       (row, col, channel) order, concatenated.
     """
-    check_image(x)
     check_choice("mode", mode, ("max", "avg"))
-    if not levels or any(not isinstance(l, int) or l < 1 for l in levels):
-        raise ValueError(f"levels must be positive ints, got {levels!r}")
+    check_image(x, kind="real" if mode == "max" else "float")
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__") or not len(tuple(levels)):
+        raise TypeError(f"levels must be a sequence of positive ints like (1, 2, 4), got {levels!r}")
+    levels = tuple(as_int(level, "spatial_pyramid_pool level", minimum=1, example=2) for level in levels)
     reduce = jnp.max if mode == "max" else jnp.mean
     n, h, w, c = x.shape
     outs = []
@@ -68,6 +69,8 @@ def roi_pool(features, boxes, output_size=(7, 7), spatial_scale=1 / 16):
       bin gives 0. jit-able: the boxes may be traced, the output size is static.
     """
     check_image(features, "features")
+    check_array(boxes, "boxes", kind="real")
+    spatial_scale = as_float(spatial_scale, "roi_pool spatial_scale", low=0, low_open=True, example=1 / 16)
     if getattr(boxes, "ndim", None) != 2 or boxes.shape[1] != 5:
         raise ValueError(f"boxes must be (R, 5) rows [batch_index, x1, y1, x2, y2], got shape "
                          f"{getattr(boxes, 'shape', None)}")
