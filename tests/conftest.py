@@ -11,3 +11,31 @@ os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(__file__), "
 import jaxcnn.runtime  # noqa: E402
 
 jaxcnn.runtime.configure()
+
+
+def pytest_configure(config):
+    # One id for this pytest session, inherited by xdist's workers: where the fault suite's tallies meet.
+    import uuid
+
+    os.environ.setdefault("JAXCNN_TEST_SESSION", uuid.uuid4().hex[:12])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection suite's figures (tests/test_robustness_faults.py): injected, survived, refused,
+    lost; also written to $JAXCNN_FAULT_SUMMARY if set."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller reports
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import fault_tools
+
+    lines = fault_tools.summary_lines()
+    if lines:
+        terminalreporter.write_sep("-", "fault injection")
+        for line in lines:
+            terminalreporter.write_line(line)
+        if os.environ.get("JAXCNN_FAULT_SUMMARY"):
+            with open(os.environ["JAXCNN_FAULT_SUMMARY"], "w") as f:
+                json.dump(fault_tools.read_tallies(), f, indent=1)

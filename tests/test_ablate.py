@@ -24,13 +24,18 @@ SCRIPT = os.path.join(ROOT, "scripts", "ablate.py")
 # The ablations the seed notes ask for, and the keys each flips.
 EXPECTED_FIELDS = {
     "skip": {"model.skip"},
-    "kernel_plan": {"model.kernel_plan"},
+    "kernel_plan": {"model.kernel_plan", "model.stage_sizes"},
     "bottleneck": {"model.bottleneck"},
     "conv_mode": {"model.conv_mode"},
     "alexnet_pooling": {"model.overlap_pool"},
     "alexnet_lrn": {"model.lrn"},
     # the registered lenet5_modern flips LeNet-5's four published switches together
     "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output"},
+    "relu_tanh": {"model.activation"},
+    "dropout": {"model.dropout_rate"},
+    "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
+                 "finetune.source", "finetune.path", "finetune.head_steps", "finetune.full_steps",
+                 "finetune.train_layers", "finetune.head_learning_rate", "optimizer.warmup_steps"},
 }
 
 
@@ -44,10 +49,11 @@ def test_config_is_like_for_like(name):
     assert cfg.ablation.name == name
     assert set(ablation.spec.fields_of(cfg)) == EXPECTED_FIELDS[name]
     assert len(set(cfg.ablation.seeds)) >= 3
-    assert ablation.with_quick(cfg).num_steps < cfg.num_steps
+    assert ablation.with_quick(cfg).num_steps <= cfg.num_steps
     resolved = [ablation.spec.resolved(ablation.arm_config(cfg, a, 0)) for a in ablation.arms_of(cfg)]
     key = sorted(EXPECTED_FIELDS[name])[0]
     assert len({repr(r[key]) for r in resolved}) >= 2  # the ablated key really takes different values
+    assert ablation.claims_of(cfg), "every ablation states the claims its verdict is drawn for"
 
 
 def test_skip_ablation_has_both_depths_and_figure_6_panels():
@@ -55,7 +61,7 @@ def test_skip_ablation_has_both_depths_and_figure_6_panels():
     names = {a.overrides["model.name"] for a in ablation.arms_of(cfg)}
     assert names == {"resnet20", "resnet56"} and "grad_norms" in cfg.ablation.extras
     assert [t for t, _ in cfg.ablation.panels] == ["plain", "residual"]
-    assert {str(c) for c in ablation.claims_of(cfg)} == {"train_error: resnet56 plain > resnet20 plain",
+    assert {str(c) for c in ablation.claims_of(cfg)} >= {"train_error: resnet56 plain > resnet20 plain",
                                                           "train_error: resnet56 residual < resnet20 residual"}
 
 
@@ -155,13 +161,17 @@ def test_runner_through_the_engine_writes_the_result(tmp_path):
         assert report["argmax_agreement"] == 1.0
     k = result["extras"]["kernels"]
     np.testing.assert_allclose(k["conv"], np.flip(k["xcorr"], (0, 1)), atol=1e-5)
-    # twins: identical accuracies, so the paired difference is exactly 0 and the claim is inconclusive
-    (claim,) = _rows(tmp_path / "out" / "claims.csv")
+    # twins: identical accuracies, so the paired difference is exactly 0 and the claim is inconclusive; the
+    # twin check itself is a second claim row, reproduced (the kernels above are flips of each other)
+    claim, twin = _rows(tmp_path / "out" / "claims.csv")
     assert float(claim["mean"]) == 0.0 and claim["verdict"] == stats.INCONCLUSIVE
+    assert twin["claim"].startswith("twin: conv") and twin["verdict"] == stats.REPRODUCED
+    assert int(twin["n"]) == 3 and float(twin["high"]) < 1e-5
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert {"quick", "seeds", "eval_examples", "num_steps", "batch_size", "arms", "verdict"} <= set(run)
     assert run["quick"] is False and run["seeds"] == [0, 1, 2] and run["num_steps"] == 4
-    assert run["verdict"] == {"eval_accuracy: xcorr > conv": stats.INCONCLUSIVE}
+    assert run["verdict"]["eval_accuracy: xcorr > conv"] == stats.INCONCLUSIVE
+    assert [v for k, v in run["verdict"].items() if k.startswith("twin:")] == [stats.REPRODUCED]
 
 
 def test_killed_ablation_resumes_to_the_same_result(tmp_path):
@@ -239,3 +249,32 @@ def test_flip_kernels_makes_convolution_equal_cross_correlation():
     params = xc.init(jax.random.key(0), x)["params"]
     np.testing.assert_allclose(cv.apply({"params": ablation.flip_kernels(params)}, x),
                                xc.apply({"params": params}, x), atol=1e-5)
+
+
+def test_equivalence_claims_by_hand():
+    # d = (0.001, 0.002, 0.003): mean 0.002, sd 0.001, half width 4.303 * 0.001 / sqrt(3) = 0.00248.
+    d = stats.paired_difference([0.501, 0.502, 0.503], [0.5, 0.5, 0.5])
+    assert stats.verdict(d, "~", 0.01) == stats.REPRODUCED  # [-0.0005, 0.0045] inside [-0.01, 0.01]
+    assert stats.verdict(d, "~", 0.003) == stats.INCONCLUSIVE  # the interval pokes out of [-0.003, 0.003]
+    far = stats.paired_difference([0.6, 0.61, 0.62], [0.5, 0.5, 0.5])
+    assert stats.verdict(far, "~", 0.01) == stats.NOT_REPRODUCED
+    cfg = _tiny_config()
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv within 0.02", "steps_to_target: conv < xcorr")
+    claims = ablation.claims_of(cfg)
+    assert [(c.op, c.margin) for c in claims] == [("~", 0.02), ("<", 0.0)]
+    assert str(claims[0]) == "eval_accuracy: xcorr ~ conv within 0.02"
+    cfg.ablation.claims = ("eval_accuracy: xcorr ~ conv",)
+    with pytest.raises(ValueError, match="needs a margin"):
+        ablation.claims_of(cfg)
+
+
+def test_run_summary_reads_the_curve_the_target_and_the_step_time():
+    from jaxcnn.ablation.runner import _summary_of
+
+    records = [{"step": s, "train_loss": 1.0 / s, "train_accuracy": acc, "images_per_sec": 100.0 * s}
+               for s, acc in ((10, 0.5), (20, 0.7), (30, 0.8), (40, 0.9))]
+    info = _summary_of(records, batch_size=50, target=0.25)
+    assert info["steps_to_target"] == 30.0  # training error 0.2 <= 0.25 first at step 30
+    assert info["train_error"] == pytest.approx(0.1) and info["train_loss"] == 1.0 / 40
+    assert info["step_time_s"] == pytest.approx(np.median([50 / 2000, 50 / 3000, 50 / 4000]))  # step 10 compiles
+    assert _summary_of(records, batch_size=50, target=0.05)["steps_to_target"] == 41.0  # never: num_steps + 1

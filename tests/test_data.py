@@ -110,3 +110,18 @@ def test_host_batch_split_and_divisibility():
         check_divisible(100, 8)
     with pytest.raises(ValueError, match="positive"):
         check_divisible(0, 8)
+
+
+def test_shape_classes_are_deterministic_balanced_and_drawn_where_labelled():
+    from jaxcnn.data.shapes import SHAPE_CLASSES, shape_classes
+
+    a, b = shape_classes("train", count=500), shape_classes("train", count=500)
+    np.testing.assert_array_equal(a.images, b.images)
+    test = shape_classes("test", count=500)
+    assert not np.array_equal(a.images, test.images)  # another stream
+    assert a.images.shape == (500, 28, 28, 1) and a.images.dtype == np.uint8 and a.num_classes == 5
+    counts = np.bincount(a.labels, minlength=len(SHAPE_CLASSES))
+    assert counts.min() > 500 / 5 * 0.7  # drawn uniformly
+    # every canvas holds one bright shape over a dark background: some pixels above 140, most below 90
+    bright = (a.images > 140).reshape(500, -1).mean(1)
+    assert bright.min() > 0.02 and np.median((a.images < 90).reshape(500, -1).mean(1)) > 0.5

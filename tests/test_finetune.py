@@ -316,3 +316,16 @@ def test_run_finetune_resumes_bit_identical_across_phases(tmp_path):
 def _with(c, **top):
     c.update(top)
     return c
+
+
+def test_mode_some_trains_the_head_and_the_named_layers_only():
+    model, variables = _pretrained(num_classes=3)
+    state = create_finetune_state(model, variables, optax.sgd(0.1), mode="some", layers=("conv3", "bn3"))
+    state = _run(state, 2)
+    moved = {k for k in variables["params"] if not _same_bits(variables["params"][k], state.params[k])}
+    assert moved == {"conv3", "bn3", "fc5"}  # fc5 is the head; conv1, conv2, bn1, bn2, fc4 frozen
+    assert _same_bits(state.batch_stats, variables["batch_stats"])  # statistics frozen in this mode
+    with pytest.raises(ValueError, match=r"layers \['conv9'\] are not top-level entries"):
+        create_finetune_state(model, variables, optax.sgd(0.1), mode="some", layers=("conv9",))
+    with pytest.raises(ValueError, match="mode 'some' needs the layers"):
+        create_finetune_state(model, variables, optax.sgd(0.1), mode="some")

@@ -283,3 +283,29 @@ def test_convolution_mode_equals_cross_correlation_with_flipped_kernels(name):
     chex.assert_trees_all_close(y_xc, y_cv, rtol=1e-4, atol=1e-4)
     # And the two differ without the flip (the kernels are not symmetric).
     assert not np.allclose(y_xc, jax.jit(cv.apply)(variables, x), atol=1e-4)
+
+
+def test_vgg_stage_entry_1x1_makes_the_kernel_plans_like_for_like():
+    # With a 1x1 entry each stage's stack maps C to C: two 3x3 hold 2 * 9 * C^2 weights, one 5x5 25 * C^2
+    # (Simonyan & Zisserman sec. 2.3, seed 001), plus the same 1x1 entry (C_in * C + C) in both arms.
+    rows = {}
+    for plan in ("3x3", "large"):
+        s = jaxcnn.summary(create_model("minivgg", stage_entry="1x1", kernel_plan=plan), (32, 32, 3))
+        rows[plan] = {r.name: r.params for r in s.rows if r.name.startswith("conv")}
+    for stage, c, c_in in ((1, 32, 3), (2, 64, 32)):
+        assert rows["3x3"][f"conv{stage}_0"] == rows["large"][f"conv{stage}_0"] == c_in * c + c
+        assert rows["3x3"][f"conv{stage}_1"] + rows["3x3"][f"conv{stage}_2"] == 18 * c * c + 2 * c
+        assert rows["large"][f"conv{stage}_1"] == 25 * c * c + c
+    with pytest.raises(ValueError, match="unknown stage_entry '3x3'"):
+        jaxcnn.summary(create_model("minivgg", stage_entry="3x3"), (32, 32, 3))
+
+
+def test_small_cnn_activation_switch():
+    x = jnp.ones((2, 32, 32, 3))
+    relu = create_model("keras_cifar_cnn")
+    tanh = create_model("keras_cifar_cnn", activation="tanh")
+    v = relu.init(jax.random.key(0), x)
+    assert jaxcnn.count_params(v) == 122_570  # the switch adds no parameters
+    assert not np.allclose(relu.apply(v, x), tanh.apply(v, x))
+    with pytest.raises(ValueError, match="unknown activation 'sigmoid'; allowed: 'relu', 'tanh'"):
+        create_model("keras_cifar_cnn", activation="sigmoid").init(jax.random.key(0), x)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcnn
+from jaxcnn.models import create_model
 from jaxcnn.models.googlenet import GoogLeNet
 
 # Szegedy et al. 2014, table 1: (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
@@ -158,3 +159,15 @@ def test_private_lrn_matches_the_ops_formula():
     x = jax.random.normal(jax.random.key(0), (1, 3, 3, 7))
     chex.assert_trees_all_close(_lrn(x), jaxcnn.ops.local_response_norm(x, size=5, k=1.0, alpha=1e-4 / 5, beta=0.75),
                                 rtol=1e-6)
+
+
+def test_width_scales_every_channel_count():
+    # width 0.5: every filter count of Table 1 halves, so a 1x1 conv's weights drop 4x; the stem's first
+    # 7x7x3 conv has 7*7*3*32 + 32 parameters.
+    model = create_model("googlenet", width=0.5, aux_logits=False, num_classes=10)
+    s = jaxcnn.summary(model, (32, 32, 3))
+    rows = {r.name: r.params for r in s.rows}
+    assert rows["conv1"] == 7 * 7 * 3 * 32 + 32
+    assert rows["inception3a/branch1"] == 96 * 32 + 32  # 192/2 = 96 maps in, 64/2 = 32 out
+    with pytest.raises(ValueError, match="GoogLeNet width must be a number in"):
+        jaxcnn.summary(create_model("googlenet", width=0.0, aux_logits=False), (32, 32, 3))

@@ -253,7 +253,7 @@ def test_nan_policy_skip_counts_skipped_steps(tmp_path, monkeypatch):
     ("nan_policy", "ignore", ValueError, "allowed: 'stop', 'skip'"),
     ("num_steps", 0, ValueError, "num_steps must be positive"),
     ("batch_size", -8, ValueError, "batch_size must be positive"),
-    ("num_steps", "100", TypeError, "num_steps must be a int"),
+    ("num_steps", "100", TypeError, "num_steps must be an int"),
     ("optimizer.name", "adamm", ValueError, "Did you mean 'adam'"),
 ])
 def test_bad_config_values(key, value, error, match):

@@ -52,16 +52,30 @@ def _twin_init(first_setup, own_init):
     return init
 
 
-def _summary_of(records: list[dict], batch_size: int) -> dict:
-    """Final training error/loss (the last log window), the curve, and the median step time (the first
-    window, which compiles, left out) from a run's metrics.jsonl records."""
+def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
+    """Final training error/loss (the last log window), the curve, the first logged step at or below the
+    target training error (num_steps + 1 if never), and the median step time (the first window, which
+    compiles, left out) from a run's metrics.jsonl records."""
     train = [r for r in records if "train_loss" in r]
     steps = np.array([r["step"] for r in train])
     error = np.array([1.0 - r.get("train_accuracy", np.nan) for r in train])
     times = [batch_size / r["images_per_sec"] for r in train[1:] if r.get("images_per_sec")]
+    reached = steps[error <= target]
     return {"curve_steps": steps, "curve": error, "train_error": float(error[-1]),
-            "train_loss": float(train[-1]["train_loss"]), "step_time_s": float(np.median(times)) if times else
-            float("nan")}
+            "train_loss": float(train[-1]["train_loss"]),
+            "steps_to_target": float(reached[0]) if len(reached) else float(steps[-1] + 1),
+            "step_time_s": float(np.median(times)) if times else float("nan")}
+
+
+def _train_split_accuracy(setup, state, examples: int) -> float:
+    """Accuracy on the first `examples` training images, in eval mode (no dropout, running statistics)."""
+    from jaxcnn.data.datasets import ArrayDataset
+    from jaxcnn.train.engine import evaluate
+
+    n = min(examples, len(setup.train_data))
+    subset = ArrayDataset(setup.train_data.images[:n], setup.train_data.labels[:n], setup.train_data.num_classes)
+    batch = setup.config.eval_batch_size
+    return evaluate(setup.strategy, setup.strategy.put_state(state), subset, batch, setup.task)["eval_accuracy"]
 
 
 def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
@@ -76,6 +90,7 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     data_for = _data_cache()
     extras = set(ab.extras)
     per_seed, states, setups, started = {}, {}, {}, 0
+    claims = claims_of(config)
     pretrained = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
     for ai, arm in enumerate(arms):
         for seed in seeds:
@@ -96,9 +111,13 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
             setups[(arm.label, seed)] = setup
             if not record.get("finished_before"):
                 started += 1
-            info = _summary_of(read_metrics(os.path.join(wd, "metrics.jsonl")), c.batch_size)
+            info = _summary_of(read_metrics(os.path.join(wd, "metrics.jsonl")), c.batch_size,
+                               ab.target_train_error)
             info.update(eval_accuracy=record["eval_accuracy"], eval_error=1.0 - record["eval_accuracy"],
                         eval_examples=len(eval_data), num_steps=record["step"], batch_size=c.batch_size)
+            if "generalization_gap" in {cl.metric for cl in claims}:
+                info["train_eval_accuracy"] = _train_split_accuracy(setup, record["state"], ab.gap_examples)
+                info["generalization_gap"] = info["train_eval_accuracy"] - info["eval_accuracy"]
             per_seed[(arm.label, seed)] = info
             states[(arm.label, seed)] = record.get("state")
             log(f"  {arm.label} seed {seed}: train error {info['train_error']:.4f}, test accuracy "
@@ -137,8 +156,10 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
                "step_time_ms": 1e3 * float(np.median([i["step_time_s"] for i in infos])),
                "seeds": len(seeds), "steps": infos[0]["num_steps"], "batch_size": infos[0]["batch_size"],
                "eval_examples": infos[0]["eval_examples"]}
-        for metric in ("train_error", "train_loss", "eval_accuracy", "eval_error"):
-            row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std([i[metric] for i in infos])
+        for metric in ("train_error", "train_loss", "eval_accuracy", "eval_error", "steps_to_target",
+                       "generalization_gap"):
+            if metric in infos[0]:
+                row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std([i[metric] for i in infos])
         row["eval_accuracy_per_seed"] = " ".join(f"{i['eval_accuracy']:.4f}" for i in infos)
         result["rows"].append(row)
         result["curves"][arm.label] = (infos[0]["curve_steps"], np.stack([i["curve"] for i in infos]))
@@ -146,13 +167,16 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
         a = [per_seed[(claim.a, s)][claim.metric] for s in seeds]
         b = [per_seed[(claim.b, s)][claim.metric] for s in seeds]
         diff = stats.paired_difference(a, b)
-        result["claims"].append({"claim": str(claim), "difference": diff, "verdict": stats.verdict(diff, claim.op)})
+        result["claims"].append({"claim": str(claim), "difference": diff, "a": a, "b": b,
+                                 "verdict": stats.verdict(diff, claim.op, claim.margin)})
     first, second = arms[0].label, arms[1].label
     if "twin_flip" in extras:
         s = setups[(first, seeds[0])]
         images = s.preprocess(s.eval_data.images[:500], None, False)
-        result["extras"]["twin"] = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)],
-                                                                     images) for seed in seeds}
+        twin = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)], images)
+                for seed in seeds}
+        result["extras"]["twin"] = twin
+        result["claims"].append(analyses.twin_claim(twin, first, second))
     if "kernels" in extras:
         result["extras"]["kernels"] = {
             arm.label: analyses.first_kernel(states[(arm.label, seeds[0])].params, setups[(arm.label, seeds[0])].model,

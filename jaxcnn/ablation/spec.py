@@ -9,8 +9,11 @@ repository, or a directory given by a flag) whose `get_config()` returns
     finetune             True: every arm runs as fine-tuning (jaxcnn.finetune: head / full / scratch phases)
     arms                 [{"label": str, "overrides": {dotted config key: value}}]
     seeds                the same seeds for every arm (at least 3)
-    claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), METRIC one of
-                         eval_accuracy, eval_error, train_error, train_loss
+    claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), or
+                         "METRIC: ARM_A ~ ARM_B within MARGIN"; METRIC one of eval_accuracy, eval_error,
+                         train_error, train_loss, steps_to_target (the first logged step whose running
+                         training error is <= target_train_error), generalization_gap (accuracy on
+                         gap_examples training images in eval mode minus test accuracy)
     quick                overrides of the config for --quick (a smoke run)
     extras, facts        analyses and arithmetic reported beside the table
 
@@ -32,8 +35,8 @@ from jaxcnn.train.config import flat, validate_config
 from jaxcnn.train.setup import build_model
 
 EXTRAS = ("grad_norms", "twin_flip", "kernels")
-METRICS = ("eval_accuracy", "eval_error", "train_error", "train_loss")
-_CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>])\s*(.+?)\s*$")
+METRICS = ("eval_accuracy", "eval_error", "train_error", "train_loss", "steps_to_target", "generalization_gap")
+_CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +51,18 @@ class Arm:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """METRIC of arm `a` is expected to be greater (op '>') or smaller ('<') than that of arm `b`."""
+    """METRIC of arm `a` is expected to be greater (op '>') or smaller ('<') than that of arm `b`, or the
+    same within `margin` (op '~')."""
 
     metric: str
     a: str
     op: str
     b: str
+    margin: float = 0.0
 
     def __str__(self) -> str:
-        return f"{self.metric}: {self.a} {self.op} {self.b}"
+        within = f" within {self.margin:g}" if self.op == "~" else ""
+        return f"{self.metric}: {self.a} {self.op} {self.b}{within}"
 
 
 def list_ablations(directory: str) -> list[str]:
@@ -100,8 +106,12 @@ def claims_of(config) -> list[Claim]:
     for text in config.ablation.claims:
         m = _CLAIM.match(str(text))
         if not m:
-            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B'.")
-        claim = Claim(m.group(1), m.group(2), m.group(3), m.group(4))
+            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B' "
+                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN').")
+        if m.group(3) == "~" and m.group(5) is None:
+            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} needs a margin: "
+                             "'METRIC: ARM_A ~ ARM_B within 0.01'.")
+        claim = Claim(m.group(1), m.group(2), m.group(3), m.group(4), float(m.group(5) or 0.0))
         if claim.metric not in METRICS:
             raise ValueError(f"ablation {config.ablation.name!r}: claim metric {claim.metric!r} is not one of "
                              f"{', '.join(METRICS)}.")
@@ -130,8 +140,20 @@ def arm_config(config, arm: Arm, seed: int):
     return c
 
 
+def dotted(overrides, prefix: str = "") -> dict:
+    """{dotted key: value} of an override set written flat ({"optimizer.warmup_steps": 0}) or nested
+    ({"optimizer": {"warmup_steps": 0}}, as a config's own dict sections must be)."""
+    out = {}
+    for key, value in dict(overrides).items():
+        if hasattr(value, "items"):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _set_all(config, overrides: dict) -> None:
-    for key, value in overrides.items():
+    for key, value in dotted(overrides).items():
         *parents, leaf = key.split(".")
         node = config
         for part in parents:

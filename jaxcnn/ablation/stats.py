@@ -6,6 +6,10 @@ freedom). The verdict follows from the interval alone:
     the whole interval on the claimed side of 0   -> "reproduced"
     the whole interval on the other side          -> "not reproduced"
     the interval contains 0                       -> "inconclusive at this budget"
+
+A claim of no difference ("A ~ B within m") is reproduced when the whole
+interval lies inside [-m, m], not reproduced when it lies wholly outside, and
+inconclusive otherwise.
 """
 
 from __future__ import annotations
@@ -50,11 +54,15 @@ def paired_difference(a, b) -> dict:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(len(d)), "std": std}
 
 
-def verdict(diff: dict, op: str) -> str:
-    """The verdict for the claim "A op B" (op '>' or '<') from the CI of mean(A - B)."""
-    if op not in (">", "<"):
-        raise ValueError(f"claim operator must be '>' or '<', got {op!r}.")
+def verdict(diff: dict, op: str, margin: float = 0.0) -> str:
+    """The verdict for the claim "A op B" (op '>', '<', or '~' within `margin`) from the CI of mean(A - B)."""
+    if op not in (">", "<", "~"):
+        raise ValueError(f"claim operator must be '>', '<' or '~', got {op!r}.")
     low, high = diff["low"], diff["high"]
+    if op == "~":
+        if -margin <= low and high <= margin:
+            return REPRODUCED
+        return NOT_REPRODUCED if low > margin or high < -margin else INCONCLUSIVE
     if low > 0:
         return REPRODUCED if op == ">" else NOT_REPRODUCED
     if high < 0:

@@ -1,5 +1,6 @@
-"""Datasets as in-memory numpy arrays: the offline Fashion-MNIST, stock TFDS
-datasets by name (already prepared in array_record format), and synthetic data.
+"""Datasets as in-memory numpy arrays: the offline Fashion-MNIST, TFDS
+datasets by name (prepared in array_record format), and synthetic data.
+Streaming, for sets of any size, is jaxcnn.data.sources and .pipeline.
 
 Images are uint8 or float NHWC; labels int32.
 """
@@ -12,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jaxcnn._validation import suggest
+from jaxcnn.data.integrity import readable
 
 # Stock TFDS names and their image key / shape, for the error messages and the configs.
 STOCK = {
@@ -49,62 +50,33 @@ def data_dir(path: Optional[str] = None) -> str:
     return os.path.expanduser(path or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
 
 
+@readable  # a damaged file is one line naming the dataset and how to rebuild it
 def load(name: str, split: str, *, data_dir_path: Optional[str] = None, synthetic_shape=(28, 28, 1),
          synthetic_size: int = 1024, num_classes: int = 10, seed: int = 0) -> ArrayDataset:
-    """Load split `split` of dataset `name` into memory.
+    """Load split `split` of dataset `name` into memory (fixed-size images only).
 
     name: "fashion_mnist_offline" (prepared from Debian's files on first use),
     "synthetic" (random images of `synthetic_shape` (H, W, C) with
     `synthetic_size` examples), "synthetic_shapes" (segmentation canvases of
-    synthetic_shape[0] pixels, jaxcnn.data.shapes), "fashion_mnist_detection" / "fashion_mnist_segmentation"
-    (garments on canvases, jaxcnn.data.canvases; built offline on first use), or any TFDS dataset already prepared in
-    array_record format under the data dir (mnist, cifar10, imagenet2012, ...).
+    synthetic_shape[0] pixels), "synthetic_shape_classes" (one shape per grey
+    canvas, labelled by its kind; jaxcnn.data.shapes), "fashion_mnist_detection" /
+    "fashion_mnist_segmentation" and their variants (garments on canvases,
+    jaxcnn.data.canvases; built offline on first use), a name written by
+    scripts/prepare_data.py, or any TFDS dataset already prepared in array_record
+    format under the data dir (mnist, cifar10, ...). split: TFDS syntax ("train",
+    "train[:90%]", ...). A thin wrapper over `jaxcnn.data.open_split(...).to_arrays()`
+    (the canvases excepted); stream large sets with `jaxcnn.data.train_batches` instead.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"dataset name must be a str, got {type(name).__name__}")
-    if name == "synthetic":
-        return synthetic(synthetic_shape, num_classes=num_classes, size=synthetic_size,
-                         seed=seed + (0 if split == "train" else 1))
-    if name == "synthetic_shapes":
-        from jaxcnn.data.shapes import shapes
+    from jaxcnn.data.sources import open_split
 
-        return shapes(split, size=int(synthetic_shape[0]), count=synthetic_size)
-    import tensorflow_datasets as tfds  # deferred: only real datasets need it
+    if isinstance(name, str) and name.startswith("fashion_mnist_") and name != OFFLINE:
+        from jaxcnn.data import canvases  # detection / segmentation canvases of garments
 
-    from jaxcnn.data import canvases  # detection / segmentation canvases of garments (jaxcnn.data.canvases)
-
-    if name in canvases.NAMES:
-        return canvases.load(name, split, data_dir(data_dir_path))
-
-    if name == OFFLINE:
-        from jaxcnn.data.fashion_mnist import FashionMnistOffline
-
-        builder = FashionMnistOffline(data_dir=data_dir(data_dir_path))
-        if not builder.is_prepared():
-            builder.download_and_prepare()
-    else:
-        try:
-            builder = tfds.builder(name, data_dir=data_dir(data_dir_path), file_format="array_record")
-        except Exception as e:  # DatasetNotFoundError and friends
-            known = list(STOCK) + [OFFLINE, "synthetic", "synthetic_shapes", *canvases.NAMES]
-            raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
-                             f"Offline choices: {OFFLINE!r}, 'synthetic'.") from None
-        if not builder.is_prepared():
-            raise ValueError(
-                f"dataset {name!r} is not prepared under {data_dir(data_dir_path)}; prepare it once with "
-                f"`tfds build {name} --file_format=array_record --data_dir=...` on a machine with the data, "
-                f"or use dataset {OFFLINE!r} (offline, from `apt-get install dataset-fashion-mnist`)."
-            )
-    splits = builder.info.splits
-    if split not in splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {sorted(splits)}")
-    source = builder.as_data_source(split=split)
-    records = source.__getitems__(list(range(len(source))))
-    image_key, label_key = builder.info.supervised_keys or ("image", "label")
-    images = np.stack([np.asarray(r[image_key]) for r in records])
-    labels = np.asarray([r[label_key] for r in records], np.int32)
-    num = builder.info.features[label_key].num_classes
-    return ArrayDataset(images, labels, int(num))
+        if name in canvases.NAMES:
+            return canvases.load(name, split, data_dir(data_dir_path))
+    return open_split(name, split, data_dir=data_dir_path, synthetic_shape=synthetic_shape,
+                      synthetic_size=synthetic_size, num_classes=num_classes, seed=seed,
+                      in_memory=False).to_arrays()
 
 
 def synthetic(shape, *, num_classes: int = 10, size: int = 1024, seed: int = 0) -> ArrayDataset:

@@ -49,3 +49,41 @@ def shapes(split: str, *, size: int = 32, count: int = 4096, seed: int = 0) -> A
     rng = np.random.default_rng([int(seed), 0 if split == "train" else 1])
     images, labels = draw(rng, count, size)
     return ArrayDataset(images, labels, len(CLASSES))
+
+
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
+
+
+def _mask(kind: str, yy, xx, cx, cy, r):
+    if kind == "circle":
+        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    if kind == "square":
+        return (np.abs(xx - cx) <= r * 0.8) & (np.abs(yy - cy) <= r * 0.8)
+    if kind == "triangle":
+        half = (yy - (cy - r)) / 2 * 1.1
+        return (yy >= cy - r) & (yy <= cy + r) & (np.abs(xx - cx) <= half)
+    if kind == "cross":
+        bar = r * 0.3
+        return ((np.abs(xx - cx) <= bar) & (np.abs(yy - cy) <= r)) | ((np.abs(yy - cy) <= bar) & (np.abs(xx - cx) <= r))
+    d2 = (xx - cx) ** 2 + (yy - cy) ** 2  # ring
+    return (d2 <= r * r) & (d2 >= (0.55 * r) ** 2)
+
+
+def shape_classes(split: str, *, size: int = 28, count: int = 12000, seed: int = 0) -> ArrayDataset:
+    """One white shape per grey canvas (uint8 (N, size, size, 1), like Fashion-MNIST's layout), labelled by
+    its kind (SHAPE_CLASSES: circle, square, triangle, cross, ring), at a random position, size and
+    brightness over a noisy dark background. Dataset name "synthetic_shape_classes": a domain unlike
+    garments, for transfer experiments."""
+    if size < 12 or count < 1:
+        raise ValueError(f"synthetic_shape_classes needs size >= 12 and count >= 1, got {size}, {count}.")
+    rng = np.random.default_rng([int(seed), 2 if split == "train" else 3])
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    labels = rng.integers(0, len(SHAPE_CLASSES), count).astype(np.int32)
+    images = np.empty((count, size, size, 1), np.uint8)
+    for i, label in enumerate(labels):
+        r = rng.uniform(0.22, 0.4) * size
+        cx, cy = rng.uniform(r, size - r, 2)
+        canvas = rng.normal(30, 12, (size, size))
+        canvas[_mask(SHAPE_CLASSES[label], yy, xx, cx, cy, r)] = rng.uniform(150, 255)
+        images[i, ..., 0] = np.clip(canvas, 0, 255).astype(np.uint8)
+    return ArrayDataset(images, labels, len(SHAPE_CLASSES))

@@ -24,7 +24,7 @@ eval_step (and the parallel strategies) run it unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -36,7 +36,7 @@ from jaxcnn._validation import check_choice
 from jaxcnn.models import family_of
 from jaxcnn.train.state import TrainState
 
-MODES = ("head", "full")
+MODES = ("head", "some", "full")
 TRAINABLE, FROZEN = "trainable", "frozen"
 
 
@@ -73,18 +73,28 @@ def replace_head(model, variables: dict, num_classes: int, key, *, head: Optiona
     return new_model, {**variables, "params": new_params}
 
 
-def param_labels(params, head: str, mode: str = "head"):
-    """A pytree like `params` of 'trainable' / 'frozen' (for optax.multi_transform)."""
+def param_labels(params, head: str, mode: str = "head", layers: Sequence[str] = ()):
+    """A pytree like `params` of 'trainable' / 'frozen' (for optax.multi_transform): the head alone
+    (mode 'head'), the head and the top-level entries `layers` (mode 'some'), or everything ('full')."""
     check_choice("fine-tuning mode", mode, MODES)
     _check_head(params, head)
-    return {k: jax.tree_util.tree_map(lambda _: TRAINABLE if (mode == "full" or k == head) else FROZEN, v)
-            for k, v in params.items()}
+    unknown = sorted(set(layers) - set(params))
+    if unknown:
+        raise ValueError(f"fine-tuning layers {unknown} are not top-level entries of params; entries: "
+                         f"{sorted(params)}.")
+    if mode == "some" and not layers:
+        raise ValueError("fine-tuning mode 'some' needs the layers to train (config.finetune.train_layers).")
+
+    def trainable(k):
+        return mode == "full" or k == head or (mode == "some" and k in layers)
+
+    return {k: jax.tree_util.tree_map(lambda _: TRAINABLE if trainable(k) else FROZEN, v) for k, v in params.items()}
 
 
-def finetune_optimizer(tx: optax.GradientTransformation, params, head: str,
-                       mode: str = "head") -> optax.GradientTransformation:
+def finetune_optimizer(tx: optax.GradientTransformation, params, head: str, mode: str = "head",
+                       layers: Sequence[str] = ()) -> optax.GradientTransformation:
     """`tx` for the trainable parameters, zero updates (and no optimizer state) for the frozen ones."""
-    labels = param_labels(params, head, mode)
+    labels = param_labels(params, head, mode, layers)
     if mode == "full":
         return tx
     return optax.multi_transform({TRAINABLE: tx, FROZEN: optax.set_to_zero()}, labels)
@@ -103,18 +113,25 @@ class FrozenBackbone:
 
 
 def create_finetune_state(model, variables: dict, tx: optax.GradientTransformation, *, mode: str = "head",
-                          head: Optional[str] = None) -> TrainState:
-    """A jaxcnn.train.TrainState that trains the head alone (mode='head') or every parameter (mode='full')."""
+                          head: Optional[str] = None, layers: Sequence[str] = ()) -> TrainState:
+    """A jaxcnn.train.TrainState that trains the head alone (mode='head'), the head and `layers` (mode='some':
+    BatchNorm statistics stay frozen, the network runs in inference mode) or every parameter ('full')."""
     check_choice("fine-tuning mode", mode, MODES)
     params = variables["params"]
     head = head or head_name(model, params)
-    tx = finetune_optimizer(tx, params, head, mode)
-    apply_fn = FrozenBackbone(model.apply) if mode == "head" else model.apply
+    tx = finetune_optimizer(tx, params, head, mode, layers)
+    apply_fn = model.apply if mode == "full" else FrozenBackbone(model.apply)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
                       opt_state=tx.init(params), apply_fn=apply_fn, tx=tx)
 
 
-def unfreeze(state: TrainState, model, tx: optax.GradientTransformation) -> TrainState:
+def unfreeze(state: TrainState, model, tx: optax.GradientTransformation, *,
+             layers: Sequence[str] = ()) -> TrainState:
     """The same parameters and statistics, now all trained by `tx` (usually a smaller learning rate),
-    BatchNorm in training mode; a fresh optimizer state; the step count goes on."""
+    BatchNorm in training mode; or, with `layers`, the head and those top-level entries only (BatchNorm
+    statistics frozen). A fresh optimizer state; the step count goes on."""
+    if layers:
+        head = head_name(model, state.params)
+        tx = finetune_optimizer(tx, state.params, head, "some", layers)
+        return state.replace(opt_state=tx.init(state.params), apply_fn=FrozenBackbone(model.apply), tx=tx)
     return state.replace(opt_state=tx.init(state.params), apply_fn=model.apply, tx=tx)

@@ -6,8 +6,9 @@ on one workdir, each with its own trainable mask and optimizer.
 * "head" (steps 1 .. head_steps): the pretrained network with a new classifier
   for the dataset's classes; only the classifier trains (the backbone and its
   BatchNorm statistics are frozen), at head_learning_rate;
-* "full" (head_steps+1 .. head_steps+full_steps): every weight, at
-  full_learning_rate, from where the head phase ended;
+* "full" (head_steps+1 .. head_steps+full_steps): every weight (or, with
+  finetune.train_layers, the head and those layers, BatchNorm statistics
+  frozen), at full_learning_rate, from where the head phase ended;
 * source "none" instead trains the same network from scratch for head_steps +
   full_steps at head_learning_rate (the baseline, one phase "scratch").
 
@@ -115,8 +116,9 @@ def run_finetune(config, workdir: str, *, stop_after_steps: Optional[int] = None
                 tx, schedule = make_optimizer(full_cfg.optimizer, ft.full_steps)
                 if prev is None:  # no head phase: start from the pretrained network
                     prev = create_finetune_state(model, variables, tx, mode="full")
-                return build(full_cfg, **data, model=model, optimizer=(tx, schedule), phase="full",
-                             first_step=head_end, init_state=lambda: _host(unfreeze(prev, model, tx)))
+                state = _host(unfreeze(prev, model, tx, layers=tuple(ft.train_layers)))
+                return build(full_cfg, **data, model=model, optimizer=(state.tx, schedule), phase="full",
+                             first_step=head_end, init_state=lambda: state)
             setups.append(full)
 
     fields = {f: getattr(model, f) for f in module_fields(type(model))}

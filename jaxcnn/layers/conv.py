@@ -12,7 +12,6 @@ from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
 from flax.linen.dtypes import promote_dtype
 
 from jaxcnn import ops

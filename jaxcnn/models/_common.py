@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 from typing import Optional, Sequence, Union
 
-from jaxcnn.layers import CONV_MODES, check_conv_mode  # noqa: F401  (the families import both from here)
+from jaxcnn.layers import CONV_MODES, Conv, Dense, check_conv_mode  # noqa: F401  (the families import these here)
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
 _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
@@ -35,6 +36,7 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
       exact_size: an (H, W) it needs exactly (e.g. a dense classifier after flattening).
     """
     shape = getattr(x, "shape", None)
+    _check_dtype(x, model)
     if exact_size is not None and _SIZE_AT_LEAST.get():
         min_size, exact_size = tuple(exact_size), None
     if getattr(x, "ndim", None) != 4:
@@ -64,5 +66,27 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
         )
 
 
+def _check_dtype(x, model: str) -> None:
+    """Images are floating-point arrays: refuse lists, strings, bools, complex numbers, and integer pixels
+    (raw 0..255 values the model would take for normalised ones)."""
+    from jaxcnn._validation import check_array
+
+    try:
+        check_array(x, "images")
+    except TypeError as e:
+        raise TypeError(f"{model}: {e}") from None
+
+
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_for(model, **fixed):
+    """jaxcnn.layers.Conv with `model`'s conv_mode and dtype (and `fixed`: use_bias, kernel_init, ...) bound
+    once: the one place a family states what its convolutions share."""
+    return functools.partial(Conv, conv_mode=model.conv_mode, dtype=model.dtype, **fixed)
+
+
+def dense_for(model, **fixed):
+    """flax.linen.Dense with `model`'s dtype (and `fixed`) bound once."""
+    return functools.partial(Dense, dtype=model.dtype, **fixed)

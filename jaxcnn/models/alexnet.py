@@ -28,12 +28,13 @@ fc6..fc8 (pool1, pool2, pool5, norm1, norm2). Images NHWC, kernels HWIO.
 
 from __future__ import annotations
 
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
-from jaxcnn.layers import LRN, Conv, Dense, Dropout, Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.layers import LRN, Dropout, Flatten, MaxPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 
@@ -74,27 +75,27 @@ class AlexNet(nn.Module):
     def __call__(self, x, train: bool = False):
         check_conv_mode(self.conv_mode)
         validate_image(x, model="AlexNet", channels=3, exact_size=(self.image_size, self.image_size))
-        conv = lambda f, k, name, s=1, p=0, g=1: Conv(  # noqa: E731
-            f, k, strides=s, padding=p, groups=g, conv_mode=self.conv_mode, dtype=self.dtype, name=name)
+        conv = conv_for(self)
+        dense = dense_for(self)
         pool = lambda name: MaxPool(3, 2, name=name) if self.overlap_pool else MaxPool(2, 2, name=name)  # noqa: E731
         w = self.widths
-        x = nn.relu(conv(w[0], 11, "conv1", s=4, p=self.conv1_padding)(x))
+        x = nn.relu(conv(w[0], 11, strides=4, padding=self.conv1_padding, name="conv1")(x))
         if self.lrn:
             x = LRN(name="norm1")(x)
         x = pool("pool1")(x)
-        x = nn.relu(conv(w[1], 5, "conv2", p=2, g=self.groups)(x))
+        x = nn.relu(conv(w[1], 5, padding=2, groups=self.groups, name="conv2")(x))
         if self.lrn:
             x = LRN(name="norm2")(x)
         x = pool("pool2")(x)
-        x = nn.relu(conv(w[2], 3, "conv3", p=1)(x))
-        x = nn.relu(conv(w[3], 3, "conv4", p=1, g=self.groups)(x))
-        x = nn.relu(conv(w[4], 3, "conv5", p=1, g=self.groups)(x))
+        x = nn.relu(conv(w[2], 3, padding=1, name="conv3")(x))
+        x = nn.relu(conv(w[3], 3, padding=1, groups=self.groups, name="conv4")(x))
+        x = nn.relu(conv(w[4], 3, padding=1, groups=self.groups, name="conv5")(x))
         x = pool("pool5")(x)
         x = Flatten(name="flatten")(x)
         for i, f in enumerate(self.fc_features):
             x = Dropout(self.dropout_rate, deterministic=not train, name=f"drop{6 + i}")(x)
-            x = nn.relu(Dense(f, dtype=self.dtype, name=f"fc{6 + i}")(x))
-        return Dense(self.num_classes, dtype=self.dtype, name=f"fc{6 + len(self.fc_features)}")(x)
+            x = nn.relu(dense(f, name=f"fc{6 + i}")(x))
+        return dense(self.num_classes, name=f"fc{6 + len(self.fc_features)}")(x)
 
 
 # torchvision's alexnet: features Conv(0) ReLU MaxPool Conv(3) ReLU MaxPool Conv(6) ReLU Conv(8) ReLU Conv(10)

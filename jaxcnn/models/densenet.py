@@ -27,8 +27,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.layers import Dropout, GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -50,8 +50,8 @@ class _Common(nn.Module):
         return nn.BatchNorm(momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
 
     def conv(self, features, kernel, name):
-        return Conv(features, kernel, padding=kernel // 2, use_bias=False, conv_mode=self.conv_mode,
-                    dtype=self.dtype, kernel_init=_conv_init, name=name)
+        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, padding=kernel // 2,
+                                                                      name=name)
 
 
 class DenseLayer(_Common):
@@ -151,14 +151,13 @@ class DenseNet(nn.Module):
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
         bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                        axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
+        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":
-            x = Conv(self.init_features, 7, strides=2, padding=3, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv0")(x)
+            x = conv(self.init_features, 7, strides=2, padding=3, name="conv0")(x)
             x = nn.relu(bn("norm0")(x))
             x = _max_pool(x, 3, 2, padding=1)
         else:
-            x = Conv(self.init_features, 3, padding=1, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv0")(x)
+            x = conv(self.init_features, 3, padding=1, name="conv0")(x)
         for i, n in enumerate(self.block_sizes, start=1):
             x = DenseBlock(**common, num_layers=n, growth_rate=self.growth_rate, bottleneck=self.bottleneck,
                            bn_size=self.bn_size, dropout_rate=self.dropout_rate, name=f"denseblock{i}")(x, train)
@@ -167,7 +166,7 @@ class DenseNet(nn.Module):
                                dropout_rate=self.dropout_rate, name=f"transition{i}")(x, train)
         x = nn.relu(bn("norm5")(x))
         x = GlobalAvgPool()(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
+        return dense_for(self)(self.num_classes, name="classifier")(x)
 
 
 def torchvision_prefix(model: DenseNet):

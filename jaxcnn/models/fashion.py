@@ -16,13 +16,15 @@ kernels HWIO.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn import layers, ops
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -57,19 +59,21 @@ class FashionCNN(nn.Module):
         check_conv_mode(self.conv_mode)
         validate_image(x, model="FashionCNN", channels=self.in_channels, min_size=8)
         x = jnp.asarray(x, self.dtype) if self.dtype is not None else x
+        conv = conv_for(self)
+        dense = dense_for(self)
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 axis_name=self.bn_axis_name, dtype=self.dtype)
         for i, width in enumerate(self.widths, start=1):
-            x = layers.Conv(width, 3, padding="SAME", use_bias=not self.batch_norm, conv_mode=self.conv_mode,
-                            dtype=self.dtype, name=f"conv{i}")(x)
+            x = conv(width, 3, padding="SAME", use_bias=not self.batch_norm, name=f"conv{i}")(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 axis_name=self.bn_axis_name, dtype=self.dtype, name=f"bn{i}")(x)
+                x = norm(name=f"bn{i}")(x)
             x = nn.relu(x)
             x = ops.max_pool(x, 2)
         x = layers.Flatten()(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="fc4")(x))
+        x = nn.relu(dense(self.hidden, name="fc4")(x))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype, name="fc5")(x)
+        return dense(self.num_classes, name="fc5")(x)
 
 
 register_family(FashionCNN, Family(head=lambda m: "fc5"))

@@ -33,12 +33,10 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxcnn import ops
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
 from jaxcnn.models.registry import register_model
 
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -67,8 +65,10 @@ def fcn_conv_transpose(x, kernel, stride: int):
     """Transposed ("fractionally strided") convolution with no padding, NHWC x,
     HWIO kernel: output side (in - 1) * stride + k, as Caffe's Deconvolution.
     """
-    return lax.conv_transpose(x, kernel, (stride, stride), "VALID",
-                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # lax.conv_transpose(x, kernel, stride, "VALID") without transpose_kernel: the
+    # adjoint of a cross-correlation whose kernel is this one flipped, in and out
+    # swapped (ops.conv_transpose takes that forward kernel; native on the CPU).
+    return ops.conv_transpose(x, ops.flip_kernel(kernel).transpose(0, 1, 3, 2), stride=stride, padding="VALID")
 
 
 def _crop(x, offset: int, hw):
@@ -185,8 +185,10 @@ class FCN(nn.Module):
         offsets = crop_offsets(self.variant, self.pad, self.fc6_kernel)
         h, w = x.shape[1:3]
         init = nn.initializers.lecun_normal() if self.weight_init == "lecun" else nn.initializers.he_normal()
-        conv = lambda f, k, name, pad=0: Conv(f, k, padding=pad, conv_mode=self.conv_mode,
-                                              dtype=self.dtype, kernel_init=init, name=name)
+        bound = conv_for(self, kernel_init=init)
+
+        def conv(f, k, name, pad=0):
+            return bound(f, k, padding=pad, name=name)
         feats = {}
         y = x
         for s, widths in enumerate(self.widths, start=1):

@@ -21,6 +21,8 @@ Their parameters exist whenever `aux_logits=True`, whatever `train` is.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -69,20 +71,21 @@ class Inception(nn.Module):
     conv_mode: str = "cross_correlation"
     dtype: Any = None
 
-    def _conv(self, x, features, kernel, name):
-        return nn.relu(Conv(features, kernel, padding=kernel // 2, conv_mode=self.conv_mode,
-                            dtype=self.dtype, name=name)(x))
-
     @nn.compact
     def __call__(self, x):
         c1, r3, c3, r5, c5, pp = self.features
-        b1 = self._conv(x, c1, 1, "branch1")
-        b2 = self._conv(x, r3, 1, "branch2_reduce") if self.bottleneck else x
-        b2 = self._conv(b2, c3, 3, "branch2")
-        b3 = self._conv(x, r5, 1, "branch3_reduce") if self.bottleneck else x
-        b3 = self._conv(b3, c5, 5, "branch3")
+        conv = functools.partial(Conv, conv_mode=self.conv_mode, dtype=self.dtype)
+
+        def relu_conv(y, features, kernel, name):
+            return nn.relu(conv(features, kernel, padding=kernel // 2, name=name)(y))
+
+        b1 = relu_conv(x, c1, 1, "branch1")
+        b2 = relu_conv(x, r3, 1, "branch2_reduce") if self.bottleneck else x
+        b2 = relu_conv(b2, c3, 3, "branch2")
+        b3 = relu_conv(x, r5, 1, "branch3_reduce") if self.bottleneck else x
+        b3 = relu_conv(b3, c5, 5, "branch3")
         b4 = _max_pool(x, 3, 1, padding=1)
-        b4 = self._conv(b4, pp, 1, "branch4")
+        b4 = relu_conv(b4, pp, 1, "branch4")
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -90,17 +93,24 @@ class AuxClassifier(nn.Module):
     """5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC. x: NHWC (14x14)."""
 
     num_classes: int
+    width: float = 1.0
     conv_mode: str = "cross_correlation"
     dtype: Any = None
 
     @nn.compact
     def __call__(self, x, train: bool):
+        dense = functools.partial(Dense, dtype=self.dtype)
         x = _avg_pool(x, 5, 3)
-        x = nn.relu(Conv(128, 1, conv_mode=self.conv_mode, dtype=self.dtype, name="conv")(x))
+        x = nn.relu(Conv(_scaled(128, self.width), 1, conv_mode=self.conv_mode, dtype=self.dtype, name="conv")(x))
         x = Flatten()(x)
-        x = nn.relu(Dense(1024, dtype=self.dtype, name="fc1")(x))
+        x = nn.relu(dense(_scaled(1024, self.width), name="fc1")(x))
         x = Dropout(0.7, deterministic=not train)(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="fc2")(x)
+        return dense(self.num_classes, name="fc2")(x)
+
+
+def _scaled(channels: int, width: float) -> int:
+    """A channel count times the width multiplier (at least 1)."""
+    return max(1, int(round(channels * width)))
 
 
 class GoogLeNet(nn.Module):
@@ -113,6 +123,8 @@ class GoogLeNet(nn.Module):
         read by the training code, not used by the forward pass.
       bottleneck: False removes the 1x1 reductions before the 3x3 and 5x5 branches.
       dropout_rate: before the classifier (0.4).
+      width: multiplies every channel count of Table 1 (and the auxiliary heads'): 1.0 is the paper's net,
+        0.25 a CPU-sized one with the same structure (parameters and multiply-adds scale about as width^2).
       num_classes, conv_mode, dtype: as for every model.
     """
 
@@ -120,16 +132,19 @@ class GoogLeNet(nn.Module):
     aux_weight: float = 0.3
     bottleneck: bool = True
     dropout_rate: float = 0.4
+    width: float = 1.0
     num_classes: int = 1000
     conv_mode: str = "cross_correlation"
     dtype: Any = None
 
     def _inception(self, x, key):
-        return Inception(INCEPTION_PLAN[key], bottleneck=self.bottleneck, conv_mode=self.conv_mode,
-                         dtype=self.dtype, name=f"inception{key}")(x)
+        plan = tuple(_scaled(c, self.width) for c in INCEPTION_PLAN[key])
+        return Inception(plan, bottleneck=self.bottleneck, conv_mode=self.conv_mode, dtype=self.dtype,
+                         name=f"inception{key}")(x)
 
     def _aux(self, x, name, train):
-        logits = AuxClassifier(self.num_classes, conv_mode=self.conv_mode, dtype=self.dtype, name=name)(x, train)
+        logits = AuxClassifier(self.num_classes, width=self.width, conv_mode=self.conv_mode, dtype=self.dtype,
+                               name=name)(x, train)
         if train:
             self.sow("intermediates", "aux_logits", logits)
 
@@ -141,8 +156,13 @@ class GoogLeNet(nn.Module):
             validate_image(x, model="GoogLeNet", channels=3, exact_size=(224, 224))
         else:
             validate_image(x, model="GoogLeNet", channels=3, min_size=32)
-        conv = lambda f, k, s, name: Conv(f, k, strides=s, padding=k // 2, conv_mode=self.conv_mode,
-                                          dtype=self.dtype, name=name)
+        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
+            raise ValueError(f"GoogLeNet width must be a number in (0, 4], got {self.width!r}; 1.0 is the paper's.")
+        bound = functools.partial(Conv, conv_mode=self.conv_mode, dtype=self.dtype)
+
+        def conv(f, k, s, name):
+            return bound(_scaled(f, self.width), k, strides=s, padding=k // 2, name=name)
+
         lrn = _lrn  # Caffe's: size 5, k=1, alpha=1e-4 (divided by the size), beta 0.75
         x = nn.relu(conv(64, 7, 2, "conv1")(x))          # 112x112x64
         x = _max_pool(x, 3, 2, padding="SAME")          # 56x56x64

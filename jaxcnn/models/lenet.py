@@ -25,6 +25,7 @@ Layer names: C1, S2, C3, S4, C5, F6, output. Images NHWC, kernels HWIO.
 
 from __future__ import annotations
 
+
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -34,8 +35,6 @@ from jaxcnn._validation import check_choice
 from jaxcnn.layers import (
     LENET_C3_TABLE,
     AvgPool,
-    Conv,
-    Dense,
     EuclideanRBF,
     Flatten,
     MaxPool,
@@ -43,7 +42,7 @@ from jaxcnn.layers import (
     Subsampling,
     scaled_tanh,
 )
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 ACTIVATIONS = {"scaled_tanh": scaled_tanh, "relu": nn.relu, "tanh": jnp.tanh}
@@ -94,20 +93,22 @@ class LeNet5(nn.Module):
                 return MaxPool(2, name=name)
             return AvgPool(2, name=name)
 
-        x = act(Conv(6, 5, conv_mode=self.conv_mode, dtype=self.dtype, name="C1")(x))
+        conv = conv_for(self)
+        dense = dense_for(self)
+        x = act(conv(6, 5, name="C1")(x))
         x = act(pool("S2")(x))
         if self.c3_table == "lenet":
             x = PartialConv(LENET_C3_TABLE, 5, conv_mode=self.conv_mode, dtype=self.dtype, name="C3")(x)
         else:
-            x = Conv(16, 5, conv_mode=self.conv_mode, dtype=self.dtype, name="C3")(x)
+            x = conv(16, 5, name="C3")(x)
         x = act(x)
         x = act(pool("S4")(x))
-        x = act(Conv(120, 5, conv_mode=self.conv_mode, dtype=self.dtype, name="C5")(x))
+        x = act(conv(120, 5, name="C5")(x))
         x = Flatten(name="flatten")(x)
-        x = act(Dense(84, dtype=self.dtype, name="F6")(x))
+        x = act(dense(84, name="F6")(x))
         if self.output == "rbf":
             return -EuclideanRBF(self.num_classes, dtype=self.dtype, name="output")(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="output")(x)
+        return dense(self.num_classes, name="output")(x)
 
 
 register_family(LeNet5, Family(head=lambda m: "output"))

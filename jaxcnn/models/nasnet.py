@@ -43,8 +43,8 @@ import numpy as np
 from jax import lax
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, Dropout, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.layers import Dropout, GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn.ops.conv import explicit_padding
 
@@ -88,8 +88,8 @@ class _Base(nn.Module):
                             axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(x)
 
     def conv(self, x, features, kernel=1, strides=1, padding="SAME", groups=1, name=None):
-        return Conv(features, kernel, strides=strides, padding=padding, groups=groups, use_bias=False,
-                    conv_mode=self.conv_mode, dtype=self.dtype, kernel_init=_conv_init, name=name)(x)
+        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, strides=strides,
+                                                                      padding=padding, groups=groups, name=name)(x)
 
     def common(self):
         return dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
@@ -223,12 +223,11 @@ class NASNet(nn.Module):
         filters = self.penultimate_filters // 24
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
                       bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
+        stem = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":
-            x = Conv(self.stem_filters, 3, strides=2, padding="VALID", use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="stem_conv1")(x)
+            x = stem(self.stem_filters, 3, strides=2, padding="VALID", name="stem_conv1")(x)
         else:
-            x = Conv(self.stem_filters, 3, strides=1, padding="SAME", use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="stem_conv1")(x)
+            x = stem(self.stem_filters, 3, strides=1, padding="SAME", name="stem_conv1")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                          axis_name=self.bn_axis_name, dtype=self.dtype, name="stem_bn1")(x)
         p = None if self.stem == "imagenet" else x  # CIFAR: the first cell's h_{i-1} is the stem's output
@@ -247,7 +246,7 @@ class NASNet(nn.Module):
         x = GlobalAvgPool()(x)
         if self.dropout_rate:
             x = Dropout(self.dropout_rate, deterministic=not train)(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+        return dense_for(self)(self.num_classes, name="predictions")(x)
 
 
 register_family(NASNet, Family(head=lambda m: "predictions"))

@@ -162,6 +162,9 @@ def create_model(name: str, **overrides) -> nn.Module:
                 f"model {name!r} ({spec.module.__name__}) has no field {key!r}." + suggest(key, allowed) +
                 f" Fields: {', '.join(sorted(allowed))}."
             )
+    from jaxcnn.models._fields import check_fields
+
+    check_fields(spec, overrides)
     return spec.module(**{**spec.fields, **overrides})
 
 

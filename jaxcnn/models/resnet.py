@@ -35,8 +35,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.layers import GlobalAvgPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -69,8 +69,8 @@ class _Projection(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = Conv(self.features, 1, strides=self.strides, use_bias=False, conv_mode=self.conv_mode,
-                 dtype=self.dtype, kernel_init=_conv_init, name="conv")(x)
+        x = conv_for(self, use_bias=False, kernel_init=_conv_init)(self.features, 1, strides=self.strides,
+                                                                    name="conv")(x)
         if self.use_bn:
             x = _bn(self, "bn")(x, use_running_average=not train)
         return x
@@ -105,8 +105,8 @@ class ResidualBlock(nn.Module):
     bn_axis_name: Optional[str] = None
 
     def _conv(self, features, kernel, strides, name):
-        return Conv(features, kernel, strides=strides, padding=kernel // 2, use_bias=False,
-                    conv_mode=self.conv_mode, dtype=self.dtype, kernel_init=_conv_init, name=name)
+        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, strides=strides,
+                                                                      padding=kernel // 2, name=name)
 
     def _plan(self):
         f = self.features
@@ -194,12 +194,11 @@ class ResNet(nn.Module):
         check_conv_mode(self.conv_mode)
         n_down = len(self.stage_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="ResNet", channels=None, min_size=2 ** n_down)
+        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":
-            x = Conv(self.base_width, 7, strides=2, padding=3, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv1")(x)
+            x = conv(self.base_width, 7, strides=2, padding=3, name="conv1")(x)
         else:
-            x = Conv(self.base_width, 3, strides=1, padding=1, use_bias=False, conv_mode=self.conv_mode,
-                     dtype=self.dtype, kernel_init=_conv_init, name="conv1")(x)
+            x = conv(self.base_width, 3, strides=1, padding=1, name="conv1")(x)
         if not self.preact:
             x = _bn(self, "bn1")(x, use_running_average=not train)
             x = nn.relu(x)
@@ -215,7 +214,7 @@ class ResNet(nn.Module):
         if self.preact:
             x = nn.relu(_bn(self, "bn_final")(x, use_running_average=not train))
         x = GlobalAvgPool()(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+        return dense_for(self)(self.num_classes, name="fc")(x)
 
 
 def torchvision_prefix(model: "ResNet"):

@@ -20,8 +20,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn import ops
-from jaxcnn.layers import Conv
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
 from jaxcnn.models.registry import register_model
 
 
@@ -50,8 +49,10 @@ class SegNet(nn.Module):
                              "must have the same length")
         validate_image(x, model="segnet", channels=self.in_channels, min_size=2 ** len(self.stage_sizes))
 
+        conv = conv_for(self, kernel_size=3, padding=1)
+
         def block(y, f, name, relu_bn=True):
-            y = Conv(f, 3, padding=1, conv_mode=self.conv_mode, dtype=self.dtype, name=f"conv{name}")(y)
+            y = conv(f, name=f"conv{name}")(y)
             if not relu_bn:
                 return y
             y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,

@@ -22,13 +22,19 @@ Layer names conv1.., pool1.., flatten, fc1... Images NHWC, kernels HWIO.
 
 from __future__ import annotations
 
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 
-from jaxcnn.layers import Conv, Dense, Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn._validation import check_choice
+from jaxcnn.layers import Flatten, MaxPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
+
+
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
 
 
 class SmallCNN(nn.Module):
@@ -41,6 +47,8 @@ class SmallCNN(nn.Module):
       kernel_size: kernel of every convolution.
       pool_after: whether a 2x2 stride-2 max pool follows each convolution.
       hidden: widths of the hidden dense layers.
+      activation: "relu" (the default) or "tanh" (saturating, for Krizhevsky et al.'s figure 1), after every
+        convolution and hidden dense layer.
       image_size: the (square) input size; the dense head is built for it.
       in_channels: channels of the input images.
       conv_mode: "cross_correlation" or "convolution" for every convolution.
@@ -54,6 +62,7 @@ class SmallCNN(nn.Module):
     kernel_size: int = 3
     pool_after: Sequence[bool] = (True, True, False)
     hidden: Sequence[int] = (64,)
+    activation: str = "relu"
     image_size: int = 32
     in_channels: int = 3
     conv_mode: str = "cross_correlation"
@@ -65,17 +74,21 @@ class SmallCNN(nn.Module):
         if len(self.pool_after) != len(self.conv_features):
             raise ValueError(f"SmallCNN pool_after {tuple(self.pool_after)} needs one entry per convolution "
                              f"{tuple(self.conv_features)}.")
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
         validate_image(x, model="SmallCNN", channels=self.in_channels, exact_size=(self.image_size, self.image_size))
+        act = ACTIVATIONS[self.activation]
+        conv = conv_for(self, kernel_size=self.kernel_size)
+        dense = dense_for(self)
         n_pool = 0
         for i, (f, pool) in enumerate(zip(self.conv_features, self.pool_after), start=1):
-            x = nn.relu(Conv(f, self.kernel_size, conv_mode=self.conv_mode, dtype=self.dtype, name=f"conv{i}")(x))
+            x = act(conv(f, name=f"conv{i}")(x))
             if pool:
                 n_pool += 1
                 x = MaxPool(2, 2, name=f"pool{n_pool}")(x)
         x = Flatten(name="flatten")(x)
         for j, f in enumerate(self.hidden, start=1):
-            x = nn.relu(Dense(f, dtype=self.dtype, name=f"fc{j}")(x))
-        return Dense(self.num_classes, dtype=self.dtype, name=f"fc{len(self.hidden) + 1}")(x)
+            x = act(dense(f, name=f"fc{j}")(x))
+        return dense(self.num_classes, name=f"fc{len(self.hidden) + 1}")(x)
 
 
 register_family(SmallCNN, Family(head=lambda m: f"fc{len(m.hidden) + 1}"))

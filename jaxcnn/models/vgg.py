@@ -27,16 +27,19 @@ kernels HWIO.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Conv, Dense, Dropout, Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.layers import Dropout, Flatten, MaxPool
+from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 KERNEL_PLANS = ("3x3", "large")
+STAGE_ENTRIES = ("conv", "1x1")
 
 CONFIGS = {
     "A": (1, 1, 2, 2, 2),
@@ -58,6 +61,10 @@ class VGG(nn.Module):
         input must have exactly this size.
       batch_norm: BatchNorm after every convolution.
       kernel_plan: "3x3" or "large" (one (2n+1)x(2n+1) conv per stack of n).
+      stage_entry: "conv" (Table 1: the stack's first convolution changes the channel count) or "1x1" (a
+        1x1 convolution, with BatchNorm and ReLU, takes each stage to its width first, so every kernel of the
+        stack, or the one large kernel, maps C to C channels: n 3x3 have 9nC^2 weights against (2n+1)^2 C^2,
+        the like-for-like form of Simonyan and Zisserman's argument).
       dropout_rate: dropout after each hidden dense layer.
       conv_mode: "cross_correlation" or "convolution" for every convolution.
       bn_axis_name: the axis over which BatchNorm averages batch statistics
@@ -74,6 +81,7 @@ class VGG(nn.Module):
     image_size: int = 224
     batch_norm: bool = False
     kernel_plan: str = "3x3"
+    stage_entry: str = "conv"
     dropout_rate: float = 0.5
     conv_mode: str = "cross_correlation"
     bn_axis_name: Optional[str] = None
@@ -82,6 +90,7 @@ class VGG(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_choice("kernel_plan", self.kernel_plan, KERNEL_PLANS)
+        check_choice("stage_entry", self.stage_entry, STAGE_ENTRIES)
         check_conv_mode(self.conv_mode)
         if len(self.stage_sizes) != len(self.widths):
             raise ValueError(f"VGG stage_sizes {tuple(self.stage_sizes)} and widths {tuple(self.widths)} "
@@ -90,22 +99,26 @@ class VGG(nn.Module):
         if self.image_size % factor:
             raise ValueError(f"VGG image_size {self.image_size} must be divisible by 2**stages = {factor}.")
         validate_image(x, model="VGG", channels=3, exact_size=(self.image_size, self.image_size))
+        conv = conv_for(self)
+        dense = dense_for(self)
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 axis_name=self.bn_axis_name, dtype=self.dtype)
         for s, (n, width) in enumerate(zip(self.stage_sizes, self.widths), start=1):
             plan = [3] * n if self.kernel_plan == "3x3" else [2 * n + 1]
-            for i, k in enumerate(plan, start=1):
-                x = Conv(width, k, padding=k // 2, conv_mode=self.conv_mode, dtype=self.dtype,
-                         name=f"conv{s}_{i}")(x)
+            if self.stage_entry == "1x1":
+                plan = [1] + plan
+            for i, k in enumerate(plan, start=0 if self.stage_entry == "1x1" else 1):
+                x = conv(width, k, padding=k // 2, name=f"conv{s}_{i}")(x)
                 if self.batch_norm:
-                    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                     axis_name=self.bn_axis_name, dtype=self.dtype, name=f"bn{s}_{i}")(x)
+                    x = norm(name=f"bn{s}_{i}")(x)
                 x = nn.relu(x)
             x = MaxPool(2, 2, name=f"pool{s}")(x)
         x = Flatten(name="flatten")(x)
         first = 6
         for j, f in enumerate(self.fc_features):
-            x = nn.relu(Dense(f, dtype=self.dtype, name=f"fc{first + j}")(x))
+            x = nn.relu(dense(f, name=f"fc{first + j}")(x))
             x = Dropout(self.dropout_rate, deterministic=not train, name=f"drop{first + j}")(x)
-        return Dense(self.num_classes, dtype=self.dtype, name=f"fc{first + len(self.fc_features)}")(x)
+        return dense(self.num_classes, name=f"fc{first + len(self.fc_features)}")(x)
 
 
 def torchvision_prefix(model: VGG):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence, Union
 
-from jaxcnn._validation import as_pair
+from jaxcnn._validation import as_int, as_pair
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: Union[int, str, tuple[int, int]] = 0,
@@ -15,15 +15,20 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: Union[int
     'SAME' (then the output is ceil(H / S)).
     """
     for what, v in (("size", size), ("kernel", kernel), ("stride", stride), ("dilation", dilation)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"conv_output_size: {what} must be a positive int, got {v!r}")
+        try:
+            as_int(v, what, minimum=1)
+        except TypeError:
+            raise TypeError(f"conv_output_size: {what} must be a positive int, got {v!r}") from None
+        except ValueError:
+            raise ValueError(f"conv_output_size: {what} must be a positive int, got {v!r}") from None
+    size, kernel, stride, dilation = (int(v) for v in (size, kernel, stride, dilation))
     if isinstance(padding, str):
         if padding.upper() == "SAME":
             return -(-size // stride)
         if padding.upper() != "VALID":
             raise ValueError(f"padding must be an int, a pair, 'VALID' or 'SAME'; got {padding!r}")
         padding = 0
-    lo, hi = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    lo, hi = as_pair(padding, "conv_output_size padding", minimum=0)
     eff = dilation * (kernel - 1) + 1
     if size + lo + hi < eff:
         raise ValueError(f"conv_output_size: kernel {kernel} (dilated {eff}) is larger than the padded input "
@@ -38,7 +43,11 @@ def receptive_field(layers: Iterable[Sequence[int]]) -> int:
     """
     rf, jump = 1, 1
     for layer in layers:
-        k, s, d = (tuple(layer) + (1,))[:3] if len(layer) == 2 else tuple(layer)
+        if not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3):
+            raise ValueError(f"receptive_field layers are (kernel, stride) or (kernel, stride, dilation), got "
+                             f"{layer!r}; e.g. [(3, 1), (3, 1)].")
+        k, s, d = (as_int(v, what, minimum=1) for v, what in zip(tuple(layer) + (1,) * (3 - len(layer)),
+                                                                ("kernel", "stride", "dilation")))
         rf += (k - 1) * d * jump
         jump *= s
     return rf
@@ -53,6 +62,9 @@ def conv_macs(out_hw: Union[int, tuple[int, int]], kernel: Union[int, tuple[int,
     """
     oh, ow = as_pair(out_hw, "out_hw")
     kh, kw = as_pair(kernel, "kernel")
+    in_channels = as_int(in_channels, "in_channels", minimum=1)
+    out_channels = as_int(out_channels, "out_channels", minimum=1)
+    groups = as_int(groups, "groups", minimum=1)
     if in_channels % groups:
         raise ValueError(f"conv_macs: groups={groups} must divide in_channels={in_channels}; "
                          f"use a divisor of {in_channels}.")

@@ -18,7 +18,8 @@ from typing import Union
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcnn._validation import as_pair
+from jaxcnn._validation import as_int, as_pair, check_array
+from jaxcnn.ops import native
 
 IntOrPair = Union[int, tuple[int, int]]
 Padding = Union[str, int, tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]
@@ -36,9 +37,11 @@ def normalize_padding(padding: Padding) -> Union[str, tuple[tuple[int, int], tup
                 f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)); got {padding!r}"
             )
         return p
-    if isinstance(padding, bool):
-        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}")
-    if isinstance(padding, int):
+    if isinstance(padding, bool) or not hasattr(padding, "__iter__") and not hasattr(padding, "__index__"):
+        raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs of ints, got {padding!r}; e.g. 1 or "
+                        "((1, 1), (1, 1)) (a fractional padding is refused, not truncated).")
+    if not hasattr(padding, "__iter__"):
+        padding = as_int(padding, "padding", example=1)
         if padding < 0:
             raise ValueError(f"padding must be >= 0, got {padding}")
         return ((padding, padding), (padding, padding))
@@ -46,10 +49,12 @@ def normalize_padding(padding: Padding) -> Union[str, tuple[tuple[int, int], tup
         items = tuple(padding)
     except TypeError:
         raise TypeError(f"padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}") from None
-    if len(items) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        pairs = ((items[0], items[0]), (items[1], items[1]))
-    elif len(items) == 2 and all(len(tuple(v)) == 2 for v in items):
-        pairs = tuple((int(a), int(b)) for a, b in items)
+    nested = len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items)
+    if len(items) == 2 and not nested:
+        ph, pw = (as_int(v, "padding", example=1) for v in items)
+        pairs = ((ph, ph), (pw, pw))
+    elif nested:
+        pairs = tuple((as_int(a, "padding", example=1), as_int(b, "padding", example=1)) for a, b in items)
     else:
         raise ValueError(
             f"padding must be 'VALID', 'SAME', an int, (ph, pw) or ((top, bottom), (left, right)); got {padding!r}"
@@ -70,7 +75,9 @@ def explicit_padding(padding, in_hw, kernel_hw, stride, dilation) -> tuple[tuple
     return padding  # type: ignore[return-value]
 
 
-def check_image(x, what: str = "x") -> None:
+def check_image(x, what: str = "x", kind: str = "float") -> None:
+    """Refuse anything but an NHWC array of `kind` ("float"; "real": integers too) in one line."""
+    check_array(x, what, kind=kind, layout="(NHWC images)")
     if getattr(x, "ndim", None) != 4:
         raise ValueError(
             f"{what} must be a batch of images of rank 4 (N, H, W, C), got shape {getattr(x, 'shape', None)}; "
@@ -81,6 +88,7 @@ def check_image(x, what: str = "x") -> None:
 def check_conv_args(x, w, *, stride, padding, dilation, groups):
     """Validate a convolution's arguments; returns (stride, padding pairs, dilation)."""
     check_image(x)
+    check_array(w, "kernel", layout="(HWIO)")
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
             f"kernel must have rank 4 (KH, KW, C_in/groups, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
@@ -88,8 +96,7 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
         )
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = as_int(groups, "groups", minimum=1, example=2)
     n, h, wd, c = x.shape
     kh, kw, cin, cout = w.shape
     if c % groups:
@@ -110,6 +117,11 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
                 f"{size}+{lo}+{hi}={size + lo + hi} (x {x.shape}, kernel {w.shape}); use a larger input, more padding or a smaller kernel."
             )
     return stride, pads, dilation
+
+
+def _native_ok(x, w) -> bool:
+    """Whether the CPU branch may take jaxcnn's oneDNN kernels (`jaxcnn.ops.native`)."""
+    return x.size > 0 and w.size > 0 and native.supports(x.dtype)
 
 
 def promote(x, w):
@@ -133,6 +145,8 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
     """
     stride, pads, dilation = check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     x, w = promote(x, w)
+    if _native_ok(x, w):
+        return native.conv_general(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
     return lax.conv_general_dilated(
         x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
         dimension_numbers=DIMENSION_NUMBERS, feature_group_count=groups)
@@ -140,6 +154,9 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
 
 def flip_kernel(w):
     """The kernel rotated by 180 degrees: reversed on both spatial axes (HWIO)."""
+    check_array(w, "kernel", kind="real")
+    if w.ndim < 2:
+        raise ValueError(f"kernel must have its spatial axes first (HWIO), got shape {tuple(w.shape)}.")
     return w[::-1, ::-1]
 
 
@@ -217,6 +234,7 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     and out channels swapped) and crop the forward padding off again.
     """
     check_image(y, "y")
+    check_array(w, "kernel", layout="(HWIO)")
     if getattr(w, "ndim", None) != 4:
         raise ValueError(
             f"kernel must have rank 4 (KH, KW, C_in, C_out) in HWIO layout, got shape {getattr(w, 'shape', None)}; "
@@ -248,6 +266,13 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     for size, k, s, o, (lo, _hi) in zip(sizes, (kh, kw), stride, y.shape[1:3], fwd_pads):
         conv_pads.append((k - 1 - lo, size + lo - (o - 1) * s - 1))
     y, w = promote(y, w)
-    return lax.conv_general_dilated(
-        y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
-        dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+    def xla(y, w):
+        return lax.conv_general_dilated(
+            y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
+            dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+    if _native_ok(y, w):
+        # The input gradient of the forward convolution: oneDNN's backward-data kernel on the CPU.
+        return native.conv_input_grad(y, w, in_hw=sizes, stride=stride, pads=fwd_pads, default=xla)
+    return xla(y, w)

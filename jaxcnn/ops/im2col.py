@@ -21,7 +21,7 @@ from jaxcnn.ops.conv import IntOrPair, Padding, promote, check_conv_args, check_
 
 
 def _im2col_geometry(x, kh, kw, stride, padding):
-    check_image(x)
+    check_image(x, kind="real")  # a rearrangement: integers are copied as they are
     kh, kw = as_pair((kh, kw), "kernel size")
     stride = as_pair(stride, "stride")
     pads = explicit_padding(padding, x.shape[1:3], (kh, kw), stride, (1, 1))

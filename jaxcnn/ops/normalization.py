@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxcnn._validation import as_float, as_int
 from jaxcnn.ops.conv import check_image
 
 
@@ -18,8 +19,10 @@ def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4
     (pass alpha=their_alpha/size to match them).
     """
     check_image(x)
-    if size < 1:
-        raise ValueError(f"local_response_norm size must be >= 1, got {size}")
+    size = as_int(size, "local_response_norm size", minimum=1, example=5)
+    k = as_float(k, "local_response_norm k", example=2.0)
+    alpha = as_float(alpha, "local_response_norm alpha", example=1e-4)
+    beta = as_float(beta, "local_response_norm beta", example=0.75)
     half = size // 2
     # A numpy init value keeps reduce_window differentiable under jit.
     sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),

@@ -18,7 +18,7 @@ from jaxcnn.ops.conv import check_image, explicit_padding
 
 
 def _window_args(x, window, stride, padding, what):
-    check_image(x)
+    check_image(x, kind="real" if what == "max_pool" else "float")  # a max is defined on integers too
     window = as_pair(window, f"{what} window")
     stride = window if stride is None else as_pair(stride, f"{what} stride")
     pads = explicit_padding(padding, x.shape[1:3], window, stride, (1, 1))
@@ -97,6 +97,8 @@ def avg_pool(x, window, stride=None, padding="VALID", count_include_pad=True):
     PyTorch's default); False divides by the number of real pixels in the window.
     """
     dims, strides, pads = _window_args(x, window, stride, padding, "avg_pool")
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise TypeError(f"avg_pool count_include_pad must be True or False, got {count_include_pad!r}.")
     summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
     if count_include_pad:
         return summed / (dims[1] * dims[2])
@@ -108,4 +110,6 @@ def avg_pool(x, window, stride=None, padding="VALID", count_include_pad=True):
 def global_avg_pool(x, keepdims: bool = False):
     """Mean over height and width: NHWC -> (N, C), or (N, 1, 1, C) with keepdims."""
     check_image(x)
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"global_avg_pool keepdims must be True or False, got {keepdims!r}.")
     return jnp.mean(x, axis=(1, 2), keepdims=keepdims)

@@ -12,7 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxcnn._validation import as_pair, check_choice
+from jaxcnn._validation import as_float, as_int, as_pair, check_array, check_choice
 from jaxcnn.ops.conv import check_image
 
 
@@ -50,10 +50,11 @@ def spatial_pyramid_pool(x, levels=(1, 2, 4), mode="max", bins="he"):
       (N, C * sum(l*l)): for each level in order, its (l, l, C) grid flattened in
       (row, col, channel) order, concatenated.
     """
-    check_image(x)
     check_choice("mode", mode, ("max", "avg"))
-    if not levels or any(not isinstance(l, int) or l < 1 for l in levels):
-        raise ValueError(f"levels must be positive ints, got {levels!r}")
+    check_image(x, kind="real" if mode == "max" else "float")
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__") or not len(tuple(levels)):
+        raise TypeError(f"levels must be a sequence of positive ints like (1, 2, 4), got {levels!r}")
+    levels = tuple(as_int(level, "spatial_pyramid_pool level", minimum=1, example=2) for level in levels)
     reduce = jnp.max if mode == "max" else jnp.mean
     n, h, w, c = x.shape
     outs = []
@@ -74,6 +75,8 @@ def _round_half_away(v):
 def _feature_boxes(features, boxes, spatial_scale):
     """(batch index, x1, y1, x2, y2 as feature cells, corners inclusive) of (R, 5) image-pixel boxes."""
     check_image(features, "features")
+    check_array(boxes, "boxes", kind="real")
+    spatial_scale = as_float(spatial_scale, "spatial_scale", low=0, low_open=True, example=1 / 16)
     if getattr(boxes, "ndim", None) != 2 or boxes.shape[1] != 5:
         raise ValueError(f"boxes must be (R, 5) rows [batch_index, x1, y1, x2, y2], got shape "
                          f"{getattr(boxes, 'shape', None)}")

@@ -7,9 +7,11 @@ index = row * W + col, where (H, W) is the input size of the pooling.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxcnn._validation import as_pair
+from jaxcnn._validation import as_int, as_pair, check_array
 from jaxcnn.ops.conv import check_image, explicit_padding
 
 
@@ -27,7 +29,7 @@ def max_pool_with_argmax(x, window, stride=None, padding="VALID"):
       flattened H*W plane of the *unpadded* input (row * W + col). Ties go to
       the first position in row-major window order. Differentiable in x.
     """
-    check_image(x)
+    check_image(x, kind="real")
     n, h, w, c = x.shape
     kh, kw = as_pair(window, "max_pool_with_argmax window")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "max_pool_with_argmax stride")
@@ -69,11 +71,23 @@ def max_unpool(y, indices, output_shape):
     Returns:
       (N, H, W, C). Where overlapping windows chose the same position, the value
       is written once (they are equal). Differentiable in y.
+
+    Indices outside 0 .. H*W-1 cannot be put anywhere. Concrete indices (called
+    eagerly, outside jit) are checked: ValueError naming how many and the first.
+    Under jit, where the indices are not known, they are dropped (nothing is
+    written, as scatter's mode="drop"; a negative index is never wrapped to the
+    end), and `jax.experimental.checkify.checkify(f, errors=checkify.index_checks)`
+    turns them into an error:
+
+        err, out = checkify.checkify(jax.jit(f), errors=checkify.index_checks)(y, idx); err.throw()
     """
-    check_image(y, "y")
-    if getattr(indices, "shape", None) != y.shape:
-        raise ValueError(f"indices must have the shape of y {y.shape}, got {getattr(indices, 'shape', None)}")
-    shape = tuple(output_shape)
+    check_image(y, "y", kind="real")
+    check_array(indices, "indices", kind="int")
+    if tuple(indices.shape) != tuple(y.shape):
+        raise ValueError(f"indices must have the shape of y {y.shape}, got {tuple(indices.shape)}")
+    if isinstance(output_shape, (str, bytes)) or not hasattr(output_shape, "__iter__"):
+        raise TypeError(f"output_shape must be (H, W) or (N, H, W, C) of ints, got {output_shape!r}")
+    shape = tuple(as_int(d, "output_shape", minimum=1) for d in output_shape)
     if len(shape) == 4:
         if shape[0] != y.shape[0] or shape[3] != y.shape[3]:
             raise ValueError(f"output_shape {shape} does not match y {y.shape} in batch or channels")
@@ -82,10 +96,22 @@ def max_unpool(y, indices, output_shape):
         raise ValueError(f"output_shape must be (H, W) or (N, H, W, C), got {output_shape}")
     h, w = shape
     n, oh, ow, c = y.shape
+    if not isinstance(indices, jax.core.Tracer):
+        _check_positions(np.asarray(indices), h, w)
     vals = jnp.transpose(y, (0, 3, 1, 2)).reshape(n, c, oh * ow)
     idx = jnp.transpose(indices, (0, 3, 1, 2)).reshape(n, c, oh * ow)
+    idx = jnp.where(idx < 0, h * w, idx)  # dropped like any position past the end (not wrapped around)
     out = jnp.zeros((n, c, h * w), y.dtype)
     bi = jnp.arange(n)[:, None, None]
     ci = jnp.arange(c)[None, :, None]
     out = out.at[bi, ci, idx].set(vals, mode="drop")
     return jnp.transpose(out.reshape(n, c, h, w), (0, 2, 3, 1))
+
+
+def _check_positions(indices: np.ndarray, h: int, w: int) -> None:
+    bad = (indices < 0) | (indices >= h * w)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"max_unpool: {int(bad.sum())} of {indices.size} indices are outside the {h}x{w} output "
+                         f"(valid: 0..{h * w - 1} = row * {w} + col; first: {int(indices[first])} at {first}); pass "
+                         "the indices max_pool_with_argmax returned for an input of this size.")

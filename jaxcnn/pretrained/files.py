@@ -28,8 +28,38 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
         return dict(load_file(path))
     except (SafetensorError, OverflowError, MemoryError, ValueError, OSError) as e:
-        raise ValueError(f"{path} is not a readable .safetensors file ({type(e).__name__}: {_first_line(e)}); "
-                         "re-export it with safetensors.torch.save_file(model.state_dict(), path).") from None
+        raise ValueError(f"{path} is not a readable .safetensors file ({type(e).__name__}: {_first_line(e)}"
+                         f"{_diagnose(path)}); re-export it with safetensors.torch.save_file(model.state_dict(), "
+                         "path).") from None
+
+
+def _diagnose(path: str) -> str:
+    """What is wrong with a file that is not valid safetensors, read from its first bytes and its JSON header
+    only (nothing is executed or allocated from its claims): '; <detail>' or ''."""
+    import json
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"; the file has {size} bytes, fewer than the 8 of a header length"
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                if head[:1] == b"\x80" and 2 <= head[1] <= 5 or head[:2] == b"PK":  # pickle protocol 2-5, zip
+                    return "; it is a pickle or torch.save file, not safetensors: name it .pth to read it with " \
+                           "torch.load(weights_only=True)"
+                return f"; its header claims {n} bytes, the file holds {size - 8} after the length"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):
+        return ""
+    data = size - 8 - n
+    for key, info in header.items():
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if key != "__metadata__" and offsets and len(offsets) == 2 and offsets[1] > data:
+            return (f"; tensor {key!r} needs data bytes {offsets[0]}..{offsets[1]}, the file holds {data}: it was "
+                    "cut short")
+    return ""
 
 
 def _to_numpy(key, value) -> np.ndarray:

@@ -5,16 +5,17 @@ the latest restored. Each step holds two items:
 * `state`: the TrainState's arrays as numpy (params, batch_stats, opt_state,
   step) — no pickles, and a checkpoint written under one parallel mode resumes
   under another;
-* `extra`: JSON — a SHA-256 of every array (checked on restore, so a damaged
-  file is refused instead of silently resuming with other numbers), and what
-  the run needs to continue exactly (the metrics of the steps since the last
-  log line, the data iterator's position).
+* `extra`: JSON — what the run needs to continue exactly (the metrics of the
+  steps since the last log line, the phase), a SHA-256 of every array and a
+  SHA-256 of the rest of this JSON, both checked on restore: a damaged file is
+  refused instead of silently resuming with other numbers or other metrics.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 
 import jax
@@ -39,16 +40,74 @@ def digest(arrays) -> str:
     return h.hexdigest()
 
 
-def _no_space(e: BaseException) -> bool:
+def record_digest(extra: dict) -> str:
+    """SHA-256 of the JSON of `extra` without its checksums (keys sorted, so the order on disk does not
+    matter)."""
+    rest = {k: v for k, v in extra.items() if k not in CHECKSUM_KEYS}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
+CHECKSUM_KEYS = ("checksum", "extra_checksum")
+# What a checkpoint written before `extra_checksum` existed holds (its extra is accepted unchecked).
+_UNCHECKED_EXTRA_KEYS = {"window", "phase", "checksum"}
+
+
+_WRITE_LIMITS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+                 errno.EFBIG: "File too large"}
+
+
+def _write_limit(e: BaseException):
+    """The errno (ENOSPC, EDQUOT or EFBIG) of a write that hit a limit somewhere in `e`'s chain, or None
+    (tensorstore reports them as text inside a ValueError)."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(e):
-            return True
+        for code, text in _WRITE_LIMITS.items():
+            if (isinstance(e, OSError) and e.errno == code) or text in str(e):
+                return code
         e = e.__cause__ or e.__context__
-    return False
+    return None
+
+
+def _no_space(e: BaseException) -> bool:
+    return _write_limit(e) is not None
+
+
+class _QuietOrbax:
+    """Within: orbax's absl ERROR logs (with tracebacks, from its writer threads) are not printed; what they
+    report is raised to the caller as one CheckpointError line, or was harmless."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("absl")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        return False
+
+
+def _disk_usage(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(root, f))
+                total += max(st.st_size, st.st_blocks * 512)  # what the files take on the device
+            except OSError:
+                pass
+    return total
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _first_line(e: BaseException) -> str:
@@ -59,37 +118,52 @@ def _first_line(e: BaseException) -> str:
 class Checkpointer:
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            item_names=("state", "extra"),
-            # Known before any save, so that metadata can be read before restoring.
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "extra": ocp.JsonCheckpointHandler()},
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
-                                               cleanup_tmp_directories=True),  # remove saves cut by a crash
-        )
+        with _QuietOrbax():  # a step whose _CHECKPOINT_METADATA is unreadable is logged, and read without it
+            self.manager = ocp.CheckpointManager(
+                self.directory,
+                item_names=("state", "extra"),
+                # Known before any save, so that metadata can be read before restoring.
+                item_handlers={"state": ocp.StandardCheckpointHandler(), "extra": ocp.JsonCheckpointHandler()},
+                options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                     enable_async_checkpointing=False,
+                                                     cleanup_tmp_directories=True),  # remove saves cut by a crash
+            )
 
     def latest_step(self):
-        return self.manager.latest_step()
+        with _QuietOrbax():
+            return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        return sorted(self.manager.all_steps())
+        with _QuietOrbax():
+            return sorted(self.manager.all_steps())
 
     def save(self, step: int, arrays: dict, extra: dict | None = None) -> None:
         """Save a host pytree (numpy leaves) and a JSON-able `extra` as step `step`; blocks until it is complete
         on disk. A full disk is one line naming the directory and the size needed."""
         extra = {**(extra or {}), "checksum": digest(arrays)}
+        extra["extra_checksum"] = record_digest(extra)
         try:
-            self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
-                                                                 extra=ocp.args.JsonSave(extra)), force=True)
-            self.manager.wait_until_finished()
+            with _QuietOrbax():
+                self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
+                                                                     extra=ocp.args.JsonSave(extra)), force=True)
+                self.manager.wait_until_finished()
         except Exception as e:
-            if _no_space(e):
-                size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
+            limit = _write_limit(e)
+            if limit is not None:
                 last = [s for s in self.all_steps() if s != step]
+                size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(arrays))
+                if last:  # what a whole checkpoint took on disk (metadata included) is the better estimate
+                    size = max(size, _disk_usage(os.path.join(self.directory, str(last[-1]))))
+                resume = f"it resumes from {'step ' + str(last[-1]) if last else 'the start'}"
+                if limit == errno.EFBIG:
+                    raise CheckpointError(
+                        f"cannot write the checkpoint of step {step} in {self.directory}: a file would exceed the "
+                        f"file size limit (ulimit -f; the checkpoint takes about {_human(size)}). Raise the limit "
+                        f"and rerun the same command: {resume}.") from None
+                what = "no space left" if limit == errno.ENOSPC else "the disk quota is exceeded"
                 raise CheckpointError(
-                    f"no space left on the device of {self.directory}: the checkpoint of step {step} needs about "
-                    f"{size / 2**20:.1f} MiB. Free some space and rerun the same command: it resumes from "
-                    f"{'step ' + str(last[-1]) if last else 'the start'}.") from None
+                    f"{what} on the device of {self.directory}: the checkpoint of step {step} needs about "
+                    f"{_human(size)}. Free some space and rerun the same command: {resume}.") from None
             raise
 
     def restore(self, like: dict, step=None) -> tuple[dict, dict]:
@@ -100,8 +174,9 @@ class Checkpointer:
         path = os.path.join(self.directory, str(step))
         self._check_metadata(step, like, path)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
+            with _QuietOrbax():
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for unreadable or mismatched trees
             raise CheckpointError(
                 f"cannot restore checkpoint {path} ({type(e).__name__}: {_first_line(e)}); it is corrupt or from a "
@@ -117,8 +192,9 @@ class Checkpointer:
         reading params and batch_stats alone."""
         path = os.path.join(self.directory, str(step))
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))
+            with _QuietOrbax():
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))
         except Exception as e:  # orbax raises many types for a missing or unreadable step
             raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {_first_line(e)}); steps "
                                   f"there: {self.all_steps()}.") from None
@@ -135,13 +211,22 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {path} is damaged: its arrays do not match the checksum saved with "
                                   f"them. Delete it (rm -r {path}) to resume from an earlier one, or use a new "
                                   "--workdir.")
-        return dict(extra)
+        if "extra_checksum" in extra:
+            ok = extra["extra_checksum"] == record_digest(extra)
+        else:  # written before the record had its own checksum: only its known keys may be there
+            ok = set(extra) <= _UNCHECKED_EXTRA_KEYS
+        if not ok:
+            raise CheckpointError(f"checkpoint {path} is damaged: its record (extra/, the pending metrics) does not "
+                                  f"match the checksum saved with it. Delete it (rm -r {path}) to resume from an "
+                                  "earlier one, or use a new --workdir.")
+        return {k: v for k, v in extra.items() if k != "extra_checksum"}
 
     def _check_metadata(self, step, like, path) -> None:
         """Compare the saved tree's keys and shapes with `like` before reading any array, so a checkpoint of
         another architecture is named as such (an unreadable one is left to restore to report)."""
         try:
-            meta = self.manager.item_metadata(step)["state"]
+            with _QuietOrbax():
+                meta = self.manager.item_metadata(step)["state"]
         except Exception:
             return
         tree = getattr(meta, "tree", meta)

@@ -175,8 +175,39 @@ def fail(message: str, code: int = 2):
     sys.exit(code)
 
 
+def entry(script_main: Callable[[], int]) -> int:
+    """A script's `if __name__ == "__main__"`: its main(), where a Ctrl-C before training (while flags are read
+    or JAX starts) is one line and exit status 130, not a KeyboardInterrupt traceback."""
+    try:
+        return script_main()
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C) before training started; nothing to resume: run the command again.",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _quiet_after_failure() -> None:
+    """After a failure has been reported in its one line: what the libraries' threads and exit handlers still
+    print about it (orbax's closed event loops, tensorboardX's flush at exit on a full disk) is dropped, so the
+    one line stays one line. JAXCNN_TRACEBACKS=1 keeps them (for debugging)."""
+    import threading
+
+    if os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+        return
+    sys.excepthook = lambda *a: None
+    sys.unraisablehook = lambda *a: None
+    threading.excepthook = lambda *a: None
+
+
 def main(fn: Callable[[], Optional[int]]) -> int:
     """Run `fn` (a script's one library call); map every expected failure to one line and an exit status."""
+    code = _main(fn)
+    if code != 0:
+        _quiet_after_failure()
+    return code
+
+
+def _main(fn: Callable[[], Optional[int]]) -> int:
     from jaxcnn.train.checkpoint import CheckpointError
     from jaxcnn.train.engine import TrainingDiverged, TrainingInterrupted
 
@@ -189,8 +220,8 @@ def main(fn: Callable[[], Optional[int]]) -> int:
         print(str(e), file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
-        print("interrupted (a second Ctrl-C): stopped without a new checkpoint; the same command resumes from the "
-              "last one.", file=sys.stderr)
+        print("interrupted (Ctrl-C) outside a training step, or a second Ctrl-C: stopped without a new checkpoint; "
+              "the same command resumes from the last one.", file=sys.stderr)
         return 128 + signal.SIGINT
     except (ValueError, TypeError, FileNotFoundError, CheckpointError) as e:
         print(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", file=sys.stderr)
@@ -202,7 +233,35 @@ def main(fn: Callable[[], Optional[int]]) -> int:
             print(f"error: no space left on the device of {e.filename or 'the output'}; free some space and run "
                   "the same command again to resume.", file=sys.stderr)
             return 2
-        raise
+        print(f"error: {e.strerror or type(e).__name__}{': ' + str(e.filename) if e.filename else ''}; check "
+              "that path (permissions, space, a file where a folder belongs) and run the same command again.",
+              file=sys.stderr)
+        return 2
+
+
+def _drop_closed_event_loop_reports() -> None:
+    """When a checkpoint write fails (a full disk), orbax closes its event loop while tensorstore's writer
+    threads still report to it; each report prints a 'RuntimeError: Event loop is closed' traceback from a
+    thread, around the one-line error that says what happened. Those reports alone are dropped; every other
+    exception reaches the previous hook."""
+    def noise(kind, value, tb) -> bool:
+        frames = []
+        while tb is not None:
+            frames.append(tb.tb_frame.f_code.co_name)
+            tb = tb.tb_next
+        return kind is RuntimeError and str(value) == "Event loop is closed" and frames[-1:] == ["_check_closed"]
+
+    previous_excepthook, previous_unraisable = sys.excepthook, sys.unraisablehook
+
+    def excepthook(kind, value, tb):
+        if not noise(kind, value, tb):
+            previous_excepthook(kind, value, tb)
+
+    def unraisablehook(info):  # how tensorstore's callback threads report (PyErr_WriteUnraisable)
+        if not noise(info.exc_type, info.exc_value, info.exc_traceback):
+            previous_unraisable(info)
+
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
 def setup_process(coordinator=None, num_processes=None, process_id=None) -> None:
@@ -214,6 +273,7 @@ def setup_process(coordinator=None, num_processes=None, process_id=None) -> None
     from jaxcnn.train import distributed
 
     runtime.configure()
+    _drop_closed_event_loop_reports()
     logging.set_verbosity(logging.ERROR)  # orbax and TFDS log every save at INFO and routine notes at WARNING
     try:
         distributed.initialize(coordinator, num_processes, process_id)

@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
         "head_learning_rate": 1e-2,
         "full_steps": 300,  # phase 2: every weight; 0 = stop after the head
         "full_learning_rate": 1e-3,
+        "train_layers": (),  # phase 2 trains only the head and these top-level layers (BatchNorm frozen); () = all
     })
 
     # Ablations (scripts/ablate.py, jaxcnn.ablation): arms x seeds, each a run of the engine.
@@ -91,6 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
         "extras": (),  # "grad_norms", "twin_flip", "kernels"
         "facts": (),  # arithmetic facts reported with the result ("inception4a_5x5", "vgg_stack")
         "panels": [],  # [(title, [arm labels])]: the training-error plot as side-by-side panels
+        "target_train_error": 0.25,  # steps_to_target: the first logged step at or below this training error
+        "gap_examples": 10000,  # generalization_gap: training images scored in eval mode after training
         "pretrain": {},  # overrides of one pretraining run per seed; arms with finetune.path "pretrain" use it
         "finetune": False,  # every arm runs as fine-tuning (head / full / scratch phases: jaxcnn.finetune)
     })
@@ -171,7 +174,8 @@ def validate_config(config) -> None:
             continue
         value = given[key]
         if not _type_ok(default, value):
-            raise TypeError(f"config.{key} must be a {type(default).__name__} (like {default!r}), "
+            kind = type(default).__name__
+            raise TypeError(f"config.{key} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind} (like {default!r}), "
                             f"got {value!r} ({type(value).__name__}).")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"config.{key} must be a finite number (like {default!r}), got {value}.")
@@ -182,6 +186,21 @@ def validate_config(config) -> None:
         _check_number(key, given[key], low=0, what=" (0 = only at the end)")
     for key in ("eval_examples", "train_examples_per_class"):
         _check_number(key, given[key], low=0, what=" (0 = all)")
+    if not 0 <= config.seed < 2**32:  # jax.random.key(s) keeps s mod 2**32: seed 2**32 would silently be seed 0
+        raise ValueError(f"config.seed must be in 0..{2**32 - 1}, got {config.seed}; e.g. 0.")
+    for key in ("task", "dataset", "train_split", "eval_split"):
+        if not given[key].strip():
+            raise ValueError(f"config.{key} is empty; e.g. {base[key]!r}.")
+    _check_items("synthetic_shape", config.synthetic_shape, int, low=1, example=(28, 28, 1))
+    _check_items("classes", config.classes, int, low=0, example=(0, 1, 2))
+    _check_items("optimizer.step_boundaries", config.optimizer.step_boundaries, float, low=0, low_open=True,
+                 example=(0.5, 0.75))
+    _check_items("preprocess.mean", config.preprocess.mean, float, example=(0.2860,))
+    _check_items("preprocess.std", config.preprocess.std, float, low=0, low_open=True, example=(0.3530,))
+    _check_items("ablation.seeds", config.ablation.seeds, int, low=0, example=(0, 1, 2))
+    if not isinstance(config.model.get("name"), str):
+        raise TypeError(f"config.model.name must be a str naming a registered model, got "
+                        f"{config.model.get('name')!r}; e.g. 'fashion_cnn'.")
     check_choice("config.parallel", config.parallel, PARALLEL)
     check_choice("config.nan_policy", config.nan_policy, NAN_POLICIES)
     check_choice("config.optimizer.name", config.optimizer.name, OPTIMIZERS)
@@ -191,12 +210,16 @@ def validate_config(config) -> None:
     opt = config.optimizer
     _check_number("optimizer.learning_rate", opt.learning_rate, low=0, low_open=True)
     _check_number("optimizer.momentum", opt.momentum, low=0, high=1)
+    if opt.momentum == 1:
+        raise ValueError("config.optimizer.momentum must be < 1 (1 never forgets a gradient: the updates grow "
+                         "without bound), got 1.0; e.g. 0.9.")
     _check_number("optimizer.weight_decay", opt.weight_decay, low=0)
     _check_number("optimizer.warmup_steps", opt.warmup_steps, low=0)
     _check_number("optimizer.step_factor", opt.step_factor, low=0, low_open=True)
     _check_number("optimizer.grad_clip_norm", opt.grad_clip_norm, low=0, what=" (0 = off)")
-    for b in opt.step_boundaries:
-        _check_number("optimizer.step_boundaries", b, low=0, low_open=True)
+    if list(opt.step_boundaries) != sorted(opt.step_boundaries):
+        raise ValueError(f"config.optimizer.step_boundaries must be increasing, got {tuple(opt.step_boundaries)}; "
+                         "e.g. (0.5, 0.75).")
     _check_number("label_smoothing", config.label_smoothing, low=0)
     if config.label_smoothing >= 1.0:
         raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
@@ -220,6 +243,20 @@ def validate_config(config) -> None:
     if len(set(classes)) != len(classes) or min(classes, default=0) < 0:
         raise ValueError(f"config.classes must be distinct class ids >= 0, got {tuple(config.classes)}.")
     validate_finetune(config.finetune)
+
+
+def _check_items(key: str, values, kind, *, low=None, low_open=False, example=None) -> None:
+    """Each element of the tuple config.KEY is a `kind` (int: not bool or float; float: any real number),
+    finite and in range."""
+    for v in values:
+        ok = (isinstance(v, int) and not isinstance(v, bool)) if kind is int else (
+            isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not ok or (kind is float and not math.isfinite(v)) or (
+                low is not None and (v <= low if low_open else v < low)):
+            what = {int: "ints", float: "finite numbers"}[kind]
+            bound = "" if low is None else f" {'>' if low_open else '>='} {low}"
+            raise (TypeError if not ok else ValueError)(
+                f"config.{key} must hold {what}{bound}, got {tuple(values)!r}; e.g. {example!r}.")
 
 
 def validate_finetune(ft) -> None:

@@ -125,7 +125,7 @@ def run(setup: Setup, workdir, *, stop_after_steps: Optional[int] = None) -> dic
 
 
 def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int]) -> dict:
-    config, strategy = setup.config, setup.strategy
+    config = setup.config
     end = config.num_steps
     ckpt = Checkpointer(wd.checkpoint_dir, keep=config.keep_checkpoints)
     log = None
@@ -157,6 +157,7 @@ def _finished(setup, wd, ckpt, template, latest, end, main) -> Optional[dict]:
     if record is None:
         # Its final record was lost; with a later phase's checkpoints on disk this phase cannot be redone.
         return {"step": end, "phase": setup.phase, "finished_before": True, "steps_run": 0} if latest > end else None
+    _check_learned(wd, setup, end)
     step = end if end in ckpt.all_steps() else None
     out = dict(record, finished_before=True, steps_run=0)
     if step is not None:
@@ -198,11 +199,9 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                             "state": strategy.get_state(device_state)}
                 if signals.received is not None:
                     pending = _checked(_host_metrics(window), step, ckpt, config)
-                    save(step, pending)
-                    name = "SIGINT (Ctrl-C)" if signals.received == signal.SIGINT else "SIGTERM"
-                    raise TrainingInterrupted(
-                        f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
-                        f"{ckpt.directory}; run the same command again to resume.", signals.received)
+                    if ckpt.latest_step() != step:  # the signal came while step `step` was being checkpointed
+                        save(step, pending)
+                    raise _interrupted(signals.received, step, end, ckpt.directory)
                 idx = batch_indices(config.seed, step, len(data), config.batch_size)[my_slice]
                 batch = strategy.put_batch(data.take(idx))
                 device_state, metrics = strategy.train(device_state, batch, key)
@@ -230,13 +229,39 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                     window, values, timed_steps, t0 = [], [], 0, time.perf_counter()
                 if do_ckpt:
                     save(done, values)
+            if main and record["step"] == end:
+                _check_learned(wd, setup, end)
             if main and setup.phase == "train" and record["step"] == end:
                 wd.mark_finished(end)
+            if signals.received is not None:  # it came during the last step: saved, but nothing may follow
+                raise _interrupted(signals.received, end, end, ckpt.directory)
     finally:
         bar.close()
     record = dict(record, steps_run=end - start)
     record["state"] = strategy.get_state(device_state)
     return record
+
+
+def _interrupted(signum: int, step: int, end: int, directory: str) -> TrainingInterrupted:
+    name = "SIGINT (Ctrl-C)" if signum == signal.SIGINT else "SIGTERM"
+    return TrainingInterrupted(f"{name}: stopped after step {step} of {end} and saved a checkpoint of it in "
+                               f"{directory}; run the same command again to resume.", signum)
+
+
+def _check_learned(wd, setup, end: int) -> None:
+    """Under nan_policy='skip', a run whose every step was skipped learned nothing: it must not end as done
+    (exit 0) with its initial weights. Read from metrics.jsonl, so a finished run started again says so too."""
+    from jaxcnn.train.workdir import read_metrics
+
+    steps = end - setup.first_step
+    records = [r for r in read_metrics(wd.metrics_path) if r.get("phase", "train") == setup.phase
+               and setup.first_step < r["step"] <= end]
+    skipped = sum(int(r.get("skipped_steps_window", 0)) for r in records)
+    if steps > 0 and records and skipped >= steps:
+        raise TrainingDiverged(
+            f"every one of the {steps} steps of this run was skipped (NaN/Inf loss, gradients or parameters, "
+            f"nan_policy='skip'): nothing was learned and the checkpoints hold the initial weights. Fix the "
+            "learning rate or the data, and train again in a new --workdir.")
 
 
 def _checked(values: list[dict], last_step: int, ckpt, config) -> list[dict]:

@@ -47,8 +47,13 @@ class MetricsLog:
             with open(self.path, "a") as f:
                 f.write(line)
         except OSError as e:
+            import errno
+
             from jaxcnn.train.workdir import WorkdirError
 
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise WorkdirError(f"no space left on the device of {self.path} (appending {len(line)} bytes); "
+                                   "free some space and rerun the same command to resume.") from None
             raise WorkdirError(f"cannot append to {self.path} ({e.strerror}); free space or fix the permissions "
                                "and rerun the same command to resume.") from None
         if self.writer is not None:
@@ -57,8 +62,15 @@ class MetricsLog:
                     self.writer.add_scalar(k, v, record["step"])
 
     def close(self) -> None:
+        """Close the TensorBoard writer. Its events are a view of metrics.jsonl: when they cannot be flushed
+        (a full disk) that is not the error to report, so it is dropped here rather than replacing the one
+        that stopped the run."""
         if self.writer is not None:
-            self.writer.close()
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except OSError:
+                pass
 
 
 def _hparams(config) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Callable, Optional
 
 import jax
@@ -66,6 +67,9 @@ def build_model(config, num_classes: int):
     if "conv_mode" in overrides and "conv_mode" not in fields:
         overrides.pop("conv_mode")
     _check_field_types(spec, overrides)
+    from jaxcnn.models._fields import check_fields
+
+    check_fields(spec, {k: v for k, v in overrides.items() if k in config.model}, where="config.model.")
     return create_model(name, **overrides)
 
 
@@ -132,6 +136,9 @@ def check_learnable(data, what: str) -> None:
     if isinstance(data.labels, dict):  # detection targets: the task checks its own
         return
     labels = np.asarray(data.labels)
+    if len(data) == 0:
+        raise ValueError(f"{what} holds no examples; check config.classes, config.train_examples_per_class and "
+                         "the dataset.")
     if labels.size and (labels.min() < 0 or labels.max() >= data.num_classes):
         raise ValueError(f"{what} has labels outside 0..{data.num_classes - 1} (found {int(labels.min())}.."
                          f"{int(labels.max())}); fix the labels or the dataset's class count.")
@@ -150,6 +157,10 @@ def load_data(config):
     if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
         raise ValueError(f"config.data_dir {config.data_dir!r} is not a directory; pass the TFDS data dir that "
                          "holds the prepared dataset, or leave it empty for $TFDS_DATA_DIR or ~/tensorflow_datasets.")
+    if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()  # preparing a dataset draws bars on stderr: only for a live terminal
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
     train = datasets.load(config.dataset, config.train_split, **kw)
@@ -163,6 +174,10 @@ def load_data(config):
     if config.eval_examples:
         test = datasets.ArrayDataset(test.images[:config.eval_examples], test.labels[:config.eval_examples],
                                      test.num_classes)
+    if len(test) == 0:
+        raise ValueError(f"{config.dataset} split {config.eval_split!r} holds no examples"
+                         f"{' of classes ' + str(tuple(config.classes)) if config.classes else ''}; nothing could be "
+                         "evaluated. Choose another --config.eval_split or --config.classes.")
     datasets.check_finite(train, f"{config.dataset} split {config.train_split!r}")
     datasets.check_finite(test, f"{config.dataset} split {config.eval_split!r}")
     check_learnable(train, f"{config.dataset} split {config.train_split!r}")
@@ -186,6 +201,15 @@ def _check_classes(model, data, config) -> None:
                          "or choose classes with --config.classes.")
 
 
+def _check_model_builds(model, shape, config) -> None:
+    """Trace the model's initialisation on the input it will see (no arrays are computed), so that a field
+    value it refuses (an unknown conv_mode) or an input it cannot take is refused here, before a workdir is
+    touched, and not when the loop starts with the workdir's config.json already written."""
+    x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
+    jax.eval_shape(lambda k: model.init({"params": k, "dropout": k}, jnp.zeros(x.shape, x.dtype), train=False),
+                   jax.random.key(0))
+
+
 def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None,
           init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train") -> Setup:
     """Everything one engine run needs, from `config` (validated first); any part may be given instead.
@@ -204,6 +228,7 @@ def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None
     _check_classes(model, train_data, config)
     preprocess = make_preprocess_fn(config, train_data.images.shape[-1])
     shape = input_shape(config, train_data, preprocess)
+    _check_model_builds(model, shape, config)
     family = family_of(model)
     task = get_task(config.task, config=config, aux_weight=float(family.aux_weight(model)),
                     num_classes=getattr(model, "num_classes", train_data.num_classes))

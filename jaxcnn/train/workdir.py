@@ -24,7 +24,6 @@ from typing import Optional
 
 import ml_collections
 
-from jaxcnn.train.config import flat
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
