@@ -2,9 +2,9 @@
 
     python -m benchmarks.gpu_check report --results-dir benchmarks --work /tmp/gpu_check.X [--smoke]
 
-The script runs three steps (the accelerator tests, `scripts/bench.py --only gpu`, the main job with an
-evaluation every 100 steps) and records each one's exit status and seconds in WORK/steps.tsv; this module
-reads that, the tests' JUnit XML and the main job's metrics.jsonl, attaches the result to the `gpu` section
+The script runs its steps (the accelerator tests in two runs, `scripts/bench.py --only gpu`, the main job
+with an evaluation every 100 steps) and records each one's exit status and seconds in WORK/steps.tsv; this
+module reads that, the tests' JUnit XML files and the main job's metrics.jsonl, attaches the result to the `gpu` section
 of RESULTS_DIR/results.json as data["checks"] (creating the section if the benchmark did not write one) and
 renders RESULTS.md again. Every other section of results.json is kept as it was.
 """
@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from typing import Optional
 
 TARGET_ACCURACY = 0.90
-STEPS = ("tests", "bench", "train")
+STEPS = ("tests", "tests_models", "bench", "train")
+JUNIT_FILES = ("junit_ops.xml", "junit_models.xml")
 
 
 def read_steps(path: str) -> dict:
@@ -35,18 +36,24 @@ def read_steps(path: str) -> dict:
     return steps
 
 
-def junit_summary(path: str, max_failures: int = 20) -> Optional[dict]:
-    """Counts and the failing tests (id and the first line of the message) from pytest's --junitxml."""
-    if not os.path.exists(path):
-        return None
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError:
+def junit_summary(paths, max_failures: int = 20) -> Optional[dict]:
+    """Counts, the failing tests (id and the first line of the message) and the recorded relative errors from
+    pytest's --junitxml files (one path or several; missing ones are left out)."""
+    roots = []
+    for path in [paths] if isinstance(paths, str) else paths:
+        try:
+            roots.append(ET.parse(path).getroot())
+        except (OSError, ET.ParseError):
+            pass
+    if not roots:
         return None
     counts = {"passed": 0, "failed": 0, "skipped": 0}
-    failures = []
-    for case in root.iter("testcase"):
+    failures, errors = [], {}
+    for case in (c for root in roots for c in root.iter("testcase")):
         test_id = f"{case.get('classname', '')}::{case.get('name', '')}"
+        for prop in case.iter("property"):  # tests/test_accelerator.py records its relative errors
+            if prop.get("name") == "rel_err":
+                errors[case.get("name", "")] = prop.get("value", "")
         bad = case.find("failure")
         if bad is None:
             bad = case.find("error")
@@ -58,9 +65,31 @@ def junit_summary(path: str, max_failures: int = 20) -> Optional[dict]:
             counts["skipped"] += 1
         else:
             counts["passed"] += 1
-    seconds = sum(float(s.get("time", 0) or 0) for s in root.iter("testsuite"))
+    seconds = sum(float(s.get("time", 0) or 0) for root in roots for s in root.iter("testsuite"))
     return {**counts, "seconds": seconds, "failures": failures[:max_failures],
-            "more_failures": max(0, len(failures) - max_failures)}
+            "more_failures": max(0, len(failures) - max_failures), "errors": errors}
+
+
+def error_lines(errors: dict) -> list[str]:
+    """The relative errors the tests measured: each model's, and the largest per op mode."""
+    models = {k: v for k, v in errors.items() if k.startswith("test_model_")}
+    ops: dict = {}
+    for name, value in errors.items():
+        if name.startswith("test_op_matches_cpu[") and name.endswith("]"):
+            op, mode = name[len("test_op_matches_cpu["):-1].rsplit("-", 1)
+            worst = max((float(t.rstrip(",")) for t in value.split() if t[:1].isdigit()), default=0.0)
+            if worst >= ops.get(mode, ("", -1.0))[1]:
+                ops[mode] = (op, worst)
+    lines = []
+    if ops:
+        lines += ["Largest relative error of the ops (forward or gradient) against the float32 CPU reference: "
+                  + "; ".join(f"{mode} {e:.1e} ({op})" for mode, (op, e) in sorted(ops.items())) + ".", ""]
+    if models:
+        lines += ["| model test | relative error |", "|---|---|"]
+        lines += [f"| {name.replace('test_model_', '').replace('_matches_cpu', '')} | {value} |"
+                  for name, value in sorted(models.items())]
+        lines.append("")
+    return lines
 
 
 def time_to_accuracy(metrics_path: str, target: float = TARGET_ACCURACY) -> Optional[dict]:
@@ -98,7 +127,7 @@ def collect(work: str, smoke: bool, command: str, target: float = TARGET_ACCURAC
     steps = read_steps(os.path.join(work, "steps.tsv"))
     train = time_to_accuracy(os.path.join(work, "main_job", "metrics.jsonl"), target)
     return {"smoke": smoke, "command": command, "steps": steps,
-            "tests": junit_summary(os.path.join(work, "junit.xml")), "main_job": train,
+            "tests": junit_summary([os.path.join(work, f) for f in JUNIT_FILES]), "main_job": train,
             "main_job_command": _read(os.path.join(work, "main_job_command.txt")),
             "device": _read(os.path.join(work, "device.txt"))}
 
@@ -144,12 +173,17 @@ def markdown(checks: dict, data: Optional[dict] = None) -> list[str]:
         result = f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped"
     else:
         result = "no test report"
-    lines.append(f"| accelerator tests (`tests/test_accelerator.py`) | {_step_cell(steps, 'tests')} | {result} |")
+    lines.append(f"| accelerator tests (`tests/test_accelerator.py`): ops, routes, parallel modes | "
+                 f"{_step_cell(steps, 'tests')} | {result} |")
+    lines.append(f"| accelerator tests: every model family, f32 and bf16 | {_step_cell(steps, 'tests_models')} | "
+                 "(counted in the line above) |")
     lines.append(f"| benchmark (`scripts/bench.py --only gpu`) | {_step_cell(steps, 'bench')} | "
                  f"{_bench_cell(data)} |")
     lines.append(f"| main job (`{checks.get('main_job_command') or 'scripts/train.py'}`) | "
                  f"{_step_cell(steps, 'train')} | {_job_cell(job)} |")
     lines.append("")
+    if tests and tests.get("errors"):
+        lines += error_lines(tests["errors"])
     if tests and tests["failures"]:
         lines += ["Failed tests:", ""]
         lines += [f"- `{f['test']}`: {f['message']}" for f in tests["failures"]]
@@ -214,7 +248,7 @@ def summary_lines(checks: dict, data: Optional[dict] = None) -> list[str]:
     """A short plain-text summary for the end of the log (the device call returns the log's tail)."""
     steps, tests, job = checks["steps"], checks["tests"], checks["main_job"]
     out = [f"GPU check{' (CPU smoke)' if checks['smoke'] else ''} on {checks.get('device') or '?'}:"]
-    out.append(f"  tests : {_step_cell(steps, 'tests')}; " + (
+    out.append(f"  tests : {_step_cell(steps, 'tests')} and {_step_cell(steps, 'tests_models')}; " + (
         f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped" if tests else "no report"))
     out.append(f"  bench : {_step_cell(steps, 'bench')}; {_bench_cell(data)}")
     out.append(f"  train : {_step_cell(steps, 'train')}; {_job_cell(job).replace('**', '')}")
@@ -229,7 +263,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="attach the GPU check's results to RESULTS_DIR/results.json and RESULTS.md")
     r.add_argument("--results-dir", required=True)
-    r.add_argument("--work", required=True, help="the script's work folder (steps.tsv, junit.xml, main_job/)")
+    r.add_argument("--work", required=True, help="the script's work folder (steps.tsv, junit_*.xml, main_job/)")
     r.add_argument("--smoke", action="store_true")
     r.add_argument("--command", default="bash scripts/gpu_check.sh")
     r.add_argument("--target", type=float, default=TARGET_ACCURACY)

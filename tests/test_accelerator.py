@@ -7,9 +7,9 @@ in float32 at full precision (`jax.default_matmul_precision("float32")`). Checke
 * every op in `jaxcnn.ops` that computes (convolution in both semantics, transpose, im2col, pooling, LRN,
   unpooling, SPP, RoI pooling): forward and vector-Jacobian product, in float32 at full precision (tight),
   float32 at the default precision (what training uses: TF32 on recent NVIDIA GPUs) and bfloat16;
-* every model family's logits (eval mode) and parameter gradients (train mode: BatchNorm on batch
-  statistics, dropout with one key, so the same mask on both devices), at small widths and inputs, in
-  float32 and with the model's `dtype=bfloat16` (parameters float32);
+* every model family's outputs and parameter gradients (one forward and backward in training mode:
+  BatchNorm on batch statistics, dropout with one key, so the same mask on both devices), at small widths
+  and inputs, in float32 and with the model's `dtype=bfloat16` (parameters float32);
 * the parallel modes `none`, `pmap` and `mesh` of `jaxcnn.train` on the devices present;
 * that the CPU-only routes jaxcnn picks with `lax.platform_dependent` (`ops.max_pool`'s reshape/argmax route
   for tiled windows; jaxcnn's native CPU convolutions, FFI custom calls named `jaxcnn_*`) are not what the
@@ -51,14 +51,14 @@ SAME_COMPUTATION = ("the accelerator is the CPU here: float32 on it against the 
 
 # Relative-error bounds ||got - want|| / ||want||.
 OP_TOL = {"f32_full": 1e-5, "f32": 3e-3, "bf16": 2e-2}
-MODEL_TOL = {"logits": 1e-4, "grads": 1e-3}  # float32 at full precision on both sides
+MODEL_TOL = {"outputs": 1e-4, "grads": 1e-3}  # float32 at full precision on both sides
 # bfloat16 models against the float32 reference: through a dozen layers the error is large and model-dependent
-# (measured on the CPU: logits 2e-3..6e-3, gradients 2e-2..0.3, where BatchNorm's backward on small batches
+# (measured on the CPU, eval-mode logits 2e-3..6e-3, gradients 2e-2..0.3, where BatchNorm's backward on small batches
 # cancels; SegNet 0.13 and 0.6, its unpooling moving values where bf16 rounding changes which element of a window
 # is the maximum). So the bound is 3x what bfloat16 gives on the CPU for the same model and inputs, at least
 # BF16_FLOOR and never more than BF16_CAP (beyond it the result is garbage whatever the CPU does).
-BF16_FLOOR = {"logits": 2e-2, "grads": 5e-2}
-BF16_CAP = {"logits": 0.5, "grads": 1.0}
+BF16_FLOOR = {"outputs": 2e-2, "grads": 5e-2}
+BF16_CAP = {"outputs": 0.5, "grads": 1.0}
 CPU_ONLY_TARGET = re.compile(r'custom_call_target="(jaxcnn_[^"]*)"')
 
 
@@ -206,7 +206,7 @@ def _op_reference(name: str, bf16: bool):
 
 @pytest.mark.parametrize("mode", ["f32_full", "f32", "bf16"])
 @pytest.mark.parametrize("case", OP_CASES, ids=lambda c: c.name)
-def test_op_matches_cpu(case, mode):
+def test_op_matches_cpu(case, mode, record_property):
     """Forward and VJP of the op on the accelerator against the float32 CPU reference (bf16: the same
     bf16-rounded inputs, computed in bf16 there)."""
     bf16 = mode == "bf16"
@@ -219,10 +219,11 @@ def test_op_matches_cpu(case, mode):
     assert got.dtype == want_dtype, f"{case.name} returned {got.dtype} for {want_dtype} inputs"
     tol = OP_TOL[mode]
     err = rel_err(got, want)
+    grad_errs = [rel_err(g, w) for g, w in zip(got_grads, want_grads)]
+    record_property("rel_err", f"forward {err:.2e}, gradients {', '.join(f'{e:.2e}' for e in grad_errs)}")
     assert err <= tol, f"{case.name} {mode} forward: relative error {err:.2e} > {tol:.0e} on {ACCEL.device_kind}"
-    for i, (g, w) in enumerate(zip(got_grads, want_grads)):
+    for i, (g, err) in enumerate(zip(got_grads, grad_errs)):
         assert g.dtype == want_dtype
-        err = rel_err(g, w)
         assert err <= tol, (f"{case.name} {mode} gradient of argument {i}: relative error {err:.2e} > {tol:.0e} "
                             f"on {ACCEL.device_kind}")
     check_no_cpu_route(hlo)
@@ -401,6 +402,11 @@ if SMOKE:
     MODEL_CASES = [c for c in MODEL_CASES if c.name in ("fashion_cnn_tiny", "keras_cifar_cnn")]
 
 
+# Under pytest-xdist with --dist loadgroup (scripts/gpu_check.sh), a model's tests share one worker and so its
+# cached CPU reference.
+MODEL_PARAMS = [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in MODEL_CASES]
+
+
 def test_every_family_is_checked():
     assert not UNCOVERED, (f"model families without a small case in tests/test_accelerator.py: {UNCOVERED}; "
                            "add a ModelCase with small widths and input")
@@ -412,20 +418,20 @@ def _model(case: ModelCase, dtype: str):
 
 
 def _model_step(model, n_extra: int):
-    """(variables, x, cotangents, key, *extra) -> (eval-mode outputs, parameter gradients of <outputs, ct>
-    in train mode: BatchNorm on batch statistics, dropout with `key`)."""
+    """(variables, x, cotangents, key, *extra) -> (outputs, parameter gradients of <outputs, cotangents>),
+    one forward and backward in training mode: BatchNorm on batch statistics, dropout with `key`."""
     def step(variables, x, ct, key, *extra):
-        params = variables["params"]
         rest = {k: v for k, v in variables.items() if k != "params"}
-        outputs = model.apply(variables, x, *extra, train=False)
 
         def loss(params):
             out, _ = model.apply({"params": params, **rest}, x, *extra, train=True, rngs={"dropout": key},
                                  mutable=["batch_stats", "intermediates"])
-            return sum(jnp.vdot(o.astype(jnp.float32), c) for o, c in
-                       zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ct)))
+            value = sum(jnp.vdot(o.astype(jnp.float32), c) for o, c in
+                        zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ct)))
+            return value, out
 
-        return outputs, jax.grad(loss)(params)
+        (_, outputs), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+        return outputs, grads
     return step
 
 
@@ -454,7 +460,7 @@ def _boxes_for(case: ModelCase):
 
 
 def _model_errors(case: ModelCase, dtype: str, device) -> tuple[dict, dict, str]:
-    """Relative errors {"logits", "grads"} of the model in `dtype` on `device` against the float32 CPU
+    """Relative errors {"outputs", "grads"} of the model in `dtype` on `device` against the float32 CPU
     reference, a line naming the worst gradient leaves, and the compiled HLO."""
     x, variables, ct, key, extra, want_out, want_grads = _model_reference(case)
     (got_out, got_grads), hlo = run_on(device, _model_step(_model(case, dtype), len(extra)), variables, x, ct, key,
@@ -463,7 +469,7 @@ def _model_errors(case: ModelCase, dtype: str, device) -> tuple[dict, dict, str]
         assert leaf.dtype == jnp.float32, "parameter gradients must stay float32 (the parameters are float32)"
     out_err, _ = tree_err(got_out, want_out)
     grad_err, worst = tree_err(got_grads, want_grads)
-    return {"logits": out_err, "grads": grad_err}, worst, hlo
+    return {"outputs": out_err, "grads": grad_err}, worst, hlo
 
 
 @functools.lru_cache(maxsize=None)
@@ -471,13 +477,14 @@ def _cpu_bf16_errors(case: ModelCase) -> dict:
     return _model_errors(case, "bf16", CPU)[0]
 
 
-@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: c.id)
-def test_model_f32_matches_cpu(case):
-    """Logits and parameter gradients in float32 at full precision: the accelerator computes the same
+@pytest.mark.parametrize("case", MODEL_PARAMS)
+def test_model_f32_matches_cpu(case, record_property):
+    """Outputs and parameter gradients in float32 at full precision: the accelerator computes the same
     function as the CPU up to float32 rounding."""
     if ON_CPU:
         pytest.skip(SAME_COMPUTATION)
     errors, worst, hlo = _model_errors(case, "f32", ACCEL)
+    record_property("rel_err", ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
     for part, err in errors.items():
         assert err <= MODEL_TOL[part], (f"{case.id} float32 {part}: relative error {err:.2e} > "
                                         f"{MODEL_TOL[part]:.0e} on {ACCEL.device_kind}"
@@ -485,12 +492,13 @@ def test_model_f32_matches_cpu(case):
     check_no_cpu_route(hlo)
 
 
-@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: c.id)
-def test_model_bf16_matches_cpu(case):
+@pytest.mark.parametrize("case", MODEL_PARAMS)
+def test_model_bf16_matches_cpu(case, record_property):
     """The model with dtype=bfloat16 (parameters float32) against the float32 reference, within 3x the error
     of bfloat16 on the CPU (on the CPU suite: within the cap, and finite)."""
     errors, worst, hlo = _model_errors(case, "bf16", ACCEL)
     cpu = errors if ON_CPU else _cpu_bf16_errors(case)
+    record_property("rel_err", ", ".join(f"{k} {v:.2e} (CPU bf16 {cpu[k]:.2e})" for k, v in errors.items()))
     for part, err in errors.items():
         bound = min(BF16_CAP[part], max(BF16_FLOOR[part], 3 * cpu[part]))
         assert err <= bound, (f"{case.id} bfloat16 {part}: relative error {err:.2e} > {bound:.1e} on "

@@ -49,7 +49,9 @@ def test_junit_summary_counts_and_names_failures(tmp_path):
     path = tmp_path / "junit.xml"
     path.write_text(
         '<?xml version="1.0"?><testsuites><testsuite name="pytest" time="3.5">'
-        '<testcase classname="tests.test_accelerator" name="test_a" time="1"/>'
+        '<testcase classname="tests.test_accelerator" name="test_op_matches_cpu[convolve_valid-bf16]" time="1">'
+        '<properties><property name="rel_err" value="forward 3.10e-03, gradients 2.00e-03, 4.50e-03"/></properties>'
+        '</testcase>'
         '<testcase classname="tests.test_accelerator" name="test_b[x]" time="1">'
         '<failure message="AssertionError: resnet bf16 gradients: relative error 9e-01">trace</failure></testcase>'
         '<testcase classname="tests.test_accelerator" name="test_c" time="0"><skipped message="why"/></testcase>'
@@ -60,6 +62,8 @@ def test_junit_summary_counts_and_names_failures(tmp_path):
     assert got["failures"][0] == {"test": "tests.test_accelerator::test_b[x]",
                                   "message": "AssertionError: resnet bf16 gradients: relative error 9e-01"}
     assert got["seconds"] == 3.5
+    assert got["errors"] == {"test_op_matches_cpu[convolve_valid-bf16]": "forward 3.10e-03, gradients 2.00e-03, 4.50e-03"}
+    assert gpu_check.error_lines(got["errors"])[0].endswith("bf16 4.5e-03 (convolve_valid).")
 
 
 def test_report_keeps_the_cpu_sections_and_says_when_the_bench_failed(tmp_path):
@@ -69,7 +73,8 @@ def test_report_keeps_the_cpu_sections_and_says_when_the_bench_failed(tmp_path):
     before = json.loads((results / "results.json").read_text())
     work = tmp_path / "work"
     (work / "main_job").mkdir(parents=True)
-    (work / "steps.tsv").write_text("tests\t0\t12\t\nbench\t124\t240\tkilled at its 240 s limit\ntrain\t0\t30\t\n")
+    (work / "steps.tsv").write_text("tests\t0\t12\t\ntests_models\t0\t40\t\n"
+                                    "bench\t124\t240\tkilled at its 240 s limit\ntrain\t0\t30\t\n")
     _metrics(work / "main_job" / "metrics.jsonl", [
         {"step": 100, "images_per_sec": 9e4, "wall_time_sec": 3.0, "eval_accuracy": 0.91}])
     checks = gpu_check.collect(str(work), smoke=False, command="bash scripts/gpu_check.sh")
@@ -105,10 +110,13 @@ def test_cpu_smoke_run_end_to_end(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| benchmark"))
     assert "lenet5_modern batch 8: bf16 " in row and "images/s" in row
     assert "CPU smoke run (`--cpu-smoke`)" in text
-    row = next(line for line in text.splitlines() if line.startswith("| accelerator tests"))
+    assert "Largest relative error of the ops" in text and "| bf16[fashion_cnn_tiny] | outputs " in text
+    row = next(line for line in text.splitlines() if line.startswith("| accelerator tests (`"))
     assert "| ok, " in row and " 0 failed" in row and int(row.split("|")[3].split()[0]) >= 20  # passed
+    assert "| ok, " in next(line for line in text.splitlines() if line.startswith("| accelerator tests: every"))
     row = next(line for line in text.splitlines() if line.startswith("| main job"))
     assert "--config.num_steps=20" in row and "| ok, " in row and "final 0." in row and "at step 20" in row
-    for name in ("gpu_check.log", "RESULTS.md", "results.json", "junit.xml", "main_job_metrics.jsonl"):
+    for name in ("gpu_check.log", "RESULTS.md", "results.json", "junit_ops.xml", "junit_models.xml",
+                 "main_job_metrics.jsonl"):
         assert (out / name).exists(), name
     assert hashlib.sha256(open(committed, "rb").read()).hexdigest() == digest  # never written over
