@@ -41,6 +41,14 @@ def now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+def native_conv() -> str:
+    """jaxcnn's native CPU convolutions: "enabled (oneDNN 3.2.0)", or why not."""
+    from jaxcnn.ops import native
+
+    status = native.status()
+    return f"{status} (oneDNN {native.dnnl_version()})" if status == "enabled" else status
+
+
 def collect(torch_threads=None) -> dict:
     """Device kind, CPU, cores, thread settings, versions, XLA_FLAGS (JAX must be importable)."""
     import jax
@@ -60,6 +68,7 @@ def collect(torch_threads=None) -> dict:
         "threads": {**{k: os.environ[k] for k in THREAD_VARS if k in os.environ},
                     **({"torch.get_num_threads": torch_threads} if torch_threads else {})},
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "native_conv": native_conv(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "versions": {d: _version(d) for d in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},

@@ -30,7 +30,8 @@ def main(args, command: str) -> int:
     info = env.collect(torch_threads)
     print(f"jaxcnn benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}\n"
           f"device {info['device_kind']} ({info['backend']}), CPU {info['cpu_model']}, {info['cpu_count']} cores; "
-          f"XLA_FLAGS={info['xla_flags']!r}; load average {env.loadavg()}", flush=True)
+          f"XLA_FLAGS={info['xla_flags']!r}; native convolutions {info['native_conv']}; "
+          f"load average {env.loadavg()}", flush=True)
     start, run_date, run_load = time.perf_counter(), env.now(), env.loadavg()
     if not args.quick and run_load and run_load[0] > 0.5 * (info["cpus_usable"] or 1):
         print(f"warning: load average {run_load[0]} on {info['cpus_usable']} usable cores: the machine is busy, "

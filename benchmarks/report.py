@@ -49,7 +49,8 @@ def _env_lines(run: dict) -> list[str]:
             f"- CPU: {e['cpu_model']}; {e['cpu_count']} cores ({e['cpus_usable']} usable by this process)",
             f"- Threads: {threads}",
             f"- Python {e['python']} on {e['platform']}; {versions}",
-            f"- XLA_FLAGS: `{e['xla_flags'] or '(empty)'}`"]
+            f"- XLA_FLAGS: `{e['xla_flags'] or '(empty)'}`",
+            f"- Native CPU convolutions (jaxcnn.ops.native): {e.get('native_conv', 'not recorded')}"]
 
 
 def _run_line(run: dict) -> str:
@@ -58,7 +59,7 @@ def _run_line(run: dict) -> str:
 
 
 def _same_setting(a: dict, b: dict) -> bool:
-    keys = ("device_kind", "cpu_model", "cpu_count", "threads", "xla_flags", "versions")
+    keys = ("device_kind", "cpu_model", "cpu_count", "threads", "xla_flags", "native_conv", "versions")
     return all(a["env"].get(k) == b["env"].get(k) for k in keys)
 
 

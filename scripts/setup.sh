@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for jaxcnn: Debian's Fashion-MNIST files (the offline
-# default dataset) and a virtual environment .venv with jaxcnn and its test
-# extras. Safe to run again: it only installs what is missing.
+# default dataset), a virtual environment .venv with jaxcnn and its test
+# extras, and on Linux x86-64 the native CPU convolutions (oneDNN from PyPI,
+# compiled with g++). Safe to run again: it only installs or builds what is
+# missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+native=0
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then native=1; fi
+
+missing=()
+dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || missing+=(dataset-fashion-mnist)
+if [ "$native" = 1 ] && ! command -v g++ >/dev/null 2>&1; then missing+=(g++); fi
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,plots]"
+extras="test,plots"
+if [ "$native" = 1 ]; then extras="$extras,native"; fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+
+# The oneDNN convolution extension (jaxcnn.ops.native): rebuilt only when its
+# source, the XLA FFI headers or the command changed. Elsewhere jaxcnn uses
+# XLA's convolutions.
+if [ "$native" = 1 ]; then
+  .venv/bin/python -m jaxcnn.ops.native.build
+else
+  echo "setup: native CPU convolutions are built on Linux x86-64 only; XLA's convolutions are used here"
+fi
 
 # torch is optional: the weight-import tests and the benchmarks use it. Install
 # it only where the machine offers a local CPU wheel through pip's find-links,

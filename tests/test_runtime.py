@@ -32,8 +32,9 @@ def _env(extra):
 
 
 def _probe(env_extra, before=""):
+    # The probe is about XLA's own convolution kernels: jaxcnn's native CPU path off.
     r = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], capture_output=True, text=True,
-                       env=_env(env_extra), timeout=300)
+                       env=_env({"JAXCNN_NATIVE_CONV": "0", **env_extra}), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     status, flags, ynn = r.stdout.strip().splitlines()[-1].split(" | ")
     return status, flags, ynn == "True"

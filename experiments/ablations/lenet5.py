@@ -14,11 +14,13 @@ def get_config():
         field="model.c3_table,model.pooling,model.activation,model.output",
         arms=[dict(label="lenet5 (published)", overrides={"model.name": "lenet5"}),
               dict(label="lenet5_modern", overrides={"model.name": "lenet5_modern"})],
-        claims=("train_error: lenet5 (published) > lenet5_modern",), model=dict(name="lenet5"))
+        claims=("train_error: lenet5 (published) > lenet5_modern",
+                "eval_accuracy: lenet5_modern > lenet5 (published)"), model=dict(name="lenet5"))
     c.preprocess.pad_to = 32
     # The published net's logits are minus sums of 84 squared distances (the RBF layer), large enough that
     # SGD at 0.05 saturates its tanh units (34% test accuracy after 1,500 steps against 84% at 0.002).
     c.optimizer.learning_rate = 0.002
     c.optimizer.weight_decay = 5e-4
+    c.num_steps = 9380  # 20 passes over the 60,000 training images, as the paper's 20 iterations
     c.ablation.quick.update(num_steps=1500)  # 1.6 epochs: both nets are small, a step is tens of ms on a CPU
     return c

@@ -116,3 +116,23 @@ def twin_report(state_a, state_b, images) -> dict:
     return {"kernel_max_diff": kernel_diff,
             "logits_max_diff": float(jnp.max(jnp.abs(la - lb)) / jnp.max(jnp.abs(la))),
             "argmax_agreement": float(jnp.mean(jnp.argmax(la, -1) == jnp.argmax(lb, -1)))}
+
+
+TWIN_TOLERANCE = 1e-4  # relative: float32 rounding of two orders of the same sums, over a few thousand steps
+
+
+def twin_claim(reports: dict, first: str, second: str) -> dict:
+    """The twin check as a claim row: reproduced when, for every seed, the learned kernels are flips of each
+    other and the predictions agree (relative differences below TWIN_TOLERANCE, every argmax equal)."""
+    worst = {k: max(r[k] for r in reports.values()) for k in ("kernel_max_diff", "logits_max_diff")}
+    agree = min(r["argmax_agreement"] for r in reports.values())
+    ok = worst["kernel_max_diff"] < TWIN_TOLERANCE and worst["logits_max_diff"] < TWIN_TOLERANCE and agree == 1.0
+    from jaxcnn.ablation.stats import NOT_REPRODUCED, REPRODUCED
+
+    return {"claim": f"twin: {second} trained from {first}'s flipped kernels learns their flips and predicts "
+                     f"the same (relative difference < {TWIN_TOLERANCE:g})",
+            "difference": {"mean": worst["logits_max_diff"], "low": worst["kernel_max_diff"],
+                           "high": worst["logits_max_diff"], "n": len(reports), "std": 0.0},
+            "display": f"max relative difference: kernels {worst['kernel_max_diff']:.1e}, logits "
+                       f"{worst['logits_max_diff']:.1e}; argmax agreement {agree:.4f}",
+            "verdict": REPRODUCED if ok else NOT_REPRODUCED}

@@ -49,6 +49,9 @@ def claims_table(claims) -> str:
     """The claims as a Markdown table: paired mean difference (A - B) with its 95% CI, and the verdict."""
     lines = ["| claim | mean difference (A - B), 95% CI | seeds | verdict |", "|---|---:|---:|---|"]
     for c in claims:
+        if "display" in c:
+            lines.append(f"| {c['claim']} | {c['display']} | {c['difference']['n']} | {c['verdict']} |")
+            continue
         d = c["difference"]
         raw = c["claim"].startswith(("train_loss", "steps_to_target"))
         scale, unit = (1.0, "") if raw else (100.0, " pp")

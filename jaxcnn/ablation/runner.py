@@ -173,8 +173,10 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
     if "twin_flip" in extras:
         s = setups[(first, seeds[0])]
         images = s.preprocess(s.eval_data.images[:500], None, False)
-        result["extras"]["twin"] = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)],
-                                                                     images) for seed in seeds}
+        twin = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)], images)
+                for seed in seeds}
+        result["extras"]["twin"] = twin
+        result["claims"].append(analyses.twin_claim(twin, first, second))
     if "kernels" in extras:
         result["extras"]["kernels"] = {
             arm.label: analyses.first_kernel(states[(arm.label, seeds[0])].params, setups[(arm.label, seeds[0])].model,

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax.core import unfreeze
 from jax import lax
 
+from jaxcnn import ops
 from jaxcnn.layers import Flatten
 from jaxcnn.models._common import exact_size_as_minimum
 from jaxcnn.models.registry import module_fields, variants_of
@@ -53,9 +54,12 @@ class Convolutionalized(nn.Module):
                 kernel = mdl.get_variable("params", "kernel")
                 bias = mdl.get_variable("params", "bias") if mdl.use_bias else None
                 dtype = mdl.dtype or jnp.result_type(y, kernel)
-                y = lax.conv_general_dilated(y.astype(dtype), kernel.astype(dtype), (1, 1), "VALID",
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                             precision=mdl.precision)
+                if mdl.precision is None:  # jaxcnn's convolution: native on the CPU
+                    y = ops.cross_correlate(y.astype(dtype), kernel.astype(dtype))
+                else:
+                    y = lax.conv_general_dilated(y.astype(dtype), kernel.astype(dtype), (1, 1), "VALID",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                 precision=mdl.precision)
                 return y if bias is None else y + bias.astype(dtype)
             return next_fun(*fargs, **fkwargs)
 

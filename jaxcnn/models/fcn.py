@@ -33,7 +33,6 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxcnn import ops
 from jaxcnn._validation import check_choice
@@ -66,8 +65,10 @@ def fcn_conv_transpose(x, kernel, stride: int):
     """Transposed ("fractionally strided") convolution with no padding, NHWC x,
     HWIO kernel: output side (in - 1) * stride + k, as Caffe's Deconvolution.
     """
-    return lax.conv_transpose(x, kernel, (stride, stride), "VALID",
-                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # lax.conv_transpose(x, kernel, stride, "VALID") without transpose_kernel: the
+    # adjoint of a cross-correlation whose kernel is this one flipped, in and out
+    # swapped (ops.conv_transpose takes that forward kernel; native on the CPU).
+    return ops.conv_transpose(x, ops.flip_kernel(kernel).transpose(0, 1, 3, 2), stride=stride, padding="VALID")
 
 
 def _crop(x, offset: int, hw):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn._validation import as_pair
+from jaxcnn.ops import native
 
 IntOrPair = Union[int, tuple[int, int]]
 Padding = Union[str, int, tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]
@@ -112,6 +113,11 @@ def check_conv_args(x, w, *, stride, padding, dilation, groups):
     return stride, pads, dilation
 
 
+def _native_ok(x, w) -> bool:
+    """Whether the CPU branch may take jaxcnn's oneDNN kernels (`jaxcnn.ops.native`)."""
+    return x.size > 0 and w.size > 0 and native.supports(x.dtype)
+
+
 def promote(x, w):
     """x and w as arrays of their common dtype (the convolution computes in it)."""
     dtype = jnp.result_type(x, w)
@@ -133,6 +139,8 @@ def cross_correlate(x, w, *, stride: IntOrPair = 1, padding: Padding = "VALID",
     """
     stride, pads, dilation = check_conv_args(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     x, w = promote(x, w)
+    if _native_ok(x, w):
+        return native.conv_general(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
     return lax.conv_general_dilated(
         x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
         dimension_numbers=DIMENSION_NUMBERS, feature_group_count=groups)
@@ -248,6 +256,13 @@ def conv_transpose(y, w, *, stride: IntOrPair = 1, padding: Padding = "VALID", o
     for size, k, s, o, (lo, _hi) in zip(sizes, (kh, kw), stride, y.shape[1:3], fwd_pads):
         conv_pads.append((k - 1 - lo, size + lo - (o - 1) * s - 1))
     y, w = promote(y, w)
-    return lax.conv_general_dilated(
-        y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
-        dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+    def xla(y, w):
+        return lax.conv_general_dilated(
+            y, flip_kernel(w), window_strides=(1, 1), padding=conv_pads, lhs_dilation=stride,
+            dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+    if _native_ok(y, w):
+        # The input gradient of the forward convolution: oneDNN's backward-data kernel on the CPU.
+        return native.conv_input_grad(y, w, in_hw=sizes, stride=stride, pads=fwd_pads, default=xla)
+    return xla(y, w)

@@ -1,0 +1,138 @@
+"""A whole train step of each model family, forward and backward, gives the same
+loss and gradients with the native CPU convolutions as with XLA's.
+
+Small variants keep compilation short: narrow AlexNet with its two towers
+(groups=2), DenseNet-BC with one layer per block, GoogLeNet's stem and an
+Inception module, a NASNet-A reduction cell (depthwise separable
+convolutions, strided); the full GoogLeNet and ResNet-50 train steps are only
+traced. Variables are random values of the shapes `init` gives
+(compiling `init` would cost more than the steps).
+"""
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxcnn
+from jaxcnn.models.googlenet import Inception
+from jaxcnn.models.nasnet import ReductionCell
+from jaxcnn.ops import native
+
+pytestmark = pytest.mark.skipif(native.status() != "enabled", reason=f"native convolutions {native.status()}")
+
+
+class GoogLeNetStemAndInception(nn.Module):
+    """GoogLeNet's 7x7/2 stem, overlapping 3x3/2 max pool and one Inception module."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.relu(jaxcnn.layers.Conv(8, 7, strides=2, padding=3)(x))
+        x = jaxcnn.ops.max_pool(x, 3, 2, padding="SAME")
+        x = Inception((4, 3, 5, 2, 3, 2))(x)
+        return nn.Dense(10)(jnp.mean(x, axis=(1, 2)))
+
+
+class NASNetCell(nn.Module):
+    """A NASNet-A reduction cell on a small stem: depthwise separable 3x3, 5x5
+    and 7x7 convolutions, strided and not, and 1x1 projections."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = jaxcnn.layers.Conv(12, 3, padding=1, use_bias=False)(x)
+        h = ReductionCell(filters=6)(x, x, train)
+        return nn.Dense(10)(jnp.mean(h, axis=(1, 2)))
+
+
+CASES = {
+    "lenet5": (lambda: jaxcnn.create_model("lenet5"), (32, 32, 1)),
+    "alexnet": (lambda: jaxcnn.create_model("alexnet", widths=(8, 16, 16, 16, 8), fc_features=(32, 32),
+                                            image_size=67, num_classes=10), (67, 67, 3)),
+    "minivgg": (lambda: jaxcnn.create_model("minivgg", widths=(8, 16), fc_features=(32,)), (32, 32, 3)),
+    "resnet20": (lambda: jaxcnn.create_model("resnet20"), (32, 32, 3)),
+    "densenet": (lambda: jaxcnn.create_model("densenet_bc_100_12", block_sizes=(1, 1, 1), num_classes=10),
+                 (32, 32, 3)),
+    "googlenet": (GoogLeNetStemAndInception, (32, 32, 3)),
+    "nasnet": (NASNetCell, (16, 16, 3)),
+}
+
+
+def random_variables(model, x):
+    """He-normal kernels, unit scales and variances, small random everything else."""
+    shapes = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), x)
+    rng = np.random.default_rng(0)
+
+    def fill(path, leaf):
+        name = getattr(path[-1], "key", "")
+        if name in ("scale", "var"):
+            return jnp.ones(leaf.shape, leaf.dtype)
+        std = np.sqrt(2.0 / np.prod(leaf.shape[:-1])) if name == "kernel" else 0.1
+        return jnp.asarray(rng.standard_normal(leaf.shape) * std, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def train_step(model):
+    """Loss and gradients of a training-mode forward pass (BatchNorm on batch statistics, dropout on)."""
+
+    def loss_fn(params, rest, x, y, key):
+        out, _ = model.apply({"params": params, **rest}, x, train=True, mutable=["batch_stats"],
+                             rngs={"dropout": key})
+        logits = out[0] if isinstance(out, tuple) else out
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return jax.value_and_grad(loss_fn)
+
+
+def run(model, variables, x, y, native_on: bool):
+    """The step traced and run with the native path on or off (the switch is read at trace time)."""
+    old = os.environ.get(native.SWITCH)
+    os.environ[native.SWITCH] = "1" if native_on else "0"
+    try:
+        params = variables["params"]
+        rest = {k: v for k, v in variables.items() if k != "params"}
+        step = jax.jit(train_step(model))
+        text = step.lower(params, rest, x, y, jax.random.key(2)).as_text()
+        return step(params, rest, x, y, jax.random.key(2)), text.count("custom_call @jaxcnn_conv")
+    finally:
+        if old is None:
+            del os.environ[native.SWITCH]
+        else:
+            os.environ[native.SWITCH] = old
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_train_step_matches_xla(name):
+    make, shape = CASES[name]
+    model = make()
+    x = jax.random.normal(jax.random.key(1), (2, *shape))
+    y = jnp.array([1, 3])
+    variables = random_variables(model, x)
+    (loss, grads), calls = run(model, variables, x, y, native_on=True)
+    (ref_loss, ref_grads), ref_calls = run(model, variables, x, y, native_on=False)
+    assert calls > 0 and ref_calls == 0
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    # Relative to the largest gradient entry of the whole model: the bias of a
+    # convolution that BatchNorm follows has a gradient of rounding noise only.
+    scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(ref_grads))
+    errors = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))) / scale, grads, ref_grads)
+    worst = max(jax.tree.leaves(errors))
+    assert worst < 1e-4, jax.tree_util.tree_flatten_with_path(errors)
+
+
+@pytest.mark.parametrize("name, shape", [("googlenet", (224, 224, 3)), ("resnet50", (224, 224, 3))])
+def test_large_models_trace_with_the_native_path(name, shape):
+    model = jaxcnn.create_model(name)
+    x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+    variables = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), x)
+    params = variables["params"]
+    rest = {k: v for k, v in variables.items() if k != "params"}
+    y = jax.ShapeDtypeStruct((2,), jnp.int32)
+    jaxpr = jax.make_jaxpr(train_step(model))(params, rest, x, y, jax.random.key(2))
+    loss, *grads = jaxpr.out_avals
+    assert loss.shape == () and [g.shape for g in grads] == [p.shape for p in jax.tree.leaves(params)]
+    assert "jaxcnn_conv_bwd_weights" in str(jaxpr)
