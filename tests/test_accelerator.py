@@ -59,7 +59,9 @@ MODEL_TOL = {"outputs": 1e-4, "grads": 1e-3}  # float32 at full precision on bot
 # BF16_FLOOR and never more than BF16_CAP (beyond it the result is garbage whatever the CPU does).
 BF16_FLOOR = {"outputs": 2e-2, "grads": 5e-2}
 BF16_CAP = {"outputs": 0.5, "grads": 1.0}
-CPU_ONLY_TARGET = re.compile(r'custom_call_target="(jaxcnn_[^"]*)"')
+# jaxcnn's CPU custom calls as compiled HLO (custom_call_target="jaxcnn_conv_fwd") and as lowered StableHLO
+# (stablehlo.custom_call @jaxcnn_conv_fwd) print them.
+CPU_ONLY_TARGET = re.compile(r'(?:custom_call_target="|custom_call @)(jaxcnn_[A-Za-z0-9_]*)')
 
 
 # ---------------------------------------------------------------- helpers
@@ -315,6 +317,9 @@ def test_routes_lowered_for_an_accelerator_platform(platform):
     step = lower(strategy.train, state, data, key)
     assert "reduce_window" in step and "convolution" in step
     assert not cpu_only_targets(step), f"CPU custom calls lowered for {platform}: {cpu_only_targets(step)}"
+    if native_enabled():  # the control: lowered for the CPU, the same step has them, and the search finds them
+        on_cpu = jax.jit(strategy.train).trace(state, data, key).lower(lowering_platforms=("cpu",)).as_text()
+        assert cpu_only_targets(on_cpu) >= {"jaxcnn_conv_fwd"}
 
 
 @pytest.mark.parametrize("name, overrides, input_shape", [
