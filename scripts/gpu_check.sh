@@ -112,9 +112,20 @@ else
   export JAX_PLATFORMS=${GPU_CHECK_PLATFORMS:-cuda,cpu}  # explicit: tests/conftest.py would otherwise pick cpu
 fi
 
-if ! "$PY" -c "import ml_collections, tensorflow_datasets, array_record, tensorboardX" 2>/dev/null; then
-  say "error: jaxcnn's dependencies do not import: on a bare machine run scripts/gpu_prepare.sh here first and" \
-      "carry .gpu_carry (benchmarks/README.md, 'On a GPU')"
+IMPORTS="import ml_collections, tensorflow_datasets, array_record, tensorboardX, grain"
+if ! "$PY" -c "$IMPORTS" 2>"$WORK/imports.err"; then
+  tail -3 "$WORK/imports.err"
+  if [ -n "$EXTRA_PATH" ] && compgen -G ".gpu_carry/fallback/*.whl" >/dev/null; then
+    # The image's protobuf is older than the carried packages' generated code needs: use the carried one.
+    say "the carried packages do not import with the image's packages; installing .gpu_carry/fallback into $SITE"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+      .gpu_carry/fallback/*.whl
+  fi
+  if ! "$PY" -c "$IMPORTS" 2>"$WORK/imports.err"; then
+    tail -3 "$WORK/imports.err"
+    say "error: jaxcnn's dependencies do not import: on a bare machine run scripts/gpu_prepare.sh here first" \
+        "and carry .gpu_carry (benchmarks/README.md, 'On a GPU')"
+  fi
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
   --format=csv 2>&1 | sed 's/^/  /'
