@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 
 import jaxcnn
-from benchmarks import steps
+from jaxcnn.models import default_input_shape
+
+from benchmarks import gpu_check, steps
 from benchmarks.timing import calibrate, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, FLOP/s. The first entry whose
@@ -68,13 +70,19 @@ def mfu(flops_per_step: float, step_s: float, peak: Optional[float]) -> Optional
 
 
 def _xla_flops(case: steps.TrainCase) -> Optional[float]:
+    """XLA's FLOP count of the train step, from the lowered module (no second compilation of a ResNet-50: on
+    a GPU that is a minute of autotuning); from the compiled one where the lowered has no cost model."""
     step, state, batch, key = steps.jaxcnn_abstract(case)
-    try:
-        cost = step.lower(state, batch, key).compile().cost_analysis()
-    except Exception:  # some backends have no cost model
-        return None
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"]) if cost and "flops" in cost else None
+    lowered = step.lower(state, batch, key)
+    for get in (lowered.cost_analysis, lambda: lowered.compile().cost_analysis()):
+        try:
+            cost = get()
+        except Exception:  # some backends have no cost model
+            continue
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        if cost and cost.get("flops"):
+            return float(cost["flops"])
+    return None
 
 
 def run(ctx) -> dict:
@@ -84,8 +92,11 @@ def run(ctx) -> dict:
         print(f"  {why}")
         return {"skipped": why, "notes": []}
     base = QUICK_CASE if ctx.quick else FULL_CASE
-    if ctx.models:
-        print("  --models does not apply here: the gpu section runs ResNet-50 (ResNet-20 with --quick)")
+    if ctx.models and ctx.quick:  # a smoke run with another small model (scripts/gpu_check.sh --cpu-smoke)
+        name = ctx.models.split(",")[0].strip()
+        base = steps.TrainCase(name, tuple(default_input_shape(name)), QUICK_CASE.batch)
+    elif ctx.models:
+        print("  --models does not apply here: the gpu section runs ResNet-50 (ResNet-20, or --models, with --quick)")
     rounds = ctx.rounds or (3 if ctx.quick else 10)
     peak = peak_flops(kind)
     macs = jaxcnn.summary(base.model, base.input_shape).total_macs
@@ -123,8 +134,9 @@ def run(ctx) -> dict:
 
 
 def markdown(data) -> list[str]:
-    if data.get("skipped"):
-        return [data["skipped"] + ".", ""]
+    checks = gpu_check.markdown(data["checks"], data) if data.get("checks") else []
+    if data.get("skipped") or data.get("failed"):
+        return [(data.get("skipped") or data["failed"]) + ".", ""] + checks
     peak = data["peak_bf16_flops"]
     lines = [f"{data['model']} {'x'.join(map(str, data['input_shape']))} batch {data['batch']}, synthetic data, on "
              f"{data['device_kind']}; the jaxcnn train step with the model's compute dtype bfloat16 (parameters "
@@ -143,4 +155,4 @@ def markdown(data) -> list[str]:
               f"{data['reference_images_per_s']:,.0f} images/s per H100 (MLPerf Training); bf16 reaches "
               f"{bf16 / data['reference_images_per_s']:.2f} of it. {data['rounds']} interleaved rounds of "
               f"{data['reps']} steps.", ""]
-    return lines
+    return lines + checks
