@@ -13,8 +13,10 @@ What is reported follows the run's task:
 
 Every result also holds seconds_per_image (the model, decoding and NMS over the split after a warm-up call,
 not the COCO scoring), cnn_passes_per_image, the number of images, the checkpoint step, the host's load
-average before and after and the wall time. Written to WORKDIR/eval_<split>.json; the predictions on the
-first 8 images (detections, or per-pixel classes) to WORKDIR/samples_<split>.npz.
+average before and after and the wall time; classification adds the per-class accuracy and the confusion matrix
+(rows: true class), also drawn to WORKDIR/confusion_<split>.png. Written to WORKDIR/eval_<split>.json and
+WORKDIR/eval.json (the latest evaluation); the predictions on the first 8 images (detections, or per-pixel
+classes) to WORKDIR/samples_<split>.npz.
 """
 
 from __future__ import annotations
@@ -164,6 +166,18 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
             samples = {"prediction": np.asarray(np.argmax(out, -1), np.int32)}
         result.update(metrics, seconds_per_image=seconds / len(setup.eval_data), cnn_passes_per_image=1.0,
                       images=len(setup.eval_data))
+        if config.task == "classification":
+            from jaxcnn.train import inference
+
+            logits = inference.LoadedRun(config, setup.model, variables, setup.preprocess,
+                                         tuple(setup.eval_data.images.shape[1:]), (), int(state.step)
+                                         ).logits(setup.eval_data.images, config.eval_batch_size)
+            k_classes = logits.shape[-1]
+            confusion = inference.confusion_matrix(setup.eval_data.labels, np.argmax(logits, -1), k_classes)
+            names = inference.class_names_of(config, k_classes)
+            report = inference.classification_report(confusion, names)
+            result.update(per_class_accuracy=report["per_class_accuracy"], class_names=report["class_names"],
+                          confusion_matrix=report["confusion_matrix"])
     result.update(load_average_before=[round(v, 2) for v in load_before],
                   load_average_after=[round(v, 2) for v in os.getloadavg()],
                   wall_seconds=round(time.time() - t_start, 1),
@@ -176,5 +190,17 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
         with open(path + ".tmp", "w") as f:
             json.dump(result, f, indent=1)
         os.replace(path + ".tmp", path)
-        result["written"] = path
+        latest = os.path.join(workdir, "eval.json")  # the latest evaluation of any split
+        with open(latest + ".tmp", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(latest + ".tmp", latest)
+        result["written"] = [path, latest]
+        if "confusion_matrix" in result:
+            from jaxcnn.train import inference
+
+            png = os.path.join(workdir, f"confusion_{tag}.png")
+            inference.plot_confusion(np.asarray(result["confusion_matrix"]), result["class_names"], png,
+                                     title=f"{config.model.name} on {config.dataset} {result['split']} "
+                                           f"(step {result['step']}): accuracy {result['eval_accuracy']:.4f}")
+            result["written"].append(png)
     return result

@@ -1,0 +1,189 @@
+"""Use a finished training run: its own config, its latest weights and its class names.
+
+    loaded = load_run("runs/fashion")             # config.json + the latest checkpoint
+    probs = loaded.probabilities(images)          # uint8 (N, H, W, C) as the dataset stores them
+    top = predict_files("runs/fashion", ["shirt.png"], top=5)
+
+`confusion_matrix` and `classification_report` give the per-class view that
+scripts/evaluate.py prints and saves for a classification run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A workdir's model with its latest weights. `image_shape` is the (H, W, C) of the dataset's images (what
+    `preprocess` takes); `class_names[i]` names output i (after config.classes, if the run used a subset)."""
+
+    config: object
+    model: object
+    variables: dict
+    preprocess: Callable
+    image_shape: tuple
+    class_names: tuple
+    step: int
+
+    def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        """The model's logits (N, classes) on uint8 `images` (N, H, W, C), evaluation mode, in batches."""
+        images = np.asarray(images)
+        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"images must be (N, {', '.join(map(str, self.image_shape))}) as the run's dataset "
+                             f"stores them, got {images.shape}; read files with read_image(path, image_shape).")
+        fn = _apply_fn(self.model, self.preprocess)
+        out = [np.asarray(fn(self.variables, images[i:i + batch])) for i in range(0, len(images), batch)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+    def probabilities(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        logits = self.logits(images, batch)
+        return np.asarray(jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1))
+
+
+def _apply_fn(model, preprocess):
+    @jax.jit
+    def apply(variables, images):
+        out = model.apply(variables, preprocess(images, None, False), train=False)
+        return out[0] if isinstance(out, tuple) else out  # models with auxiliary heads return (logits, aux)
+
+    return apply
+
+
+def class_names_of(config, num_outputs: int) -> tuple:
+    """The names of a run's outputs: the dataset's label names (config.classes picks and orders them)."""
+    from jaxcnn.data.sources import open_split
+
+    try:
+        split = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
+                           synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
+                           num_classes=config.num_classes, seed=config.seed)
+        names = list(split.class_names)
+    except (ValueError, TypeError):
+        names = []
+    if config.classes:
+        names = [names[c] if c < len(names) else str(c) for c in config.classes]
+    if len(names) != num_outputs:
+        names = [str(i) for i in range(num_outputs)]
+    return tuple(str(n) for n in names)
+
+
+def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
+    """The model of `workdir` (a scripts/train.py workdir) with its latest checkpoint's weights. Only the
+    first example of `split` (default: the run's eval split) is read, for the image shape."""
+    from jaxcnn.data import datasets
+    from jaxcnn.detection.evaluate import restore, workdir_config
+    from jaxcnn.train import build
+
+    config = workdir_config(workdir)
+    if split:
+        config.eval_split = split
+    config.eval_examples = 0
+    kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
+              synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+    probe = datasets.load(config.dataset, f"{config.eval_split.split('[')[0]}[:1]", **kw)
+    if config.classes:  # build checks the labels against the subset: relabel the probe's one example
+        probe = datasets.ArrayDataset(probe.images, np.zeros(1, np.int32), len(config.classes))
+    config.batch_size = 1
+    setup = build(config, train_data=probe, eval_data=probe)
+    state = restore(setup, workdir)
+    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    num_outputs = len(config.classes) if config.classes else probe.num_classes
+    return LoadedRun(config, setup.model, variables, setup.preprocess, tuple(probe.images.shape[1:]),
+                     class_names_of(config, num_outputs), int(state.step))
+
+
+def read_image(path: str, image_shape: Sequence[int]) -> np.ndarray:
+    """Image file `path` (PNG, JPEG, ...) as uint8 (H, W, C) of `image_shape`: converted to grey or RGB as C
+    asks, resized (bilinear) to H x W when its size differs."""
+    from PIL import Image, UnidentifiedImageError
+
+    h, w, c = (int(v) for v in image_shape)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no image file {path!r}")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(im, np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}); pass PNG or JPEG files") from None
+    return arr.reshape(h, w, c)
+
+
+def predict_files(workdir: str, paths: Sequence[str], *, top: int = 5) -> list[dict]:
+    """For each image file, the `top` most probable classes of `workdir`'s model: [{"path", "top": [{"class",
+    "name", "probability"}, ...]}, ...], most probable first."""
+    if not paths:
+        raise ValueError("pass at least one image file")
+    run = load_run(workdir)
+    images = np.stack([read_image(p, run.image_shape) for p in paths])
+    probs = run.probabilities(images)
+    k = min(int(top), probs.shape[1])
+    out = []
+    for path, p in zip(paths, probs):
+        order = np.argsort(-p, kind="stable")[:k]
+        out.append({"path": path, "top": [{"class": int(i), "name": run.class_names[i],
+                                           "probability": float(p[i])} for i in order]})
+    return out
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted class."""
+    labels = np.asarray(labels, np.int64).ravel()
+    predictions = np.asarray(predictions, np.int64).ravel()
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels and predictions differ in length: {labels.shape} vs {predictions.shape}")
+    k = int(num_classes)
+    if labels.size and (labels.min() < 0 or labels.max() >= k or predictions.min() < 0 or predictions.max() >= k):
+        raise ValueError(f"class ids must lie in 0..{k - 1}")
+    return np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+
+
+def classification_report(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Accuracy and per-class accuracy (recall: the diagonal over each row's total; None for a class with no
+    examples) from a confusion matrix."""
+    confusion = np.asarray(confusion)
+    rows = confusion.sum(1)
+    total = int(rows.sum())
+    per_class = {str(n): (float(confusion[i, i] / rows[i]) if rows[i] else None)
+                 for i, n in enumerate(class_names)}
+    return {"accuracy": float(np.trace(confusion) / total) if total else None, "per_class_accuracy": per_class,
+            "confusion_matrix": confusion.astype(int).tolist(), "class_names": [str(n) for n in class_names]}
+
+
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:
+    """The confusion matrix as a PNG (rows: true class, columns: predicted; each row normalised)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(confusion, np.float64)
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if confusion[i, j]:
+                    ax.text(j, i, f"{int(confusion[i, j])}", ha="center", va="center", fontsize=6,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
