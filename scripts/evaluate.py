@@ -26,8 +26,8 @@ from jaxcnn.train import cli  # noqa: E402
 def format_result(result: dict) -> str:
     """The result for a reader: the scalar figures, then (classification) per-class accuracy and the confusion
     matrix; the whole record is in the JSON files named at the end."""
-    skip = {"per_class_accuracy", "confusion_matrix", "class_names", "written", "config", "second_stage",
-            "eval_ap50_per_class", "eval_iou_per_class"}
+    skip = {"per_class_accuracy", "confusion_matrix", "class_names", "written", "files", "config",
+            "second_stage", "eval_ap50_per_class", "eval_iou_per_class"}
     lines = [f"{k}: {v}" for k, v in result.items() if k not in skip and not isinstance(v, (dict, list))]
     if "confusion_matrix" in result:
         names = result["class_names"]
@@ -43,7 +43,7 @@ def format_result(result: dict) -> str:
         for k in skip & set(result):
             if k in ("eval_ap50_per_class", "eval_iou_per_class", "second_stage"):
                 lines.append(f"{k}: {json.dumps(result[k])}")
-    for path in result.get("written", []):
+    for path in result.get("files", []):
         lines.append(f"wrote {path}")
     return "\n".join(lines)
 

@@ -10,12 +10,18 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcnn
+import jaxcnn.detection  # noqa: F401  (registers the detection tasks)
+from jaxcnn.data import canvases
 from jaxcnn.data.datasets import STOCK
 from jaxcnn.train import build_model, validate_config
+from jaxcnn.train.tasks import task_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py")))
-SIZES = {"fashion_mnist_offline": (28, 28, 1, 10), "imagenet2012": (224, 224, 3, 1000)}
+CANVAS = canvases.CONFIGS["default"].size
+SIZES = {"fashion_mnist_offline": (28, 28, 1, 10), "imagenet2012": (224, 224, 3, 1000),
+         # garments on grey canvases; masks: background + the 10 garment classes
+         "fashion_mnist_segmentation": (CANVAS, CANVAS, 1, len(canvases.SEG_CLASSES))}
 
 
 def _load(path):
@@ -34,8 +40,14 @@ def test_the_required_configs_exist():
 def test_config_is_valid_and_its_model_takes_its_input(path):
     config = _load(path)
     validate_config(config)  # one schema: fine-tuning settings are its `finetune` section
+    assert config.task in task_names(), f"{os.path.basename(path)}: task {config.task!r} is not registered"
     if config.model.name not in jaxcnn.list_models():
         pytest.skip(f"model {config.model.name} is not registered on this checkout")
+    if config.task not in ("classification", "segmentation"):
+        # detectors take regions or emit grids: their configs are built and trained through the engine in
+        # tests/test_detection.py (on the tiny canvases)
+        assert config.dataset in canvases.NAMES
+        return
     if config.dataset.startswith("synthetic"):
         h, w, c = config.synthetic_shape
         classes = config.model.get("num_classes", config.num_classes)

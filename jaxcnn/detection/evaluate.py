@@ -194,7 +194,7 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
         with open(latest + ".tmp", "w") as f:
             json.dump(result, f, indent=1)
         os.replace(latest + ".tmp", latest)
-        result["written"] = [path, latest]
+        result["written"], result["files"] = path, [path, latest]
         if "confusion_matrix" in result:
             from jaxcnn.train import inference
 
@@ -202,5 +202,5 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
             inference.plot_confusion(np.asarray(result["confusion_matrix"]), result["class_names"], png,
                                      title=f"{config.model.name} on {config.dataset} {result['split']} "
                                            f"(step {result['step']}): accuracy {result['eval_accuracy']:.4f}")
-            result["written"].append(png)
+            result["files"].append(png)
     return result
