@@ -131,15 +131,41 @@ def test_test_split_is_scored_once_at_the_end_beside_the_validation_split(tmp_pa
     assert again["finished_before"]
 
 
-def test_test_split_on_the_streamed_path(tfds_dir, tmp_path):
-    c = _config(tfds_dir, "mixed", train_split="train[:75%]", eval_split="train[75%:]", test_split="test",
-                num_steps=2, eval_every=0, **{"preprocess.image_size": 16})
-    setup = build(c)
+MIXED_CONFIG = """
+from jaxcnn.train.config import base_config
+
+
+def get_config():
+    c = base_config()
+    c.dataset, c.data_dir = "mixed", {data_dir!r}
+    c.train_split, c.eval_split, c.test_split = "train[:75%]", "train[75%:]", "test"
+    c.model.name, c.model.in_channels = "fashion_cnn_tiny", 3
+    c.preprocess.mean, c.preprocess.std, c.preprocess.image_size = (0.5,), (0.25,), 16
+    c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 8
+    c.num_steps, c.eval_every, c.checkpoint_every, c.progress = 2, 0, 0, False
+    return c
+"""
+
+
+def test_test_split_on_the_streamed_path_and_the_script_reports_both(tfds_dir, tmp_path, capsys):
+    import importlib.util
+
+    cfg = tmp_path / "mixed.py"
+    cfg.write_text(MIXED_CONFIG.format(data_dir=tfds_dir))
+    setup = build(load_config(str(cfg)))
     assert setup.streamed and (len(setup.train_data), len(setup.eval_data), len(setup.test_data)) == (18, 6, 6)
-    final = engine.run(setup, str(tmp_path / "w"))
+    spec = importlib.util.spec_from_file_location("train_script", os.path.join(ROOT, "scripts", "train.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    wd = str(tmp_path / "w")
+    assert script.main(["--config", str(cfg), "--workdir", wd]) == 0
+    final = _metrics(wd)[-1]
     for key in ("eval_accuracy", "test_accuracy"):  # k of 6 examples right
         assert round(final[key] * 6, 6) == round(final[key] * 6)
     assert np.isfinite(final["test_loss"])
+    out = capsys.readouterr().out
+    assert (f"step 2: validation accuracy {final['eval_accuracy']:.4f} (train[75%:]), test accuracy "
+            f"{final['test_accuracy']:.4f} (test loss {final['test_loss']:.4f};") in out
 
 
 @pytest.mark.parametrize("value", [-1, -224])
@@ -161,10 +187,10 @@ def test_images_of_varying_sizes_need_image_size(tfds_dir, tmp_path):
         build(_config(tfds_dir, "mixed"))
 
 
-IMAGENET_OVERRIDES = ["--config.model.name=fashion_cnn_tiny", "--config.model.in_channels=3", "--config.preprocess.image_size=32",
-                      "--config.batch_size=8", "--config.eval_batch_size=8", "--config.num_steps=4",
-                      "--config.checkpoint_every=2", "--config.eval_every=2", "--config.log_every=1",
-                      "--config.eval_split=test", "--config.progress=False"]
+IMAGENET_OVERRIDES = ["--config.model.name=fashion_cnn_tiny", "--config.model.in_channels=3",
+                      "--config.preprocess.image_size=32", "--config.batch_size=8", "--config.eval_batch_size=8",
+                      "--config.num_steps=4", "--config.checkpoint_every=2", "--config.eval_every=2",
+                      "--config.log_every=1", "--config.eval_split=test", "--config.progress=False"]
 
 
 def test_imagenet_recipe_runs_end_to_end_on_an_image_folder_and_resumes(tfds_dir, tmp_path):

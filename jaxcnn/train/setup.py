@@ -309,7 +309,7 @@ def _check_model_builds(model, shape, config) -> None:
                    jax.random.key(0))
 
 
-def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None,
+def build(config, *, model=None, train_data=None, eval_data=None, test_data=None, optimizer=None,
           init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train") -> Setup:
     """Everything one engine run needs, from `config` (validated first); any part may be given instead.
 
@@ -317,17 +317,23 @@ def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None
       num_steps - first_step steps.
     init_state: () -> the host TrainState at first_step; default: `model` freshly initialised from
       config.seed.
+    test_data: config.test_split's data, scored once at the end; read here only when the training and
+      evaluation data are (callers that pass those read only what they need: pass it too).
     """
     validate_config(config)
     runtime.configure()  # XLA:CPU flags, where JAX has not started yet (scripts have done it already)
-    if train_data is None or eval_data is None:
+    loads = train_data is None or eval_data is None
+    if loads:
         train_data, eval_data = open_streams(config) or load_data(config)
     elif config.preprocess.image_size:
         train_data, eval_data = _as_split(train_data, config.train_split), _as_split(eval_data, config.eval_split)
     streamed = isinstance(train_data, Split)
     if streamed and not isinstance(eval_data, Split):
         eval_data = _as_split(eval_data, config.eval_split)
-    test_data = load_test(config, streamed)
+    if loads:
+        test_data = load_test(config, streamed)
+    elif test_data is not None and streamed:
+        test_data = _as_split(test_data, config.test_split)
     if model is None:
         model = build_model(config, train_data.num_classes)
     _check_classes(model, train_data, config)
