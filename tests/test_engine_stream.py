@@ -168,6 +168,22 @@ def test_test_split_on_the_streamed_path_and_the_script_reports_both(tfds_dir, t
             f"{final['test_accuracy']:.4f} (test loss {final['test_loss']:.4f};") in out
 
 
+def test_streamed_evaluation_with_eval_examples_scores_the_first_examples_only():
+    setup = build(tiny_config())
+    data = setup.eval_data  # 96 synthetic test images, in memory
+    state = setup.strategy.put_state(setup.init_state())
+    split = open_split("synthetic", "test", synthetic_shape=(12, 12, 1), synthetic_size=96)
+    np.testing.assert_array_equal(split.to_arrays().images, data.images)
+    for limit, batch in ((20, 8), (17, 48), (0, 48)):  # a partial last batch, one padded batch, all 96
+        n = limit or 96
+        first = type(data)(data.images[:n], data.labels[:n], data.num_classes)
+        want = engine.evaluate(setup.strategy, state, first, batch, setup.task)
+        got = engine.evaluate(setup.strategy, state, split, batch, setup.task, limit=limit)
+        assert got == pytest.approx(want, rel=1e-6)
+        acc, _ = _scores(setup, jax.device_get(state), first.images, first.labels)
+        assert got["eval_accuracy"] == pytest.approx(acc, abs=1e-6)
+
+
 @pytest.mark.parametrize("value", [-1, -224])
 def test_image_size_must_be_a_non_negative_int(value):
     c = tiny_config(**{"preprocess.image_size": value})
