@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from PIL import Image
 
 import _data_fakes as fakes
 from jaxcnn.data import batch_indices, open_split, prepare, sources
@@ -231,3 +232,30 @@ def test_imagenet_recipe_runs_end_to_end_on_an_image_folder_and_resumes(tfds_dir
     assert _metrics(wd) == _metrics(str(tmp_path / "ref"))
     rec = json.loads(open(os.path.join(wd, "config.json")).read())
     assert rec["config"]["preprocess"]["image_size"] == 32 and rec["finished_step"] == 4
+    # predict.py's library call on the finished run: files of any size, resized and centre-cropped as in
+    # evaluation, and scored by the run's three classes
+    from jaxcnn.train.inference import load_run, predict_files
+
+    folder = os.path.join(os.path.dirname(tfds_dir), "mixed", "test")
+    files = sorted(os.path.join(folder, c, f) for c in os.listdir(folder) for f in os.listdir(os.path.join(folder, c)))
+    assert len(files) == 6 and len({Image.open(f).size for f in files}) > 1
+    run = load_run(wd)
+    assert run.image_shape == (32, 32, 3) and run.class_names == ("a", "b", "c")
+    top = predict_files(wd, files, top=3)
+    for one in top:
+        assert sorted(c["name"] for c in one["top"]) == ["a", "b", "c"]
+        assert sum(c["probability"] for c in one["top"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_workdir_recorded_before_the_new_keys_still_loads(tmp_path):
+    from jaxcnn.train.inference import load_run
+
+    wd = str(tmp_path / "w")
+    train_and_evaluate(tiny_config(num_steps=2), wd)
+    path = os.path.join(wd, "config.json")
+    rec = json.loads(open(path).read())
+    del rec["config"]["test_split"], rec["config"]["preprocess"]["image_size"]  # as written before they existed
+    open(path, "w").write(json.dumps(rec))
+    assert load_run(wd).step == 2
+    again = train_and_evaluate(tiny_config(num_steps=2), wd)  # the same run: not refused as another config
+    assert again["finished_before"]

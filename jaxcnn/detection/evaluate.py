@@ -56,6 +56,15 @@ def workdir_config(workdir: str):
                 for k, v in cfg.items()}
     config = ml_collections.ConfigDict(sections)
     config.model = ml_collections.ConfigDict(_tuples(model))
+    from jaxcnn.train.config import base_config
+
+    for key, default in base_config().items():  # keys added since the run was recorded: their defaults
+        if key not in config:
+            config[key] = default
+        elif key != "model" and isinstance(default, ml_collections.ConfigDict):
+            for sub, value in default.items():
+                if sub not in config[key]:
+                    config[key][sub] = value
     return config
 
 
