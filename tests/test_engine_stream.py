@@ -245,6 +245,10 @@ def test_imagenet_recipe_runs_end_to_end_on_an_image_folder_and_resumes(tfds_dir
     for one in top:
         assert sorted(c["name"] for c in one["top"]) == ["a", "b", "c"]
         assert sum(c["probability"] for c in one["top"]) == pytest.approx(1.0, abs=1e-5)
+    from jaxcnn.detection.evaluate import evaluate_workdir
+
+    with pytest.raises(ValueError, match=r"trained with preprocess.image_size=32 .* does not read yet"):
+        evaluate_workdir(wd)  # scripts/evaluate.py holds the split in memory: refused in one line, not a crash
 
 
 def test_a_workdir_recorded_before_the_new_keys_still_loads(tmp_path):

@@ -118,6 +118,11 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
     if split and config.task not in ("rcnn", "spp_net"):
         config.eval_split = split
     config.eval_examples = 0
+    if config.preprocess.get("image_size", 0):
+        raise ValueError(f"{workdir} was trained with preprocess.image_size={config.preprocess.image_size} (read "
+                         "through the input pipeline), which this evaluation does not read yet: it holds the split "
+                         "in memory. The run's metrics.jsonl has its eval_ (and test_) figures; "
+                         "scripts/predict.py scores image files.")
     # only the split to score is read (and handed to build as both splits): the weights come from the checkpoint
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
