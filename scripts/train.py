@@ -42,7 +42,10 @@ def main(argv=None) -> int:
         final = train_and_evaluate(config, args.workdir)
         if jax.process_index() == 0:
             again = " (finished before; nothing to train)" if final.get("finished_before") else ""
-            if "eval_accuracy" in final:
+            if "test_accuracy" in final:  # config.test_split: eval_split was the validation split
+                score = (f"validation accuracy {final['eval_accuracy']:.4f} ({config.eval_split}), test accuracy "
+                         f"{final['test_accuracy']:.4f} (test loss {final['test_loss']:.4f}; ")
+            elif "eval_accuracy" in final:
                 score = f"test accuracy {final['eval_accuracy']:.4f} (test loss {final['eval_loss']:.4f}; "
             else:  # detection: the task's own scores (mAP)
                 score = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k.startswith("eval_")

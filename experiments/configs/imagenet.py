@@ -2,9 +2,12 @@
 SGD with Nesterov momentum, linear-scaling learning rate 0.1 x batch/256,
 5-epoch warm-up then cosine, weight decay 1e-4, label smoothing 0.1, bf16.
 
-Needs `imagenet2012` prepared in array_record format in the TFDS data dir,
-with images of one size (the in-memory loader stacks them; resize when
-preparing). Meant for accelerators and several hosts (see README, Training).
+Needs `imagenet2012` prepared in array_record format in the TFDS data dir
+(or any image folder prepared by scripts/prepare_data.py, with
+--config.dataset=NAME): the engine streams it through the input pipeline,
+Inception's random-resized crop to 224 and a flip in training, resize to 256
+and the centre 224 in evaluation. Meant for accelerators and several hosts
+(see README, Training).
 """
 
 from jaxcnn.train.config import base_config
@@ -21,6 +24,7 @@ def get_config():
     c.preprocess.mean = (0.485, 0.456, 0.406)  # ImageNet channel statistics
     c.preprocess.std = (0.229, 0.224, 0.225)
     c.preprocess.flip = True
+    c.preprocess.image_size = 224
     c.batch_size = 1024
     c.eval_batch_size = 1024
     c.optimizer.name = "sgd"

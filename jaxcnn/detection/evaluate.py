@@ -56,6 +56,15 @@ def workdir_config(workdir: str):
                 for k, v in cfg.items()}
     config = ml_collections.ConfigDict(sections)
     config.model = ml_collections.ConfigDict(_tuples(model))
+    from jaxcnn.train.config import base_config
+
+    for key, default in base_config().items():  # keys added since the run was recorded: their defaults
+        if key not in config:
+            config[key] = default
+        elif key != "model" and isinstance(default, ml_collections.ConfigDict):
+            for sub, value in default.items():
+                if sub not in config[key]:
+                    config[key][sub] = value
     return config
 
 
@@ -109,6 +118,11 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
     if split and config.task not in ("rcnn", "spp_net"):
         config.eval_split = split
     config.eval_examples = 0
+    if config.preprocess.get("image_size", 0):
+        raise ValueError(f"{workdir} was trained with preprocess.image_size={config.preprocess.image_size} (read "
+                         "through the input pipeline), which this evaluation does not read yet: it holds the split "
+                         "in memory. The run's metrics.jsonl has its eval_ (and test_) figures; "
+                         "scripts/predict.py scores image files.")
     # only the split to score is read (and handed to build as both splits): the weights come from the checkpoint
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)

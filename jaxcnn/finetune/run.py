@@ -31,7 +31,7 @@ from jaxcnn.models import get_spec, module_fields
 from jaxcnn.train.config import validate_config
 from jaxcnn.train.engine import run
 from jaxcnn.train.optim import make_optimizer
-from jaxcnn.train.setup import build, build_model, input_shape, load_data
+from jaxcnn.train.setup import build, build_model, input_shape, load_data, load_test
 from jaxcnn.train.workdir import Workdir
 
 
@@ -94,7 +94,7 @@ def run_finetune(config, workdir: str, *, stop_after_steps: Optional[int] = None
     num_classes = train_data.num_classes
     head_end, full_end = ft.head_steps, ft.head_steps + ft.full_steps
     k_head = jax.random.split(jax.random.key(config.seed), 3)[1]
-    data = dict(train_data=train_data, eval_data=eval_data)
+    data = dict(train_data=train_data, eval_data=eval_data, test_data=load_test(config, streamed=False))
 
     if ft.source == "none":
         c = _phase_config(config, full_end, ft.head_learning_rate)

@@ -29,7 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset = "fashion_mnist_offline"  # or "synthetic", or a prepared TFDS name (mnist, cifar10, ...)
     c.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.train_split = "train"
-    c.eval_split = "test"  # watched during training and reported at the end
+    c.eval_split = "test"  # watched during training and reported at the end (a validation split, e.g. "train[90%:]")
+    c.test_split = ""  # also evaluated once at the end, as test_loss / test_accuracy; "" = none
     c.eval_examples = 0  # evaluate on the first N examples of eval_split; 0 = all of them
     c.classes = ()  # train and evaluate on these class ids only, relabelled 0..; () = all
     c.train_examples_per_class = 0  # few labels: this many training images per class (seeded); 0 = all
@@ -45,6 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
         "resize_to": 0,  # bilinear resize to this size (nets whose strides need larger inputs); 0 = no resize
         "crop_padding": 0, "flip": False, "pca_jitter": 0.0,
         "to_rgb": False,  # repeat a grey channel 3 times (RGB-only models on Fashion-MNIST)
+        # The side of the square the model sees, cut on the host by the input pipeline (jaxcnn.data.pipeline):
+        # training an Inception random-resized crop (and `flip`), evaluation a resize and centre crop. Images of
+        # varying sizes need it; > 0 always streams through the pipeline. 0 = off (the stored size).
+        "image_size": 0,
     })
 
     c.optimizer = ml_collections.ConfigDict({
@@ -235,6 +240,9 @@ def validate_config(config) -> None:
         raise ValueError(f"config.preprocess.std must be > 0 for every channel, got {tuple(p.std)}.")
     for key in ("pad_to", "resize_to", "crop_padding"):
         _check_number(f"preprocess.{key}", p[key], low=0, what=" (0 = off)")
+    if isinstance(p.image_size, bool) or not isinstance(p.image_size, int) or p.image_size < 0:
+        raise ValueError(f"config.preprocess.image_size must be an int >= 0 (0 = off), got {p.image_size!r}; "
+                         "e.g. --config.preprocess.image_size=224.")
     _check_number("preprocess.pca_jitter", p.pca_jitter, low=0)
     if len(config.synthetic_shape) != 3 or min(config.synthetic_shape) < 1:
         raise ValueError(f"config.synthetic_shape must be (H, W, C) of positive ints, got "

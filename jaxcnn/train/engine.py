@@ -15,6 +15,15 @@ line, so a run stopped anywhere (kill -9 included) and started again with the
 same command ends with exactly the parameters and metrics.jsonl (timings aside)
 of a run that never stopped. A finished run started again returns its final
 record without training.
+
+Data: a Setup's splits are in memory (ArrayDatasets: the loop gathers the
+examples jaxcnn.data.sharding.batch_indices(seed, step) names) or read
+through the input pipeline (jaxcnn.data.sources.Split: the batches come from
+jaxcnn.data.train_batches started at the resumed step, whose batch of a step
+is the same pure function of (seed, step); its iterator state is kept in
+each checkpoint). Evaluation streams a Split through jaxcnn.data.eval_batches.
+With config.test_split, the end of the run also scores that split once
+(test_loss, test_accuracy, ...).
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ from typing import Optional
 import jax
 import numpy as np
 
+from jaxcnn.data.pipeline import eval_batches, train_batches
 from jaxcnn.data.sharding import batch_indices, process_slice
+from jaxcnn.data.sources import Split
 from jaxcnn.train.checkpoint import Checkpointer
 from jaxcnn.train.parallel import PmapParallel, to_host
 from jaxcnn.train.records import MetricsLog, Progress
@@ -46,22 +57,76 @@ class TrainingInterrupted(RuntimeError):
         self.signum = signum
 
 
-def evaluate(strategy, state, data, eval_batch: int, task) -> dict:
-    """The task's evaluation over the whole split (the last batch padded and masked)."""
-    n = len(data)
+def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 0, limit: int = 0) -> dict:
+    """The task's evaluation over the whole split (the last batch padded and masked): an ArrayDataset, or a
+    Split read through jaxcnn.data.eval_batches (resized to image_size and centre-cropped when > 0; only
+    its first `limit` examples when > 0)."""
     sl = process_slice(eval_batch, jax.process_index(), jax.process_count())
     pmap = isinstance(strategy, PmapParallel)
     totals = None
-    for start in range(0, n, eval_batch):
-        idx = np.arange(start, start + eval_batch)
-        mask = (idx < n).astype(np.float32)
-        idx = np.where(idx < n, idx, 0)[sl]
-        result = to_host(strategy.evaluate(state, strategy.put_batch({**data.take(idx), "mask": mask[sl]})))
+
+    def add(batch):
+        nonlocal totals
+        result = to_host(strategy.evaluate(state, strategy.put_batch(batch)))
         if pmap:  # summed over devices already, or one row block per device
             result = jax.tree_util.tree_map(
                 lambda v: v[0] if task.psum_eval else v.reshape((-1,) + v.shape[2:]), result)
         totals = task.combine(totals, result)
+
+    if isinstance(data, Split):
+        n = min(limit, len(data)) if limit else len(data)
+        rows = np.arange(eval_batch)[sl]
+        batches = eval_batches(data, batch_size=eval_batch, process_index=jax.process_index(),
+                               process_count=jax.process_count(), image_size=image_size or None)
+        try:
+            for start, batch in zip(range(0, n, eval_batch), batches):
+                add({**batch, "mask": (batch["mask"] * (start + rows < n)).astype(np.float32)})
+        finally:
+            batches.close()
+        return task.summarize(totals)
+    n = len(data)
+    for start in range(0, n, eval_batch):
+        idx = np.arange(start, start + eval_batch)
+        mask = (idx < n).astype(np.float32)
+        idx = np.where(idx < n, idx, 0)[sl]
+        add({**data.take(idx), "mask": mask[sl]})
     return task.summarize(totals)
+
+
+def _evaluate(setup, device_state, data, prefix: str = "eval_") -> dict:
+    """evaluate() of `data` under setup's config, the keys renamed from eval_* to `prefix`*."""
+    config = setup.config
+    out = evaluate(setup.strategy, device_state, data, config.eval_batch_size, setup.task,
+                   image_size=config.preprocess.image_size,
+                   limit=config.eval_examples if data is setup.eval_data else 0)
+    return {prefix + k[len("eval_"):] if k.startswith("eval_") else k: v for k, v in out.items()}
+
+
+def _final_evaluation(setup, device_state) -> dict:
+    """The evaluation of the last step: eval_split, and config.test_split when set."""
+    out = _evaluate(setup, device_state, setup.eval_data)
+    if setup.test_data is not None:
+        out.update(_evaluate(setup, device_state, setup.test_data, "test_"))
+    return out
+
+
+def _data_iterator(setup, start: int, saved: Optional[dict]):
+    """The training batches of a streamed Setup from step `start` (None in memory). `saved`: the iterator
+    state a checkpoint recorded, checked against this run's (seed, batch size, dataset, split)."""
+    if not setup.streamed:
+        return None
+    config = setup.config
+    size = config.preprocess.image_size
+    it = train_batches(setup.train_data, seed=config.seed, batch_size=config.batch_size, start_step=start,
+                       process_index=jax.process_index(), process_count=jax.process_count(),
+                       image_size=size or None, random_resized_crop=bool(size),
+                       flip=bool(size) and config.preprocess.flip)
+    if saved is not None:
+        if int(saved.get("step", -1)) != start:
+            raise ValueError(f"the checkpoint of step {start} holds the data iterator state of step "
+                             f"{saved.get('step')}; it is damaged: delete it to resume from the one before.")
+        it.set_state(saved)
+    return it
 
 
 class _Signals:
@@ -141,8 +206,11 @@ def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int])
             arrays, extra = ckpt.restore(template.arrays(), step=latest)
             state, start = template.replace_arrays(arrays), int(arrays["step"])
             window = list(extra.get("window", []))
+            data_state = extra.get("data")
+        else:
+            data_state = None
         log = MetricsLog(wd, start=start, config=config, tensorboard=config.tensorboard, enabled=main)
-        return _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps)
+        return _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps, data_state)
     finally:
         if log is not None:
             log.close()
@@ -168,7 +236,7 @@ def _finished(setup, wd, ckpt, template, latest, end, main) -> Optional[dict]:
     return out
 
 
-def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) -> dict:
+def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps, data_state=None) -> dict:
     config, strategy = setup.config, setup.strategy
     end, data = config.num_steps, setup.train_data
     key = train_key(config)
@@ -183,15 +251,21 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
     t0 = run_start = time.perf_counter()
     timed_steps = 0
 
+    batches = None
+
     def save(step: int, pending: list) -> None:
         host = strategy.get_state(device_state)
-        ckpt.save(step, host.arrays(), {"window": pending, "phase": setup.phase})
+        extra = {"window": pending, "phase": setup.phase}
+        if batches is not None:  # its "step" is `step`: the next batch it gives
+            extra["data"] = batches.get_state()
+        ckpt.save(step, host.arrays(), extra)
 
     try:
         if start >= end:  # the last checkpoint is the end, but its record was lost: evaluate it again
-            record = {"step": end, **phase_key, **evaluate(strategy, device_state, setup.eval_data,
-                                                          config.eval_batch_size, setup.task)}
+            record = {"step": end, **phase_key, **_final_evaluation(setup, device_state)}
             log.write(record)
+        else:
+            batches = _data_iterator(setup, start, data_state)
         with _Signals() as signals:
             for step in range(start, end):
                 if stop_after_steps is not None and step - start >= stop_after_steps:
@@ -202,8 +276,11 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                     if ckpt.latest_step() != step:  # the signal came while step `step` was being checkpointed
                         save(step, pending)
                     raise _interrupted(signals.received, step, end, ckpt.directory)
-                idx = batch_indices(config.seed, step, len(data), config.batch_size)[my_slice]
-                batch = strategy.put_batch(data.take(idx))
+                if batches is not None:
+                    batch = strategy.put_batch(next(batches))
+                else:
+                    idx = batch_indices(config.seed, step, len(data), config.batch_size)[my_slice]
+                    batch = strategy.put_batch(data.take(idx))
                 device_state, metrics = strategy.train(device_state, batch, key)
                 window.append(metrics)
                 timed_steps += 1
@@ -221,9 +298,10 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                                      skipped_total, time.perf_counter() - run_start)
                     skipped_total = record["skipped_steps"]
                     record.update(phase_key)
-                    if do_eval:
-                        record.update(evaluate(strategy, device_state, setup.eval_data, config.eval_batch_size,
-                                               setup.task))
+                    if final:
+                        record.update(_final_evaluation(setup, device_state))
+                    elif do_eval:
+                        record.update(_evaluate(setup, device_state, setup.eval_data))
                     log.write(record)
                     bar.update(done, record)
                     window, values, timed_steps, t0 = [], [], 0, time.perf_counter()
@@ -237,6 +315,8 @@ def _loop(setup, wd, ckpt, log, state, start, window, main, stop_after_steps) ->
                 raise _interrupted(signals.received, end, end, ckpt.directory)
     finally:
         bar.close()
+        if batches is not None:
+            batches.close()
     record = dict(record, steps_run=end - start)
     record["state"] = strategy.get_state(device_state)
     return record

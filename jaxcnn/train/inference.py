@@ -76,7 +76,8 @@ def class_names_of(config, num_outputs: int) -> tuple:
 
 def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
     """The model of `workdir` (a scripts/train.py workdir) with its latest checkpoint's weights. Only the
-    first example of `split` (default: the run's eval split) is read, for the image shape."""
+    first example of `split` (default: the run's eval split) is read, for the image shape (only its metadata
+    for a run with preprocess.image_size = S, whose model sees S x S)."""
     from jaxcnn.data import datasets
     from jaxcnn.detection.evaluate import restore, workdir_config
     from jaxcnn.train import build
@@ -87,10 +88,20 @@ def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
     config.eval_examples = 0
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
-    probe = datasets.load(config.dataset, f"{config.eval_split.split('[')[0]}[:1]", **kw)
+    if config.preprocess.image_size:  # images of any size, resized and centre-cropped to S x S by read_image
+        from jaxcnn.data.sources import open_split
+
+        meta = open_split(config.dataset, f"{config.eval_split.split('[')[0]}[:1]", data_dir=config.data_dir or None,
+                          **{k: v for k, v in kw.items() if k != "data_dir_path"})
+        s = config.preprocess.image_size
+        probe = datasets.ArrayDataset(np.zeros((1, s, s, meta.channels), np.uint8), np.zeros(1, np.int32),
+                                      meta.num_classes)
+    else:
+        probe = datasets.load(config.dataset, f"{config.eval_split.split('[')[0]}[:1]", **kw)
     if config.classes:  # build checks the labels against the subset: relabel the probe's one example
         probe = datasets.ArrayDataset(probe.images, np.zeros(1, np.int32), len(config.classes))
     config.batch_size = 1
+    config.parallel = "none"  # one process scoring a few files: a mesh run's batch of 1 would not divide
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir)
     variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
@@ -99,14 +110,23 @@ def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
                      class_names_of(config, num_outputs), int(state.step))
 
 
-def read_image(path: str, image_shape: Sequence[int]) -> np.ndarray:
+def read_image(path: str, image_shape: Sequence[int], *, crop: bool = False) -> np.ndarray:
     """Image file `path` (PNG, JPEG, ...) as uint8 (H, W, C) of `image_shape`: converted to grey or RGB as C
-    asks, resized (bilinear) to H x W when its size differs."""
+    asks, resized (bilinear) to H x W when its size differs; with `crop`, as evaluation does with
+    preprocess.image_size (jaxcnn.data.images.eval_image: shorter side to H / 0.875, the centre H x W)."""
     from PIL import Image, UnidentifiedImageError
 
     h, w, c = (int(v) for v in image_shape)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no image file {path!r}")
+    if crop:
+        from jaxcnn.data.images import eval_image
+
+        try:
+            with open(path, "rb") as f:
+                return eval_image(f.read(), channels=c, size=(h, w)).reshape(h, w, c)
+        except (UnidentifiedImageError, OSError) as e:
+            raise ValueError(f"{path} is not a readable image ({type(e).__name__}); pass PNG or JPEG files") from None
     try:
         with Image.open(path) as im:
             im = im.convert("L" if c == 1 else "RGB")
@@ -124,7 +144,8 @@ def predict_files(workdir: str, paths: Sequence[str], *, top: int = 5) -> list[d
     if not paths:
         raise ValueError("pass at least one image file")
     run = load_run(workdir)
-    images = np.stack([read_image(p, run.image_shape) for p in paths])
+    crop = bool(run.config.preprocess.get("image_size", 0))
+    images = np.stack([read_image(p, run.image_shape, crop=crop) for p in paths])
     probs = run.probabilities(images)
     k = min(int(top), probs.shape[1])
     out = []

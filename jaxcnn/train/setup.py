@@ -3,6 +3,12 @@ parallel strategy and the initial state. No I/O but reading the data.
 
     setup = build(config)                       # everything the engine needs
     setup = build(config, model=m, init_state=f, first_step=300, phase="full")   # fine-tuning's 2nd phase
+
+The data is held in memory (ArrayDatasets, batches gathered by the loop) for
+small fixed-size sets, and otherwise read through the input pipeline
+(jaxcnn.data.sources.Split, batches from jaxcnn.data.train_batches): when a
+split does not fit in memory, or holds images of varying sizes, or
+config.preprocess.image_size > 0 (see `open_streams`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 
 from jaxcnn import runtime
 from jaxcnn.data import augment, datasets
+from jaxcnn.data.integrity import readable
+from jaxcnn.data.sources import GENERATED, Split, open_split
 from jaxcnn.data.sharding import process_slice
 from jaxcnn.models import create_model, family_of, get_spec, module_fields
 from jaxcnn.train.config import validate_config
@@ -36,8 +44,8 @@ class Setup:
     config: object
     model: object
     task: object
-    train_data: datasets.ArrayDataset
-    eval_data: datasets.ArrayDataset
+    train_data: datasets.ArrayDataset | Split  # a Split: the engine streams it through jaxcnn.data.train_batches
+    eval_data: datasets.ArrayDataset | Split
     preprocess: Callable
     input_shape: tuple
     strategy: Strategy
@@ -46,6 +54,12 @@ class Setup:
     init_state: Callable[[], TrainState]
     first_step: int = 0
     phase: str = "train"
+    test_data: Optional[datasets.ArrayDataset | Split] = None  # config.test_split, scored once at the end
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the engine reads the data through the input pipeline (jaxcnn.data.train_batches)."""
+        return isinstance(self.train_data, Split)
 
     @property
     def model_fields(self) -> dict:
@@ -89,7 +103,9 @@ def _check_field_types(spec, overrides) -> None:
                 break
 
 
-def make_preprocess_fn(config, channels: int):
+def make_preprocess_fn(config, channels: int, *, flip: Optional[bool] = None):
+    """The on-device preprocessing of config.preprocess for images of `channels` channels. flip=False leaves
+    the flip to the input pipeline (it flips the random-resized crops when preprocess.image_size is set)."""
     p = config.preprocess
     mean, std = tuple(p.mean), tuple(p.std)
     if p.to_rgb:
@@ -100,7 +116,8 @@ def make_preprocess_fn(config, channels: int):
         raise ValueError(f"config.preprocess.mean has {len(mean)} values for images of {channels} channels; "
                          "give one per channel.")
     return augment.make_preprocess(mean=mean, std=std, pad_to=p.pad_to or None, resize_to=p.resize_to or None,
-                                   crop_padding=p.crop_padding, flip=p.flip, pca_jitter=p.pca_jitter,
+                                   crop_padding=p.crop_padding, flip=p.flip if flip is None else flip,
+                                   pca_jitter=p.pca_jitter,
                                    to_rgb=p.to_rgb)
 
 
@@ -157,12 +174,8 @@ def load_data(config):
     if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
         raise ValueError(f"config.data_dir {config.data_dir!r} is not a directory; pass the TFDS data dir that "
                          "holds the prepared dataset, or leave it empty for $TFDS_DATA_DIR or ~/tensorflow_datasets.")
-    if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()  # preparing a dataset draws bars on stderr: only for a live terminal
-    kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
-              synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+    _quiet_tfds(config)
+    kw = _kwargs(config)
     train = datasets.load(config.dataset, config.train_split, **kw)
     test = datasets.load(config.dataset, config.eval_split, **kw)
     per_class = config.train_examples_per_class or None
@@ -184,17 +197,103 @@ def load_data(config):
     return train, test
 
 
+def _kwargs(config) -> dict:
+    return dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
+                synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+
+
+@readable  # a damaged file is one line naming the dataset and how to rebuild it
+def _open(name: str, split: str, *, data_dir_path=None, **kw) -> Split:
+    return open_split(name, split, data_dir=data_dir_path, **kw)
+
+
+def open_streams(config):
+    """(train, eval) Splits of config.dataset when the engine reads them through the input pipeline, else
+    None (the in-memory path of load_data). The pipeline is used when preprocess.image_size > 0, or when a
+    split is not held in memory by jaxcnn.data.open_split (more than IN_MEMORY_MAX_BYTES, not uint8, or
+    images of varying sizes). Generated sets and the detection/segmentation canvases stay in memory."""
+    size = config.preprocess.image_size
+    generated = config.dataset in GENERATED or (config.dataset.startswith("fashion_mnist_")
+                                                and config.dataset != datasets.OFFLINE)
+    if size and config.task != "classification":
+        raise ValueError(f"config.preprocess.image_size crops and resizes images but not the targets of task "
+                         f"{config.task!r}; set --config.preprocess.image_size=0 (use resize_to instead).")
+    if generated and not size:
+        return None
+    if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
+        return None  # load_data names the problem
+    _quiet_tfds(config)
+    train, test = (_open(config.dataset, s, **_kwargs(config)) for s in (config.train_split, config.eval_split))
+    if not size and train.in_memory and test.in_memory:
+        return None
+    for split in (train, test):
+        if not size and split.image_shape is None:
+            raise ValueError(f"{config.dataset} split {split.split!r} holds images of varying sizes; set "
+                             "--config.preprocess.image_size=S (e.g. 224) to crop and resize them.")
+    if config.classes or config.train_examples_per_class:
+        raise ValueError(f"config.classes and config.train_examples_per_class select examples in memory, but "
+                         f"{config.dataset} is read through the input pipeline "
+                         f"({'preprocess.image_size is set' if size else 'it does not fit in memory'}); prepare "
+                         "a dataset of those examples, or leave both unset.")
+    if len(test) == 0:
+        raise ValueError(f"{config.dataset} split {config.eval_split!r} holds no examples; choose another "
+                         "--config.eval_split.")
+    return train, test
+
+
+def _quiet_tfds(config) -> None:
+    if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()  # preparing a dataset draws bars on stderr: only for a live terminal
+
+
+def load_test(config, streamed: bool):
+    """config.test_split of config.dataset (None when unset): a Split if `streamed`, else in memory with
+    config.classes applied."""
+    if not config.test_split:
+        return None
+    if streamed:
+        return _open(config.dataset, config.test_split, **_kwargs(config))
+    test = datasets.load(config.dataset, config.test_split, **_kwargs(config))
+    if config.classes:
+        test = class_subset(test, config.classes)
+    if len(test) == 0:
+        raise ValueError(f"{config.dataset} split {config.test_split!r} holds no examples; choose another "
+                         "--config.test_split.")
+    datasets.check_finite(test, f"{config.dataset} split {config.test_split!r}")
+    return test
+
+
+def _as_split(data, split: str) -> Split:
+    """An in-memory ArrayDataset as a Split, for the input pipeline (preprocess.image_size on given data)."""
+    if isinstance(data, Split):
+        return data
+    return Split("given", split, num_classes=data.num_classes, class_names=[str(i) for i in range(data.num_classes)],
+                 image_shape=tuple(data.images.shape[1:]), length=len(data), encoded=False, arrays=data)
+
+
 def input_shape(config, data, preprocess=None) -> tuple:
-    """The (H, W, C) the model sees: `data`'s images after config.preprocess (traced, not computed)."""
-    preprocess = preprocess or make_preprocess_fn(config, data.images.shape[-1])
-    sample = jax.ShapeDtypeStruct((1,) + data.images.shape[1:], data.images.dtype)
+    """The (H, W, C) the model sees: `data`'s images (an ArrayDataset, or a Split as the input pipeline
+    gives it) after config.preprocess (traced, not computed)."""
+    if isinstance(data, Split):
+        size = config.preprocess.image_size
+        stored = (size, size, data.channels) if size else data.image_shape
+        preprocess = preprocess or make_preprocess_fn(config, data.channels)
+        sample = jax.ShapeDtypeStruct((1,) + tuple(stored), np.uint8)
+    else:
+        preprocess = preprocess or make_preprocess_fn(config, data.images.shape[-1])
+        sample = jax.ShapeDtypeStruct((1,) + data.images.shape[1:], data.images.dtype)
     return tuple(jax.eval_shape(lambda x: preprocess(x, None, False), sample).shape[1:])
 
 
 def _check_classes(model, data, config) -> None:
     """A classifier narrower than the labels would silently learn nothing from the labels it cannot hold."""
     n = getattr(model, "num_classes", None)
-    top = int(np.max(data.labels)) if len(data) and np.ndim(data.labels) == 1 else None
+    if isinstance(data, Split):  # its labels are not read ahead: its classes may all appear
+        top = data.num_classes - 1
+    else:
+        top = int(np.max(data.labels)) if len(data) and np.ndim(data.labels) == 1 else None
     if n is not None and top is not None and top >= n:
         raise ValueError(f"model {config.model.name!r} has num_classes={n} but {config.dataset} has labels up to "
                          f"{top} ({data.num_classes} classes); set --config.model.num_classes={data.num_classes} "
@@ -210,7 +309,7 @@ def _check_model_builds(model, shape, config) -> None:
                    jax.random.key(0))
 
 
-def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None,
+def build(config, *, model=None, train_data=None, eval_data=None, test_data=None, optimizer=None,
           init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train") -> Setup:
     """Everything one engine run needs, from `config` (validated first); any part may be given instead.
 
@@ -218,15 +317,29 @@ def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None
       num_steps - first_step steps.
     init_state: () -> the host TrainState at first_step; default: `model` freshly initialised from
       config.seed.
+    test_data: config.test_split's data, scored once at the end; read here only when the training and
+      evaluation data are (callers that pass those read only what they need: pass it too).
     """
     validate_config(config)
     runtime.configure()  # XLA:CPU flags, where JAX has not started yet (scripts have done it already)
-    if train_data is None or eval_data is None:
-        train_data, eval_data = load_data(config)
+    loads = train_data is None or eval_data is None
+    if loads:
+        train_data, eval_data = open_streams(config) or load_data(config)
+    elif config.preprocess.image_size:
+        train_data, eval_data = _as_split(train_data, config.train_split), _as_split(eval_data, config.eval_split)
+    streamed = isinstance(train_data, Split)
+    if streamed and not isinstance(eval_data, Split):
+        eval_data = _as_split(eval_data, config.eval_split)
+    if loads:
+        test_data = load_test(config, streamed)
+    elif test_data is not None and streamed:
+        test_data = _as_split(test_data, config.test_split)
     if model is None:
         model = build_model(config, train_data.num_classes)
     _check_classes(model, train_data, config)
-    preprocess = make_preprocess_fn(config, train_data.images.shape[-1])
+    channels = train_data.channels if streamed else train_data.images.shape[-1]
+    # With image_size the pipeline flips its crops; otherwise the flip stays on the device, as in memory.
+    preprocess = make_preprocess_fn(config, channels, flip=False if config.preprocess.image_size else None)
     shape = input_shape(config, train_data, preprocess)
     _check_model_builds(model, shape, config)
     family = family_of(model)
@@ -252,7 +365,7 @@ def build(config, *, model=None, train_data=None, eval_data=None, optimizer=None
             return state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
 
     return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
-                 init_state, first_step, phase)
+                 init_state, first_step, phase, test_data)
 
 
 def train_key(config) -> np.ndarray:

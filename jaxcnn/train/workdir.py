@@ -30,7 +30,7 @@ METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
 
 # Keys a rerun may change without changing what the checkpoints mean.
-HARMLESS = ("data_dir", "eval_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
+HARMLESS = ("data_dir", "eval_split", "test_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
             "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy")
 # Sections a plain training run does not read (the application that does checks them itself).
 NOT_READ_BY_TRAINING = ("ablation.",)
@@ -104,8 +104,13 @@ def _meaning(record: dict) -> dict:
 
 def config_differences(old: dict, new: dict) -> list[str]:
     """The meaning-bearing keys whose values differ between two config.json records."""
+    from jaxcnn.train.config import base_config, flat
+
     a, b = _meaning(old), _meaning(new)
-    differ = {k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")}
+    # A key added to base_config after a workdir was written reads as its default there (it behaved so).
+    defaults = {k: to_jsonable(v) for k, v in flat(base_config()).items()}
+    differ = {k for k in set(a) | set(b)
+              if a.get(k, defaults.get(k, "<absent>")) != b.get(k, defaults.get(k, "<absent>"))}
     return sorted(differ, key=lambda k: (k != "model.name", k))  # another model is named first
 
 
