@@ -525,6 +525,7 @@ OPS_ON_IMAGES = {  # name -> (call on an image x, whether integer images are mea
     "local_response_norm": (lambda x: ops.local_response_norm(x), False),
     "spatial_pyramid_pool": (lambda x: ops.spatial_pyramid_pool(x, mode="avg"), False),
     "roi_pool": (lambda x: ops.roi_pool(x, jnp.zeros((1, 5))), False),
+    "roi_spatial_pyramid_pool": (lambda x: ops.roi_spatial_pyramid_pool(x, jnp.zeros((1, 5))), False),
     "max_unpool": (lambda x: ops.max_unpool(x, jnp.zeros(getattr(x, "shape", (1, 8, 8, 4)), jnp.int32), (16, 16)),
                    True),
 }

@@ -116,11 +116,12 @@ def roi_spatial_pyramid_pool(features, boxes, levels=(1, 2, 4), spatial_scale=1 
     Returns:
       (R, C * sum(n*n)) in `spatial_pyramid_pool`'s order. jit-able (traced boxes, static levels).
     """
+    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)  # checks features and boxes first
     check_choice("bins", bins, SPP_BINS)
-    if not levels or any(not isinstance(l, int) or l < 1 for l in levels):
-        raise ValueError(f"levels must be positive ints, got {levels!r}")
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__") or not len(tuple(levels)):
+        raise TypeError(f"levels must be a sequence of positive ints like (1, 2, 4), got {levels!r}")
+    levels = tuple(as_int(level, "roi_spatial_pyramid_pool level", minimum=1, example=2) for level in levels)
     n, h, w, c = features.shape
-    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)
     roi_h = jnp.maximum(y2 - y1 + 1, 1.0).astype(jnp.int32)
     roi_w = jnp.maximum(x2 - x1 + 1, 1.0).astype(jnp.int32)
 
@@ -165,9 +166,9 @@ def roi_pool(features, boxes, output_size=(7, 7), spatial_scale=1 / 16):
       ceil((i+1)*b)) + start clipped to [0, H], and an empty bin gives 0.
       jit-able: the boxes may be traced, the output size is static.
     """
+    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)  # checks features and boxes first
     ph, pw = as_pair(output_size, "roi_pool output_size")
     n, h, w, c = features.shape
-    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)
     roi_h = jnp.maximum(y2 - y1 + 1, 1.0)
     roi_w = jnp.maximum(x2 - x1 + 1, 1.0)
 
