@@ -117,7 +117,7 @@ def get_config():
     c.dataset, c.synthetic_shape, c.synthetic_size = "synthetic", (12, 12, 1), 96
     c.model.name = "fashion_cnn_tiny"
     c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 48
-    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = 2000, 7, 0, 5000
+    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = 700, 7, 0, 5000
     c.progress = False
     c.optimizer.warmup_steps = 2
     return c
@@ -142,15 +142,15 @@ def test_interrupt_saves_the_last_finished_step_and_the_same_command_resumes(tmp
     lines = [l for l in err.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and "saved a checkpoint" in lines[0] and "run the same command again" in lines[0]
     step = Checkpointer(os.path.join(wd, "checkpoints")).latest_step()
-    assert 7 <= step < 2000 and f"stopped after step {step} " in lines[0]
+    assert 7 <= step < 700 and f"stopped after step {step} " in lines[0]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ref = str(tmp_path / "ref")
-    train_and_evaluate(tiny_config(num_steps=2000, log_every=7, eval_every=0, checkpoint_every=5000), ref)
+    train_and_evaluate(tiny_config(num_steps=700, log_every=7, eval_every=0, checkpoint_every=5000), ref)
     assert _metrics(wd) == _metrics(ref)
-    like = jax.tree_util.tree_map(np.asarray, build(tiny_config(num_steps=2000)).init_state().arrays())
-    got, _ = Checkpointer(os.path.join(wd, "checkpoints")).restore(like, step=2000)
-    want, _ = Checkpointer(os.path.join(ref, "checkpoints")).restore(like, step=2000)
+    like = jax.tree_util.tree_map(np.asarray, build(tiny_config(num_steps=700)).init_state().arrays())
+    got, _ = Checkpointer(os.path.join(wd, "checkpoints")).restore(like, step=700)
+    want, _ = Checkpointer(os.path.join(ref, "checkpoints")).restore(like, step=700)
     assert _equal_trees(got, want)
 
 
