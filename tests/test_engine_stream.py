@@ -89,7 +89,8 @@ def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tfds_dir, tmp_pat
     # the iterator state: the next batch is step 2's, of this seed, global batch, dataset and split
     assert {k: extra["data"][k] for k in ("step", "seed", "batch_size", "dataset", "split")} == {
         "step": 2, "seed": 0, "batch_size": 8, "dataset": "mixed", "split": "train"}
-    resumed = train_and_evaluate(_config(tfds_dir, "mixed", **kw), part)
+    # resumed with 2 worker processes decoding and cropping (the first part ran on threads): the same batches
+    resumed = train_and_evaluate(_config(tfds_dir, "mixed", data_workers=2, **kw), part)
     assert resumed["steps_run"] == 4  # steps 3..6 after the checkpoint of step 2
     assert _equal_trees(full["state"].arrays(), resumed["state"].arrays())
     assert _metrics(part) == _metrics(str(tmp_path / "full"))

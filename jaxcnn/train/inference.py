@@ -130,7 +130,8 @@ def evaluate_streamed(workdir: str, *, split: Optional[str] = None, samples: int
     fn = _apply_fn(run.model, run.preprocess)
     confusion = np.zeros((k, k), np.int64)
     loss_sum, seconds, first = 0.0, 0.0, []
-    batches = eval_batches(data, batch_size=config.eval_batch_size, image_size=config.preprocess.image_size or None)
+    batches = eval_batches(data, batch_size=config.eval_batch_size, image_size=config.preprocess.image_size or None,
+                           workers=config.get("data_workers", 0))
     try:
         for i, batch in enumerate(batches):
             t = time.perf_counter()
