@@ -89,7 +89,8 @@ def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tfds_dir, tmp_pat
     # the iterator state: the next batch is step 2's, of this seed, global batch, dataset and split
     assert {k: extra["data"][k] for k in ("step", "seed", "batch_size", "dataset", "split")} == {
         "step": 2, "seed": 0, "batch_size": 8, "dataset": "mixed", "split": "train"}
-    resumed = train_and_evaluate(_config(tfds_dir, "mixed", **kw), part)
+    # resumed with 2 worker processes decoding and cropping (the first part ran on threads): the same batches
+    resumed = train_and_evaluate(_config(tfds_dir, "mixed", data_workers=2, **kw), part)
     assert resumed["steps_run"] == 4  # steps 3..6 after the checkpoint of step 2
     assert _equal_trees(full["state"].arrays(), resumed["state"].arrays())
     assert _metrics(part) == _metrics(str(tmp_path / "full"))
@@ -245,10 +246,18 @@ def test_imagenet_recipe_runs_end_to_end_on_an_image_folder_and_resumes(tfds_dir
     for one in top:
         assert sorted(c["name"] for c in one["top"]) == ["a", "b", "c"]
         assert sum(c["probability"] for c in one["top"]) == pytest.approx(1.0, abs=1e-5)
+    # scripts/evaluate.py's library call streams the split as the engine's evaluation does: the same
+    # accuracy and loss as the run's final record, and the confusion matrix over all 6 test images
     from jaxcnn.detection.evaluate import evaluate_workdir
 
-    with pytest.raises(ValueError, match=r"trained with preprocess.image_size=32 .* does not read yet"):
-        evaluate_workdir(wd)  # scripts/evaluate.py holds the split in memory: refused in one line, not a crash
+    result = evaluate_workdir(wd)
+    final = [m for m in _metrics(wd) if "eval_accuracy" in m][-1]
+    assert final["step"] == 4 and result["step"] == 4 and result["images"] == 6
+    m = np.asarray(result["confusion_matrix"])
+    assert m.shape == (3, 3) and m.sum() == 6 and list(m.sum(1)) == [2, 2, 2]  # two test images per class
+    assert result["eval_accuracy"] == pytest.approx(final["eval_accuracy"], abs=1e-9)
+    assert result["eval_loss"] == pytest.approx(final["eval_loss"], rel=1e-3)
+    assert os.path.exists(os.path.join(wd, "confusion_test.png")) and os.path.exists(os.path.join(wd, "eval.json"))
 
 
 def test_a_workdir_recorded_before_the_new_keys_still_loads(tmp_path):

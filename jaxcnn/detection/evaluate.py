@@ -118,11 +118,17 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
     if split and config.task not in ("rcnn", "spp_net"):
         config.eval_split = split
     config.eval_examples = 0
-    if config.preprocess.get("image_size", 0):
-        raise ValueError(f"{workdir} was trained with preprocess.image_size={config.preprocess.image_size} (read "
-                         "through the input pipeline), which this evaluation does not read yet: it holds the split "
-                         "in memory. The run's metrics.jsonl has its eval_ (and test_) figures; "
-                         "scripts/predict.py scores image files.")
+    if config.preprocess.get("image_size", 0):  # images of any size, read through the input pipeline
+        if config.task != "classification":
+            raise ValueError(f"{workdir}: task {config.task!r} with preprocess.image_size is not scored here yet; "
+                             "classification runs are.")
+        from jaxcnn.train import inference
+
+        report = inference.evaluate_streamed(workdir, split=config.eval_split)
+        samples = {"prediction": report.pop("first_predictions")}
+        result = {"workdir": workdir, "config": config.get("ablation", {}).get("name") or None,
+                  "task": config.task, "model": config.model.name, "split": config.eval_split, **report}
+        return _finish(workdir, config, result, samples, write, t_start, load_before)
     # only the split to score is read (and handed to build as both splits): the weights come from the checkpoint
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
@@ -192,6 +198,11 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
             report = inference.classification_report(confusion, names)
             result.update(per_class_accuracy=report["per_class_accuracy"], class_names=report["class_names"],
                           confusion_matrix=report["confusion_matrix"])
+    return _finish(workdir, config, result, samples, write, t_start, load_before)
+
+
+def _finish(workdir, config, result, samples, write, t_start, load_before) -> dict:
+    """The host facts, then (write) eval_<split>.json, eval.json, samples_<split>.npz and the confusion PNG."""
     result.update(load_average_before=[round(v, 2) for v in load_before],
                   load_average_after=[round(v, 2) for v in os.getloadavg()],
                   wall_seconds=round(time.time() - t_start, 1),

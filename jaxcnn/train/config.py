@@ -32,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_split = "test"  # watched during training and reported at the end (a validation split, e.g. "train[90%:]")
     c.test_split = ""  # also evaluated once at the end, as test_loss / test_accuracy; "" = none
     c.eval_examples = 0  # evaluate on the first N examples of eval_split; 0 = all of them
+    # Worker processes that read, decode and augment a streamed split (jaxcnn.data.pipeline); 0 = two threads
+    # of this process. The batches are the same either way.
+    c.data_workers = 0
     c.classes = ()  # train and evaluate on these class ids only, relabelled 0..; () = all
     c.train_examples_per_class = 0  # few labels: this many training images per class (seeded); 0 = all
     c.synthetic_shape = (28, 28, 1)  # (H, W, C) of dataset="synthetic"
@@ -240,6 +243,10 @@ def validate_config(config) -> None:
         raise ValueError(f"config.preprocess.std must be > 0 for every channel, got {tuple(p.std)}.")
     for key in ("pad_to", "resize_to", "crop_padding"):
         _check_number(f"preprocess.{key}", p[key], low=0, what=" (0 = off)")
+    workers = config.get("data_workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"config.data_workers must be an int >= 0 (0 = threads), got {workers!r}; "
+                         "e.g. --config.data_workers=4.")
     if isinstance(p.image_size, bool) or not isinstance(p.image_size, int) or p.image_size < 0:
         raise ValueError(f"config.preprocess.image_size must be an int >= 0 (0 = off), got {p.image_size!r}; "
                          "e.g. --config.preprocess.image_size=224.")

@@ -57,7 +57,8 @@ class TrainingInterrupted(RuntimeError):
         self.signum = signum
 
 
-def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 0, limit: int = 0) -> dict:
+def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 0, limit: int = 0,
+             workers: int = 0) -> dict:
     """The task's evaluation over the whole split (the last batch padded and masked): an ArrayDataset, or a
     Split read through jaxcnn.data.eval_batches (resized to image_size and centre-cropped when > 0; only
     its first `limit` examples when > 0)."""
@@ -77,7 +78,8 @@ def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 
         n = min(limit, len(data)) if limit else len(data)
         rows = np.arange(eval_batch)[sl]
         batches = eval_batches(data, batch_size=eval_batch, process_index=jax.process_index(),
-                               process_count=jax.process_count(), image_size=image_size or None)
+                               process_count=jax.process_count(), image_size=image_size or None,
+                               workers=workers)
         try:
             for start, batch in zip(range(0, n, eval_batch), batches):
                 add({**batch, "mask": (batch["mask"] * (start + rows < n)).astype(np.float32)})
@@ -98,7 +100,8 @@ def _evaluate(setup, device_state, data, prefix: str = "eval_") -> dict:
     config = setup.config
     out = evaluate(setup.strategy, device_state, data, config.eval_batch_size, setup.task,
                    image_size=config.preprocess.image_size,
-                   limit=config.eval_examples if data is setup.eval_data else 0)
+                   limit=config.eval_examples if data is setup.eval_data else 0,
+                   workers=config.get("data_workers", 0))
     return {prefix + k[len("eval_"):] if k.startswith("eval_") else k: v for k, v in out.items()}
 
 
@@ -120,7 +123,7 @@ def _data_iterator(setup, start: int, saved: Optional[dict]):
     it = train_batches(setup.train_data, seed=config.seed, batch_size=config.batch_size, start_step=start,
                        process_index=jax.process_index(), process_count=jax.process_count(),
                        image_size=size or None, random_resized_crop=bool(size),
-                       flip=bool(size) and config.preprocess.flip)
+                       flip=bool(size) and config.preprocess.flip, workers=config.get("data_workers", 0))
     if saved is not None:
         if int(saved.get("step", -1)) != start:
             raise ValueError(f"the checkpoint of step {start} holds the data iterator state of step "

@@ -110,6 +110,53 @@ def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
                      class_names_of(config, num_outputs), int(state.step))
 
 
+def evaluate_streamed(workdir: str, *, split: Optional[str] = None, samples: int = 8) -> dict:
+    """Score a classification run that reads its data through the input pipeline (preprocess.image_size = S):
+    `split` (default: the run's eval split) streamed by jaxcnn.data.eval_batches (shorter side resized, the
+    centre S x S, as the engine evaluates), never held in memory. Returns eval_loss (softmax cross-entropy),
+    eval_accuracy, per_class_accuracy, class_names, confusion_matrix, images, seconds_per_image (the model
+    alone), step, and first_predictions (the classes of the first `samples` images)."""
+    import time
+
+    from jaxcnn.data.pipeline import eval_batches
+    from jaxcnn.data.sources import open_split
+
+    run = load_run(workdir, split=split)
+    config = run.config
+    data = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
+                      synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
+                      num_classes=config.num_classes, seed=config.seed, in_memory=False)
+    k = len(run.class_names)
+    fn = _apply_fn(run.model, run.preprocess)
+    confusion = np.zeros((k, k), np.int64)
+    loss_sum, seconds, first = 0.0, 0.0, []
+    batches = eval_batches(data, batch_size=config.eval_batch_size, image_size=config.preprocess.image_size or None,
+                           workers=config.get("data_workers", 0))
+    try:
+        for i, batch in enumerate(batches):
+            t = time.perf_counter()
+            logits = np.asarray(jax.block_until_ready(fn(run.variables, batch["image"])), np.float64)
+            if i:  # the first call compiles
+                seconds += time.perf_counter() - t
+            real = batch["mask"] > 0
+            logits, labels = logits[real], np.asarray(batch["label"])[real].astype(np.int64)
+            top = logits.max(-1, keepdims=True)
+            log_z = (top + np.log(np.exp(logits - top).sum(-1, keepdims=True)))[:, 0]
+            loss_sum += float(np.sum(log_z - logits[np.arange(len(labels)), labels]))
+            predictions = logits.argmax(-1)
+            confusion += confusion_matrix(labels, predictions, k)
+            first.extend(predictions[:max(0, samples - len(first))].tolist())
+    finally:
+        batches.close()
+    n = int(confusion.sum())
+    report = classification_report(confusion, run.class_names)
+    timed = max(n - config.eval_batch_size, 1)
+    return {"step": run.step, "eval_loss": loss_sum / n, "eval_accuracy": report["accuracy"],
+            "per_class_accuracy": report["per_class_accuracy"], "class_names": report["class_names"],
+            "confusion_matrix": report["confusion_matrix"], "images": n, "seconds_per_image": seconds / timed,
+            "cnn_passes_per_image": 1.0, "first_predictions": np.asarray(first, np.int32)}
+
+
 def read_image(path: str, image_shape: Sequence[int], *, crop: bool = False) -> np.ndarray:
     """Image file `path` (PNG, JPEG, ...) as uint8 (H, W, C) of `image_shape`: converted to grey or RGB as C
     asks, resized (bilinear) to H x W when its size differs; with `crop`, as evaluation does with

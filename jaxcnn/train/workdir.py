@@ -31,7 +31,8 @@ LOCK_FILE = ".lock"
 
 # Keys a rerun may change without changing what the checkpoints mean.
 HARMLESS = ("data_dir", "eval_split", "test_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
-            "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy")
+            "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy",
+            "data_workers")
 # Sections a plain training run does not read (the application that does checks them itself).
 NOT_READ_BY_TRAINING = ("ablation.",)
 
