@@ -18,7 +18,7 @@ from jaxcnn.train import Workdir, WorkdirError, build, run, train_and_evaluate
 from jaxcnn.train.checkpoint import Checkpointer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train_loop import _equal_trees, _metrics, tiny_config  # noqa: E402
+from test_train_loop import _equal_trees, _metrics, tiny_config, tiny_config_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,20 +108,7 @@ def test_phases_share_a_workdir(tmp_path):
     assert int(second["state"].step) == 5
 
 
-INTERRUPT_CONFIG = """
-from jaxcnn.train.config import base_config
-
-
-def get_config():
-    c = base_config()
-    c.dataset, c.synthetic_shape, c.synthetic_size = "synthetic", (12, 12, 1), 96
-    c.model.name = "fashion_cnn_tiny"
-    c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 48
-    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = 700, 7, 0, 5000
-    c.progress = False
-    c.optimizer.warmup_steps = 2
-    return c
-"""
+INTERRUPT_CONFIG = tiny_config_file(700, 7, 0, 5000)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

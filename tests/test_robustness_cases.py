@@ -32,24 +32,11 @@ from jaxcnn.train.workdir import read_metrics, write_atomic
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fault_tools  # noqa: E402
-from test_train_loop import _equal_trees, _metrics, tiny_config  # noqa: E402
+from test_train_loop import _equal_trees, _metrics, tiny_config, tiny_config_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tests", "fault_tools.py")
-TINY = """
-from jaxcnn.train.config import base_config
-
-
-def get_config():
-    c = base_config()
-    c.dataset, c.synthetic_shape, c.synthetic_size = "synthetic", (12, 12, 1), 96
-    c.model.name = "fashion_cnn_tiny"
-    c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 48
-    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = 6, 1, 3, 2
-    c.progress = False
-    c.optimizer.warmup_steps = 2
-    return c
-"""
+TINY = tiny_config_file(6, 1, 3, 2)
 
 
 def _env(**extra) -> dict:

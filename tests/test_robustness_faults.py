@@ -37,25 +37,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fault_tools  # noqa: E402
+from test_train_loop import tiny_config_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train.py")
 TOOLS = os.path.join(ROOT, "tests", "fault_tools.py")
 NUM_STEPS = 16
-CONFIG = """
-from jaxcnn.train.config import base_config
-
-
-def get_config():
-    c = base_config()
-    c.dataset, c.synthetic_shape, c.synthetic_size = "synthetic", (12, 12, 1), 96
-    c.model.name = "fashion_cnn_tiny"
-    c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 48
-    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = {num_steps}, 3, 4, 2
-    c.progress = False
-    c.optimizer.warmup_steps = 2
-    return c
-"""
+CONFIG = tiny_config_file(NUM_STEPS, 3, 4, 2)
 TALLY: dict = {}
 
 
@@ -84,7 +72,7 @@ def shared():
         config = os.path.join(d, "config.py")
         if not os.path.exists(config):
             with open(config, "w") as f:
-                f.write(CONFIG.format(num_steps=NUM_STEPS))
+                f.write(CONFIG)
         ref = os.path.join(d, "reference")
         if not os.path.exists(os.path.join(d, "reference.done")):
             shutil.rmtree(ref, ignore_errors=True)

@@ -46,6 +46,25 @@ def tiny_config(**kw):
     return c
 
 
+def tiny_config_file(num_steps: int, log_every: int, eval_every: int, checkpoint_every: int) -> str:
+    """The source of a config file (for scripts/train.py --config) with tiny_config's model and data."""
+    schedule = f"{num_steps}, {log_every}, {eval_every}, {checkpoint_every}"
+    return f"""
+from jaxcnn.train.config import base_config
+
+
+def get_config():
+    c = base_config()
+    c.dataset, c.synthetic_shape, c.synthetic_size = "synthetic", (12, 12, 1), 96
+    c.model.name = "fashion_cnn_tiny"
+    c.parallel, c.batch_size, c.eval_batch_size = "none", 8, 48
+    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = {schedule}
+    c.progress = False
+    c.optimizer.warmup_steps = 2
+    return c
+"""
+
+
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         recs = [json.loads(line) for line in f]
