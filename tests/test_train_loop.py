@@ -385,3 +385,18 @@ def test_mixed_precision_keeps_float32_params(tmp_path):
     assert dtypes == {np.dtype(np.float32)} and np.isfinite(final["eval_loss"])
     model = train_setup.build_model(tiny_config(mixed_precision=True), 10)
     assert model.dtype == jnp.bfloat16
+
+
+def test_eval_examples_takes_the_first_examples_of_dict_labels(monkeypatch):
+    # detection splits label each image with a dict of arrays (boxes, classes); eval_examples slices every one
+    boxes = np.arange(10 * 5 * 4, dtype=np.float32).reshape(10, 5, 4)
+    classes = np.arange(10 * 5, dtype=np.int32).reshape(10, 5) % 3
+    split = datasets.ArrayDataset(np.zeros((10, 12, 12, 1), np.uint8) + np.arange(10)[:, None, None, None],
+                                  {"boxes": boxes, "classes": classes}, 3)
+    monkeypatch.setattr(train_setup.datasets, "load", lambda *a, **k: split)
+    monkeypatch.setattr(train_setup, "check_learnable", lambda *a: None)
+    _, test = train_setup.load_data(tiny_config(eval_examples=4))
+    assert len(test) == 4 and test.num_classes == 3
+    np.testing.assert_array_equal(test.images[:, 0, 0, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(test.labels["boxes"], boxes[:4])
+    np.testing.assert_array_equal(test.labels["classes"], classes[:4])

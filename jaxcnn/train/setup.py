@@ -184,9 +184,9 @@ def load_data(config):
         test = class_subset(test, config.classes)
     elif per_class:
         train = class_subset(train, range(train.num_classes), per_class, seed=config.seed)
-    if config.eval_examples:
-        test = datasets.ArrayDataset(test.images[:config.eval_examples], test.labels[:config.eval_examples],
-                                     test.num_classes)
+    if config.eval_examples:  # labels may be a dict of arrays (detection boxes and classes): take() slices each
+        head = test.take(slice(0, config.eval_examples))
+        test = datasets.ArrayDataset(head["image"], head["label"], test.num_classes)
     if len(test) == 0:
         raise ValueError(f"{config.dataset} split {config.eval_split!r} holds no examples"
                          f"{' of classes ' + str(tuple(config.classes)) if config.classes else ''}; nothing could be "
