@@ -31,7 +31,7 @@ EXPECTED_FIELDS = {
     "alexnet_lrn": {"model.lrn"},
     # the registered lenet5_modern flips LeNet-5's four published switches together
     "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output"},
-    "relu_tanh": {"model.activation"},
+    "relu_tanh": {"model.activation", "optimizer.learning_rate"},  # each net at its own tuned rate
     "dropout": {"model.dropout_rate"},
     "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
                  "finetune.source", "finetune.path", "finetune.head_steps", "finetune.full_steps",
@@ -278,3 +278,67 @@ def test_run_summary_reads_the_curve_the_target_and_the_step_time():
     assert info["train_error"] == pytest.approx(0.1) and info["train_loss"] == 1.0 / 40
     assert info["step_time_s"] == pytest.approx(np.median([50 / 2000, 50 / 3000, 50 / 4000]))  # step 10 compiles
     assert _summary_of(records, batch_size=50, target=0.05)["steps_to_target"] == 41.0  # never: num_steps + 1
+
+
+def _tuned_config(**tune):
+    cfg = _tiny_config(extras=())
+    cfg.ablation.field = "model.conv_mode,optimizer.learning_rate"
+    cfg.ablation.tune = {"key": "optimizer.learning_rate", "values": (0.05, 1e30), "seed": 7,
+                         "metric": "train_loss", "num_steps": 3, **tune}
+    return cfg
+
+
+def test_tuning_refuses_what_would_not_be_a_fair_choice():
+    with pytest.raises(ValueError, match="must be one of ablation.field's keys"):
+        ablation.validate_ablation(_tuned_config(key="optimizer.momentum"))
+    with pytest.raises(ValueError, match="the test split never selects"):
+        ablation.validate_ablation(_tuned_config(metric="eval_accuracy"))
+    with pytest.raises(ValueError, match="is one of the scored seeds"):
+        ablation.validate_ablation(_tuned_config(seed=1))
+    with pytest.raises(ValueError, match="at least two distinct values"):
+        ablation.validate_ablation(_tuned_config(values=(0.05,)))
+    with pytest.raises(ValueError, match="unknown ablation.tune keys"):
+        ablation.validate_ablation(_tuned_config(grid=(1, 2)))
+
+
+def test_tuning_choice_ranks_metric_then_loss_then_grid_order():
+    from jaxcnn.ablation.tuning import choose
+
+    trials = [{"value": 0.1, "metric": None, "train_loss": None, "diverged": True},
+              {"value": 0.03, "metric": 400.0, "train_loss": 0.30, "diverged": False},
+              {"value": 0.01, "metric": 400.0, "train_loss": 0.25, "diverged": False},
+              {"value": 0.003, "metric": 400.0, "train_loss": 0.25, "diverged": False}]
+    assert choose(trials)["value"] == 0.01  # the same steps; the lower loss; then the earlier of equal ones
+    assert choose(trials[:1] + [dict(trials[1], metric=float("nan"))])["value"] == 0.03  # NaN ranks like a loss
+
+
+def test_tuned_ablation_runs_each_arm_at_its_chosen_value(tmp_path):
+    cfg = _tuned_config()
+    logged = []
+    result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=logged.append)
+    # a learning rate of 1e30 overflows float32 in the first update: that trial diverges and ranks last
+    for arm in ("xcorr", "conv"):
+        t = result["tuning"][arm]
+        assert [x["diverged"] for x in t["trials"]] == [False, True] and t["chosen"] == 0.05
+        assert (tmp_path / "runs" / "tune" / arm / "1e+30" / "diverged.json").exists()
+        trial = json.loads((tmp_path / "runs" / "tune" / arm / "0.05" / "config.json").read_text())["config"]
+        assert trial["seed"] == 7 and trial["num_steps"] == 3  # the tuning seed and budget, not the scored ones
+        for seed in (0, 1, 2):
+            scored = json.loads((tmp_path / "runs" / arm / f"seed{seed}" / "config.json").read_text())["config"]
+            assert scored["optimizer"]["learning_rate"] == 0.05 and scored["num_steps"] == 4
+    files = ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
+                                   quick=False, load_before=[0.0, 0.0, 0.0])
+    assert str(tmp_path / "out" / "tuning.csv") in files
+    rows = _rows(tmp_path / "out" / "tuning.csv")
+    assert [(r["arm"], r["value"], r["diverged"], r["chosen"]) for r in rows] == [
+        ("xcorr", "0.05", "False", "True"), ("xcorr", "1e+30", "True", "False"),
+        ("conv", "0.05", "False", "True"), ("conv", "1e+30", "True", "False")]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())  # strict JSON: no Infinity for the diverged
+    assert [a["overrides"]["optimizer.learning_rate"] for a in run["arms"]] == [0.05, 0.05]
+    assert run["tuning"]["xcorr"]["trials"][1]["metric"] is None
+    assert "Tuning (optimizer.learning_rate, seed 7, 3 steps" in (tmp_path / "out" / "table.md").read_text()
+    # run again: every tuning trial and scored run is found finished (the diverged one by its marker)
+    again = []
+    ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=again.append)
+    assert sum("(finished before)" in line for line in again) == 6
+    assert [line for line in again if "tune" in line] == [line for line in logged if "tune" in line]

@@ -6,6 +6,7 @@
     table.md         both tables in Markdown
     curves.csv       training error per logged step (mean and std over seeds) per arm
     training_error.png, grad_norms.png/.csv, kernels.png   plots and extras
+    tuning.csv       with ablation.tune: every arm x value's tuning metric and the chosen value
     run.json         the exact command, quick (false for every committed result), seeds, eval_examples,
                      num_steps, batch_size, arms, verdict, the extras, hardware, versions, wall time and
                      load average
@@ -22,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
+from jaxcnn.ablation.tuning import tuning_table, value_slug
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
 ROW_COLUMNS = ("arm", "model", "field", "params", "macs", "step_time_ms", "train_error_mean", "train_error_std",
@@ -115,8 +117,20 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
                     w.writerow([label, i, name, f"{g:.6g}"])
     if extras.get("kernels"):
         plot_kernels(extras["kernels"], out("kernels.png"))
-    text = f"{markdown_table(result['rows'])}\n\n{claims_table(result['claims'])}\n" if result["claims"] else \
-        markdown_table(result["rows"]) + "\n"
+    tuning = result.get("tuning") or {}
+    if tuning:
+        with open(out("tuning.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["arm", "key", "value", "metric", "metric_value", "train_loss", "diverged", "chosen"])
+            for label, t in tuning.items():
+                for trial in t["trials"]:
+                    w.writerow([label, t["key"], value_slug(trial["value"]), t["metric"],
+                                "" if trial["diverged"] else f"{trial['metric']:g}",
+                                "" if trial["diverged"] else f"{trial['train_loss']:.6g}", trial["diverged"],
+                                trial["value"] == t["chosen"]])
+    parts = [markdown_table(result["rows"])] + ([claims_table(result["claims"])] if result["claims"] else []) + \
+        ([tuning_table(tuning)] if tuning else [])
+    text = "\n\n".join(parts) + "\n"
     with open(out("table.md"), "w") as f:
         f.write(text)
     first = result["rows"][0]
@@ -125,11 +139,13 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         "seeds": list(result["seeds"]), "eval_examples": first["eval_examples"],
         "num_steps": sorted({r["steps"] for r in result["rows"]})[-1] if len({r["steps"] for r in result["rows"]})
         == 1 else [r["steps"] for r in result["rows"]],
-        "batch_size": first["batch_size"], "arms": [{"label": a["label"], "overrides": dict(a.get("overrides", {}))}
-                                                     for a in ab.arms],
+        "batch_size": first["batch_size"],
+        "arms": [{"label": a["label"], "overrides": {**dict(a.get("overrides", {})), **(
+            {tuning[a["label"]]["key"]: tuning[a["label"]]["chosen"]} if tuning else {})}} for a in ab.arms],
         "field": ab.field, "verdict": {c["claim"]: c["verdict"] for c in result["claims"]},
         "claims": [{"claim": c["claim"], **c["difference"], "verdict": c["verdict"]} for c in result["claims"]],
         "extras": {k: v for k, v in extras.items() if k in ("twin", "facts")},
+        **({"tuning": tuning} if tuning else {}),
         "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
         "load_average_1_5_15min": {"before": load_before, "after": load_average()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

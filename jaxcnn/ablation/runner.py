@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from jaxcnn.ablation import analyses, stats
-from jaxcnn.ablation.spec import arm_config, arms_of, claims_of, fields_of, validate_ablation
+from jaxcnn.ablation.spec import Arm, arm_config, arms_of, claims_of, fields_of, validate_ablation
+from jaxcnn.ablation.tuning import tune_arms
 from jaxcnn.finetune import run_finetune
 from jaxcnn.models import summary
 from jaxcnn.train.engine import run
@@ -82,7 +83,8 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                  stop_after_runs: Optional[int] = None) -> dict:
     """Train every arm for every seed (see the module docstring). `workdirs` holds one workdir per run
     (ARM/seedN). Returns rows (one per arm), per-seed values, curves, claims with their verdicts and the
-    extras. stop_after_runs: return after starting this many runs that were not finished (for tests)."""
+    extras, and the tuning runs (ablation.tune: jaxcnn.ablation.tuning). stop_after_runs: return after starting
+    this many runs that were not finished (for tests)."""
     validate_ablation(config)
     ab = config.ablation
     arms, seeds = arms_of(config), [int(s) for s in ab.seeds]
@@ -92,6 +94,18 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     per_seed, states, setups, started = {}, {}, {}, 0
     claims = claims_of(config)
     pretrained = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
+    tuning = {}
+    if ab.tune:
+        def train_one(arm, seed, wd, num_steps):
+            c = arm_config(config, arm, seed)
+            with c.unlocked():
+                c.num_steps = num_steps
+            train_data, eval_data = data_for(c)
+            run(build(c, train_data=train_data, eval_data=eval_data), wd)
+
+        tuning = tune_arms(config, arms, workdirs, train_one,
+                           lambda records, c: _summary_of(records, c.batch_size, ab.target_train_error), log)
+        arms = [Arm(a.label, {**a.overrides, ab.tune["key"]: tuning[a.label]["chosen"]}) for a in arms]
     for ai, arm in enumerate(arms):
         for seed in seeds:
             c = arm_config(config, arm, seed)
@@ -124,14 +138,14 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                 f"{info['eval_accuracy']:.4f}{' (finished before)' if record.get('finished_before') else ''}")
             if stop_after_runs is not None and started >= stop_after_runs:
                 return {"stopped": True}
-    return _collect(config, arms, seeds, per_seed, states, setups, extras)
+    result = _collect(config, arms, seeds, per_seed, states, setups, extras)
+    result["tuning"] = tuning
+    return result
 
 
 def _pretrain(config, seed: int, workdirs: str, data_for, log) -> str:
     """Train (or find finished) the seed's pretraining run: the shared config with ablation.pretrain's
     overrides; its workdir is what arms with finetune.path "pretrain" start from."""
-    from jaxcnn.ablation.spec import Arm
-
     c = arm_config(config, Arm("pretrain", dict(config.ablation.pretrain)), seed)
     with c.unlocked():
         c.finetune.source = "none"

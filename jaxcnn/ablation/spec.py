@@ -15,6 +15,8 @@ repository, or a directory given by a flag) whose `get_config()` returns
                          training error is <= target_train_error), generalization_gap (accuracy on
                          gap_examples training images in eval mode minus test accuracy)
     quick                overrides of the config for --quick (a smoke run)
+    tune                 one setting tuned per arm on a seed of its own before the seeds run (e.g. each arm's
+                         learning rate): jaxcnn.ablation.tuning
     extras, facts        analyses and arithmetic reported beside the table
 
 The rest of the config (model, data, optimizer, num_steps, batch_size, ...)
@@ -197,6 +199,12 @@ def validate_ablation(config) -> None:
     field = set(fields_of(config))
     if not field:
         raise ValueError(f"ablation {name!r}: ablation.field names no config key.")
+    from jaxcnn.ablation.tuning import validate_tune
+
+    validate_tune(config, fields_of(config))
+    if ab.tune and ab.finetune:
+        raise ValueError(f"ablation {name!r}: ablation.tune is for training runs; a fine-tuning ablation "
+                         "(ablation.finetune) sets its phases' rates in finetune.*.")
     claims_of(config)
     views = []
     for arm in arms:

@@ -20,7 +20,7 @@ from jaxcnn.train.parallel import PARALLEL
 NAN_POLICIES = ("stop", "skip")
 FINETUNE_SOURCES = ("none", "checkpoint", "torchvision")
 # Sections whose keys are not listed here: model fields (checked by the model) and the ablation's override sets.
-OPEN_SECTIONS = ("model", "ablation.quick", "ablation.pretrain")
+OPEN_SECTIONS = ("model", "ablation.quick", "ablation.pretrain", "ablation.tune")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -104,6 +104,9 @@ def base_config() -> ml_collections.ConfigDict:
         "gap_examples": 10000,  # generalization_gap: training images scored in eval mode after training
         "pretrain": {},  # overrides of one pretraining run per seed; arms with finetune.path "pretrain" use it
         "finetune": False,  # every arm runs as fine-tuning (head / full / scratch phases: jaxcnn.finetune)
+        # one setting tuned per arm before the seeds run: {"key", "values", "seed", "metric", "num_steps"}
+        # (jaxcnn.ablation.tuning); {} = none
+        "tune": {},
     })
     return c
 
