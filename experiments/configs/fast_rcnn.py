@@ -30,9 +30,9 @@ def get_config():
     c.optimizer.warmup_steps = 100
     c.batch_size = 4
     c.eval_batch_size = 100
-    c.num_steps = 2000
-    c.log_every = 100
+    c.num_steps = 12000  # 16 epochs of the 3,000 canvases, as Fast R-CNN's 40k iterations x 2 images on VOC07's 5k
+    c.log_every = 200
     c.eval_every = 0
-    c.checkpoint_every = 500
+    c.checkpoint_every = 2000
     c.parallel = "none"
     return c

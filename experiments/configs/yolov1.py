@@ -24,9 +24,9 @@ def get_config():
     c.optimizer.warmup_steps = 100
     c.batch_size = 32
     c.eval_batch_size = 500
-    c.num_steps = 1200
-    c.log_every = 100
+    c.num_steps = 20000  # 32 epochs of the 20,000 canvases (the paper: 135 epochs of VOC)
+    c.log_every = 200
     c.eval_every = 0
-    c.checkpoint_every = 500
+    c.checkpoint_every = 2000
     c.parallel = "none"
     return c
