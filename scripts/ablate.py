@@ -6,6 +6,8 @@ table, the claims' verdicts and the plots.
     python scripts/ablate.py skip                        # the full budget -> experiments/results/skip/
     python scripts/ablate.py skip --quick                # a smoke run -> runs/ablations_quick/skip/
     python scripts/ablate.py skip --config.parallel=mesh --config.num_steps=4000   # overrides for every arm
+    python scripts/ablate.py --summary                   # the claims/verdict table over experiments/results
+    python scripts/ablate.py --summary --readme experiments/README.md   # ... written into its marked block
 
 The same command after a kill trains nothing that finished and resumes the run
 that was going on (workdirs under runs/ablations/NAME/ARM/seedN). The output
@@ -45,6 +47,31 @@ def _check_out(out: str, quick: bool) -> str:
     return out
 
 
+MARKERS = ("<!-- overview:start -->", "<!-- overview:end -->")
+
+
+def _summary(args) -> int:
+    from jaxcnn import ablation
+
+    if not os.path.isdir(args.results):
+        cli.fail(f"no results folder {args.results}; pass --results DIR")
+    order = ablation.list_ablations(args.ablations) if os.path.isdir(args.ablations) else []
+    table = ablation.overview_table(args.results, order=order)
+    print(table)
+    if args.readme:
+        with open(args.readme) as f:
+            text = f.read()
+        if not all(m in text for m in MARKERS) or text.index(MARKERS[0]) > text.index(MARKERS[1]):
+            cli.fail(f"{args.readme} has no block between the lines {MARKERS[0]} and {MARKERS[1]}; add them where "
+                     "the table goes")
+        head, rest = text.split(MARKERS[0], 1)
+        _, tail = rest.split(MARKERS[1], 1)
+        from jaxcnn.train.workdir import write_atomic
+
+        write_atomic(args.readme, f"{head}{MARKERS[0]}\n{table}\n{MARKERS[1]}{tail}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = cli.parser(__doc__, config_required=False,
@@ -58,10 +85,18 @@ def main(argv=None) -> int:
     p.add_argument("--ablations", default=os.path.join(ROOT, "experiments", "ablations"),
                    help="directory of the ablation configs (default: the repository's experiments/ablations)")
     p.add_argument("--list", action="store_true", help="list the ablations and exit")
+    p.add_argument("--summary", action="store_true",
+                   help="print the claims / verdict / budget table of every committed result and exit")
+    p.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"),
+                   help="with --summary: the folder of results (default experiments/results)")
+    p.add_argument("--readme", help=f"with --summary: also write the table between the lines {MARKERS[0]} and "
+                                    f"{MARKERS[1]} of this Markdown file")
     overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
     args, _ = cli.parse(p, [a for a in argv if not a.startswith("--config.")])
     from jaxcnn import ablation
 
+    if args.summary:
+        return _summary(args)
     if args.list or not args.name:
         try:
             names = ablation.list_ablations(args.ablations)

@@ -278,6 +278,10 @@ def test_run_summary_reads_the_curve_the_target_and_the_step_time():
     assert info["train_error"] == pytest.approx(0.1) and info["train_loss"] == 1.0 / 40
     assert info["step_time_s"] == pytest.approx(np.median([50 / 2000, 50 / 3000, 50 / 4000]))  # step 10 compiles
     assert _summary_of(records, batch_size=50, target=0.05)["steps_to_target"] == 41.0  # never: num_steps + 1
+    # a run resumed once: its clock restarts at the second piece; the training wall time adds both pieces
+    walls = [5.0, 9.0, 2.0, 6.5]  # the first piece ran 9 s, the second 6.5 s
+    info = _summary_of([dict(r, wall_time_sec=w) for r, w in zip(records, walls)], batch_size=50, target=0.25)
+    assert info["wall_s"] == 9.0 + 6.5
 
 
 def _tuned_config(**tune):
@@ -342,3 +346,38 @@ def test_tuned_ablation_runs_each_arm_at_its_chosen_value(tmp_path):
     ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=again.append)
     assert sum("(finished before)" in line for line in again) == 6
     assert [line for line in again if "tune" in line] == [line for line in logged if "tune" in line]
+
+
+def _run_json(folder, name, quick=False, **kw):
+    run = {"claim": f"the paper of {name}", "title": f"{name} title", "quick": quick, "seeds": [0, 1, 2],
+           "num_steps": 3000, "batch_size": 128, "eval_examples": 10000, "arms": [{"label": "a"}, {"label": "b"}],
+           "wall_time_s": 10.0, "train_wall_time_s": 5400.0, "environment": {"cpu_count": 2},
+           "load_average_1_5_15min": {"before": [1.0, 1.0, 1.0], "after": [2.5, 2.0, 1.5]},
+           "claims": [{"claim": "eval_accuracy: a > b", "mean": 0.0123, "low": 0.0045, "high": 0.0201, "n": 3,
+                       "std": 0.003, "verdict": stats.REPRODUCED}], **kw}
+    os.makedirs(folder / name)
+    (folder / name / "run.json").write_text(json.dumps(run))
+
+
+def test_summary_table_over_committed_results_and_readme_block(tmp_path):
+    results = tmp_path / "results"
+    _run_json(results, "zeta")
+    _run_json(results, "alpha")
+    _run_json(results, "smoke", quick=True)  # a quick run is never a committed result: left out
+    table = ablation.overview_table(str(results), order=["zeta"])
+    rows = table.splitlines()[2:]
+    assert [r.split("**")[1].rstrip(":") for r in rows] == ["zeta", "alpha"]  # the order given, then the rest
+    # 0.0123 -> +1.23 pp, [0.0045, 0.0201] -> [+0.45, +2.01]; 5,400 s of training -> 1.5 h; load 1.0 then 2.5
+    assert "`eval_accuracy: a > b`: +1.23 pp [+0.45, +2.01]" in rows[0] and "**reproduced**" in rows[0]
+    assert "2 arms x 3 seeds x 3,000 steps x 128, 10,000 test images; 1.5 h training on 2 CPU cores (load " \
+           "1.0-2.5)" in rows[0]
+    readme = tmp_path / "README.md"
+    readme.write_text("# Experiments\n<!-- overview:start -->\nold table\n<!-- overview:end -->\n\nmore text\n")
+    r = _script(["--summary", "--results", str(results), "--readme", str(readme)])
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert "old table" not in text and text.endswith("<!-- overview:end -->\n\nmore text\n")
+    assert text.count("\n| **") == 2 and "smoke" not in text
+    readme.write_text("no markers\n")
+    r = _script(["--summary", "--results", str(results), "--readme", str(readme)])
+    assert r.returncode == 2 and "<!-- overview:start -->" in r.stderr and readme.read_text() == "no markers\n"

@@ -10,11 +10,12 @@ what the papers claim, with a verdict that follows from a confidence interval.
 * runner.py    arms x seeds through jaxcnn.train's engine, resumable
 * stats.py     mean ± std, paired differences with 95% CIs, verdicts
 * analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic
-* report.py, plots.py   the files of a result
+* tuning.py    one setting tuned per arm on a seed of its own (ablation.tune)
+* report.py, plots.py   the files of a result, and the overview table over all committed results
 """
 
 from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
-from jaxcnn.ablation.report import claims_table, markdown_table, write_results
+from jaxcnn.ablation.report import claims_table, markdown_table, overview_table, write_results
 from jaxcnn.ablation.runner import run_ablation
 from jaxcnn.ablation.spec import (
     EXTRAS,
@@ -34,8 +35,7 @@ from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 
 __all__ = [
     "Arm", "Claim", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
-    "claims_table",
-    "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table", "mean_std",
-    "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation", "verdict", "with_quick",
-    "write_results",
+    "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table",
+    "mean_std", "overview_table", "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation",
+    "verdict", "with_quick", "write_results",
 ]

@@ -47,18 +47,51 @@ def markdown_table(rows) -> str:
     return "\n".join(lines)
 
 
+def difference_text(claim: str, d: dict, display: str = "") -> str:
+    """'+1.23 pp [+0.45, +2.01]': a paired mean difference (A - B) with its 95% CI, in percentage points for
+    accuracies and errors, as is for losses and step counts; `display` (the twin check's own words) wins."""
+    if display:
+        return display
+    raw = claim.startswith(("train_loss", "steps_to_target"))
+    scale, unit = (1.0, "") if raw else (100.0, " pp")
+    return f"{d['mean'] * scale:+.2f}{unit} [{d['low'] * scale:+.2f}, {d['high'] * scale:+.2f}]"
+
+
 def claims_table(claims) -> str:
     """The claims as a Markdown table: paired mean difference (A - B) with its 95% CI, and the verdict."""
     lines = ["| claim | mean difference (A - B), 95% CI | seeds | verdict |", "|---|---:|---:|---|"]
     for c in claims:
-        if "display" in c:
-            lines.append(f"| {c['claim']} | {c['display']} | {c['difference']['n']} | {c['verdict']} |")
+        lines.append(f"| {c['claim']} | {difference_text(c['claim'], c['difference'], c.get('display', ''))} | "
+                     f"{c['difference']['n']} | {c['verdict']} |")
+    return "\n".join(lines)
+
+
+def overview_table(results_dir: str, order=()) -> str:
+    """One Markdown table over every committed (not quick) result under results_dir (NAME/run.json): the
+    paper's claim | ours: each claim's paired difference and 95% CI | its verdict | the budget and the
+    training time. `order` lists names to put first (the rest follow alphabetically)."""
+    import json
+
+    names = sorted((n for n in os.listdir(results_dir) if os.path.exists(os.path.join(results_dir, n, "run.json"))),
+                   key=lambda n: (list(order).index(n) if n in order else len(order), n))
+    lines = ["| ablation: claim (paper) | ours: difference A - B, 95% CI (paired by seed) | verdict | "
+             "budget; training time |", "|---|---|---|---|"]
+    for name in names:
+        with open(os.path.join(results_dir, name, "run.json")) as f:
+            run = json.load(f)
+        if run.get("quick") is not False:
             continue
-        d = c["difference"]
-        raw = c["claim"].startswith(("train_loss", "steps_to_target"))
-        scale, unit = (1.0, "") if raw else (100.0, " pp")
-        lines.append(f"| {c['claim']} | {d['mean'] * scale:+.2f}{unit} [{d['low'] * scale:+.2f}, "
-                     f"{d['high'] * scale:+.2f}] | {d['n']} | {c['verdict']} |")
+        ours = "<br>".join(f"`{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''))}"
+                           for c in run["claims"])
+        verdicts = "<br>".join(f"**{c['verdict']}**" for c in run["claims"])
+        steps = run["num_steps"] if isinstance(run["num_steps"], int) else max(run["num_steps"])
+        hours = run.get("train_wall_time_s", run["wall_time_s"]) / 3600
+        loads = run.get("load_average_1_5_15min", {})
+        load = "-".join(f"{loads[k][0]:.1f}" for k in ("before", "after") if loads.get(k))
+        lines.append(f"| **{name}**: {run['claim']} | {ours} | {verdicts} | {run['title']}; {len(run['arms'])} arms "
+                     f"x {len(run['seeds'])} seeds x {steps:,} steps x {run['batch_size']}, "
+                     f"{run['eval_examples']:,} test images; {hours:.1f} h training on "
+                     f"{run['environment'].get('cpu_count', '?')} CPU cores (load {load}) |")
     return "\n".join(lines)
 
 
@@ -143,10 +176,13 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         "arms": [{"label": a["label"], "overrides": {**dict(a.get("overrides", {})), **(
             {tuning[a["label"]]["key"]: tuning[a["label"]]["chosen"]} if tuning else {})}} for a in ab.arms],
         "field": ab.field, "verdict": {c["claim"]: c["verdict"] for c in result["claims"]},
-        "claims": [{"claim": c["claim"], **c["difference"], "verdict": c["verdict"]} for c in result["claims"]],
+        "claims": [{"claim": c["claim"], **c["difference"], "verdict": c["verdict"],
+                    **({"display": c["display"]} if "display" in c else {})} for c in result["claims"]],
         "extras": {k: v for k, v in extras.items() if k in ("twin", "facts")},
         **({"tuning": tuning} if tuning else {}),
         "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
+        # the training time of every run (tuning included) over all the pieces a resumed ablation ran in
+        "train_wall_time_s": round(float(result.get("train_wall_s", 0.0)), 1),
         "load_average_1_5_15min": {"before": load_before, "after": load_average()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": "step times were measured on a shared CPU; compare arms within one run only",

@@ -55,8 +55,8 @@ def _twin_init(first_setup, own_init):
 
 def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
     """Final training error/loss (the last log window), the curve, the first logged step at or below the
-    target training error (num_steps + 1 if never), and the median step time (the first window, which
-    compiles, left out) from a run's metrics.jsonl records."""
+    target training error (num_steps + 1 if never), the median step time (the first window, which
+    compiles, left out) and the training wall time of all its pieces from a run's metrics.jsonl records."""
     train = [r for r in records if "train_loss" in r]
     steps = np.array([r["step"] for r in train])
     error = np.array([1.0 - r.get("train_accuracy", np.nan) for r in train])
@@ -65,7 +65,20 @@ def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
     return {"curve_steps": steps, "curve": error, "train_error": float(error[-1]),
             "train_loss": float(train[-1]["train_loss"]),
             "steps_to_target": float(reached[0]) if len(reached) else float(steps[-1] + 1),
-            "step_time_s": float(np.median(times)) if times else float("nan")}
+            "step_time_s": float(np.median(times)) if times else float("nan"),
+            "wall_s": _training_wall(train)}
+
+
+def _training_wall(records: list[dict]) -> float:
+    """Seconds of training over every piece of a run: each start of the engine counts wall_time_sec from 0, so
+    the total is the sum of each piece's last value (the time before a piece's first log line included)."""
+    total, last = 0.0, 0.0
+    for r in records:
+        wall = float(r.get("wall_time_sec", 0.0))
+        if wall < last:  # a resumed piece starts its clock again
+            total += last
+        last = wall
+    return total + last
 
 
 def _train_split_accuracy(setup, state, examples: int) -> float:
@@ -140,6 +153,8 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                 return {"stopped": True}
     result = _collect(config, arms, seeds, per_seed, states, setups, extras)
     result["tuning"] = tuning
+    result["train_wall_s"] = sum(i["wall_s"] for i in per_seed.values()) + sum(
+        t["wall_s"] for arm in tuning.values() for t in arm["trials"])
     return result
 
 

@@ -109,12 +109,12 @@ def tune_arms(config, arms, workdirs: str, train_one, summarize, log) -> dict:
                     write_atomic(marker, json.dumps({"diverged": str(e)}) + "\n")
                     diverged = True
             if diverged:
-                trials.append({"value": value, "metric": None, "train_loss": None, "diverged": True})
+                trials.append({"value": value, "metric": None, "train_loss": None, "diverged": True, "wall_s": 0.0})
             else:
                 c = arm_config(config, trial_arm, seed)
                 info = summarize(read_metrics(os.path.join(wd, "metrics.jsonl")), c)
                 trials.append({"value": value, "metric": float(info[metric]), "train_loss": info["train_loss"],
-                               "diverged": False})
+                               "diverged": False, "wall_s": info["wall_s"]})
             t = trials[-1]
             log(f"  tune {arm.label} {key}={value_slug(value)}: "
                 + ("diverged" if t["diverged"] else f"{metric} {t['metric']:g}, train loss {t['train_loss']:.4f}"))
