@@ -30,7 +30,7 @@ EXPECTED_FIELDS = {
     "alexnet_pooling": {"model.overlap_pool"},
     "alexnet_lrn": {"model.lrn"},
     # the registered lenet5_modern flips LeNet-5's four published switches together
-    "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output"},
+    "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output", "optimizer.learning_rate"},
     "relu_tanh": {"model.activation", "optimizer.learning_rate"},  # each net at its own tuned rate
     "dropout": {"model.dropout_rate"},
     "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
