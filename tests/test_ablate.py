@@ -202,13 +202,14 @@ def test_script_on_two_devices_under_mesh(tmp_path):
     r = _script(["conv_mode", "--quick", "--out", str(tmp_path / "out"), "--workdirs", str(tmp_path / "runs"),
                  "--config.parallel=mesh", "--config.num_steps=4", "--config.batch_size=8",
                  "--config.eval_batch_size=50", "--config.eval_examples=100", "--config.dataset=synthetic",
-                 "--config.synthetic_size=64", "--config.synthetic_shape=(28,28,1)", "--config.log_every=2"], env)
+                 "--config.synthetic_size=64", "--config.synthetic_shape=(28,28,1)", "--config.log_every=2",
+                 "--config.ablation.seeds=(0,1,2)"], env)  # 3 arms x 3 seeds: what the check needs
     assert r.returncode == 0, r.stderr[-3000:]
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["quick"] is True and run["config"]["parallel"] == "mesh" and len(run["environment"]["devices"]) == 2
     assert "[mesh, 2 dev]" not in r.stdout  # no progress bar in ablations; the device count is in run.json
     twin = run["extras"]["twin"]["0"]
-    assert twin["argmax_agreement"] == 1.0
+    assert twin["argmax_agreement"] == 1.0 and run["seeds"] == [0, 1, 2]
 
 
 def test_script_checks_the_output_folder_before_training(tmp_path):
