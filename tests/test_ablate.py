@@ -382,3 +382,22 @@ def test_summary_table_over_committed_results_and_readme_block(tmp_path):
     readme.write_text("no markers\n")
     r = _script(["--summary", "--results", str(results), "--readme", str(readme)])
     assert r.returncode == 2 and "<!-- overview:start -->" in r.stderr and readme.read_text() == "no markers\n"
+
+
+def test_full_size_estimate_scales_the_measured_time_by_multiply_adds(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("full_size", os.path.join(ROOT, "experiments", "full_size.py"))
+    full_size = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(full_size)
+    _run_json(tmp_path, "skip", environment={"cpu_count": 2})
+    with open(tmp_path / "skip" / "results.csv", "w") as f:
+        f.write("arm,macs,step_time_ms,batch_size,steps\na,1000000,128,128,4000\nb,2000000,256,128,4000\n")
+    (row,) = full_size.estimate(str(tmp_path))
+    # ResNet-56 on 32x32x3 (16-32-64 maps): 125,485,696 multiply-adds per image, 64k x 128 images per run.
+    # Both arms take 1 ms per image per 1M multiply-adds: 1e-3 s x 125.485696 x 8,192,000 images x 3 seeds
+    # = 3,083,934 s per arm, two arms: 1,713.3 h.
+    assert row["full_macs"] == 125_485_696 and row["full_images"] == 8_192_000 and row["runs"] == 6
+    assert row["cpu_hours"] == pytest.approx(2 * 1e-3 * 125.485696 * 8_192_000 * 3 / 3600)
+    assert row["ours_images"] == 4000 * 128 and row["ours_hours"] == pytest.approx(1.5)
+    assert "1,713 h on these 2 cores (71 days) for its 6 runs" in full_size.table([row])
