@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
         files = ablation.write_results(result, out, config=config, command=command, wall_time_s=wall,
                                        quick=args.quick, load_before=load_before)
-        print(ablation.markdown_table(result["rows"]))
+        print(ablation.markdown_table(result["rows"], result["claims"]))
         if result["claims"]:
             print(ablation.claims_table(result["claims"]))
         print(f"wall time {wall:.0f} s; wrote " + ", ".join(os.path.relpath(f, ROOT) for f in files))

@@ -155,6 +155,7 @@ def test_runner_through_the_engine_writes_the_result(tmp_path):
         assert float(r["eval_accuracy_mean"]) == pytest.approx(np.mean(accs), abs=1e-4)
         assert float(r["eval_accuracy_std"]) == pytest.approx(np.std(accs, ddof=1), abs=1e-4)
         assert int(r["eval_examples"]) == 96  # the whole synthetic test split
+        assert len(r["steps_to_target_per_seed"].split()) == 3 and len(r["train_error_per_seed"].split()) == 3
     # the twin started from flipped kernels learns the flipped kernels and predicts the same
     for report in result["extras"]["twin"].values():
         assert report["kernel_max_diff"] < 1e-5 and report["logits_max_diff"] < 1e-5
@@ -344,9 +345,15 @@ def test_tuned_ablation_runs_each_arm_at_its_chosen_value(tmp_path):
     assert "Tuning (optimizer.learning_rate, seed 7, 3 steps" in (tmp_path / "out" / "table.md").read_text()
     # run again: every tuning trial and scored run is found finished (the diverged one by its marker)
     again = []
-    ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=again.append)
-    assert sum("(finished before)" in line for line in again) == 6
+    result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=again.append)
+    assert sum("(finished before)" in line for line in again) == 6 and result["trained_runs"] == 0
     assert [line for line in again if "tune" in line] == [line for line in logged if "tune" in line]
+    # written again from finished runs only: the wall time and load of the invocation that trained stay
+    ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=99.0,
+                           quick=False, load_before=[5.0, 5.0, 5.0])
+    rewritten = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert rewritten["wall_time_s"] == 1.0 and rewritten["load_average_1_5_15min"]["before"] == [0.0, 0.0, 0.0]
+    assert "regenerated_utc" in rewritten and rewritten["train_wall_time_s"] == run["train_wall_time_s"] > 0
 
 
 def _run_json(folder, name, quick=False, **kw):
@@ -401,3 +408,14 @@ def test_full_size_estimate_scales_the_measured_time_by_multiply_adds(tmp_path):
     assert row["cpu_hours"] == pytest.approx(2 * 1e-3 * 125.485696 * 8_192_000 * 3 / 3600)
     assert row["ours_images"] == 4000 * 128 and row["ours_hours"] == pytest.approx(1.5)
     assert "1,713 h on these 2 cores (71 days) for its 6 runs" in full_size.table([row])
+
+
+def test_arm_table_shows_the_claimed_metrics_columns():
+    row = {"arm": "relu", "params": 1234, "macs": 5678, "step_time_ms": 12.34, "train_error_mean": 0.0728,
+           "train_error_std": 0.0064, "eval_accuracy_mean": 0.8977, "eval_accuracy_std": 0.0036,
+           "steps_to_target_mean": 512.0, "steps_to_target_std": 40.5}
+    plain = ablation.markdown_table([row])
+    assert plain.splitlines()[2] == "| relu | 1,234 | 5,678 | 12.3 | 7.28 ± 0.64 | 89.77 ± 0.36 |"
+    table = ablation.markdown_table([row], [{"claim": "steps_to_target: tanh > relu"}])
+    assert table.splitlines()[0].endswith("| steps to target |")
+    assert table.splitlines()[2].endswith("| 89.77 ± 0.36 | 512 ± 40 |")  # steps as is, no decimals (40.5 -> 40)

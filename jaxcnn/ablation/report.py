@@ -1,7 +1,8 @@
 """What an ablation writes into its output folder:
 
-    results.csv      one row per arm: parameters, multiply-adds, step time, train error / loss and
-                     test accuracy (mean and std over seeds), the per-seed test accuracies
+    results.csv      one row per arm: parameters, multiply-adds, step time, train error / loss, test
+                     accuracy, steps to the target training error (and the generalisation gap when
+                     measured): mean and std over seeds, and the per-seed values
     claims.csv       one row per claim: the paired mean difference, its 95% CI and the verdict
     table.md         both tables in Markdown
     curves.csv       training error per logged step (mean and std over seeds) per arm
@@ -28,7 +29,9 @@ from jaxcnn.train.workdir import to_jsonable, write_atomic
 
 ROW_COLUMNS = ("arm", "model", "field", "params", "macs", "step_time_ms", "train_error_mean", "train_error_std",
                "train_loss_mean", "train_loss_std", "eval_accuracy_mean", "eval_accuracy_std",
-               "eval_accuracy_per_seed", "seeds", "steps", "batch_size", "eval_examples")
+               "eval_accuracy_per_seed", "train_error_per_seed", "steps_to_target_mean", "steps_to_target_std",
+               "steps_to_target_per_seed", "generalization_gap_mean", "generalization_gap_std",
+               "generalization_gap_per_seed", "seeds", "steps", "batch_size", "eval_examples")
 
 
 def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
@@ -36,14 +39,25 @@ def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def markdown_table(rows) -> str:
-    """The arms as a Markdown table (errors and accuracies in %, mean ± std over seeds)."""
-    lines = ["| arm | params | multiply-adds / image | step time (ms, median) | train error % | test accuracy % |",
-             "|---|---:|---:|---:|---:|---:|"]
+# Columns beyond training error and test accuracy, shown when a claim is drawn on them: (header, scale, digits)
+EXTRA_COLUMNS = {"steps_to_target": ("steps to target", 1.0, 0),
+                 "generalization_gap": ("generalisation gap %", 100.0, 2), "train_loss": ("train loss", 1.0, 4)}
+
+
+def markdown_table(rows, claims=()) -> str:
+    """The arms as a Markdown table (errors and accuracies in %, mean ± std over seeds), with a column for each
+    further metric that one of `claims` (result["claims"]) is drawn on."""
+    claimed = {str(c["claim"]).split(":", 1)[0] for c in claims}
+    extra = [m for m in EXTRA_COLUMNS if m in claimed and rows and f"{m}_mean" in rows[0]]
+    lines = ["| arm | params | multiply-adds / image | step time (ms, median) | train error % | test accuracy % |"
+             + "".join(f" {EXTRA_COLUMNS[m][0]} |" for m in extra),
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(extra)]
     for r in rows:
+        cells = "".join(f" {pm(r[f'{m}_mean'], r[f'{m}_std'], EXTRA_COLUMNS[m][1], EXTRA_COLUMNS[m][2])} |"
+                        for m in extra)
         lines.append(f"| {r['arm']} | {r['params']:,} | {r['macs']:,} | {r['step_time_ms']:.1f} | "
                      f"{pm(r['train_error_mean'], r['train_error_std'])} | "
-                     f"{pm(r['eval_accuracy_mean'], r['eval_accuracy_std'])} |")
+                     f"{pm(r['eval_accuracy_mean'], r['eval_accuracy_std'])} |{cells}")
     return "\n".join(lines)
 
 
@@ -161,7 +175,7 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
                                 "" if trial["diverged"] else f"{trial['metric']:g}",
                                 "" if trial["diverged"] else f"{trial['train_loss']:.6g}", trial["diverged"],
                                 trial["value"] == t["chosen"]])
-    parts = [markdown_table(result["rows"])] + ([claims_table(result["claims"])] if result["claims"] else []) + \
+    parts = [markdown_table(result["rows"], result["claims"])] + ([claims_table(result["claims"])] if result["claims"] else []) + \
         ([tuning_table(tuning)] if tuning else [])
     text = "\n\n".join(parts) + "\n"
     with open(out("table.md"), "w") as f:
@@ -189,5 +203,14 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
     }
     import json
 
+    previous = os.path.join(outdir, "run.json")
+    if result.get("trained_runs") == 0 and os.path.exists(previous):
+        # every run had finished before: this invocation only wrote the files again, so the wall time and the
+        # load of the invocation that trained stay
+        with open(previous) as f:
+            before = json.load(f)
+        if before.get("quick") == bool(quick):
+            run.update({k: before[k] for k in ("wall_time_s", "load_average_1_5_15min", "finished_utc") if k in before})
+            run["regenerated_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_atomic(out("run.json"), json.dumps(to_jsonable(run), indent=2) + "\n")
     return files

@@ -153,6 +153,7 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                 return {"stopped": True}
     result = _collect(config, arms, seeds, per_seed, states, setups, extras)
     result["tuning"] = tuning
+    result["trained_runs"] = started  # 0: every run had finished before (the files are only written again)
     result["train_wall_s"] = sum(i["wall_s"] for i in per_seed.values()) + sum(
         t["wall_s"] for arm in tuning.values() for t in arm["trials"])
     return result
@@ -190,6 +191,9 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
             if metric in infos[0]:
                 row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std([i[metric] for i in infos])
         row["eval_accuracy_per_seed"] = " ".join(f"{i['eval_accuracy']:.4f}" for i in infos)
+        for metric in ("train_error", "steps_to_target", "generalization_gap"):
+            if metric in infos[0]:
+                row[f"{metric}_per_seed"] = " ".join(f"{i[metric]:.6g}" for i in infos)
         result["rows"].append(row)
         result["curves"][arm.label] = (infos[0]["curve_steps"], np.stack([i["curve"] for i in infos]))
     for claim in claims_of(config):
