@@ -1,6 +1,6 @@
 """What each scaled-down ablation would cost at the paper's size on the CPU that ran it.
 
-    PYTHONPATH=$PWD python experiments/full_size.py [--results experiments/results]
+    PYTHONPATH=$PWD python experiments/full_size.py [--results experiments/results] [--readme experiments/README.md]
 
 For every committed result whose network or budget was scaled down, the paper's network and input
 (multiply-adds per image from jaxcnn.models.summary) and the paper's number of training images, against
@@ -20,6 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+MARKERS = ("<!-- full-size:start -->", "<!-- full-size:end -->")
 IMAGENET = 1_281_167
 # name: (paper's network, its fields, its input, training images seen, where the budget comes from)
 FULL = {
@@ -88,8 +89,15 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--results", default=os.path.join(HERE, "results"))
+    p.add_argument("--readme", help=f"also write the table between the lines {MARKERS[0]} and {MARKERS[1]} of "
+                                    "this Markdown file")
     args = p.parse_args(argv)
-    print(table(estimate(args.results)))
+    text = table(estimate(args.results))
+    print(text)
+    if args.readme:
+        from jaxcnn.ablation.report import replace_block
+
+        replace_block(args.readme, MARKERS, text)
     return 0
 
 

@@ -59,16 +59,10 @@ def _summary(args) -> int:
     table = ablation.overview_table(args.results, order=order)
     print(table)
     if args.readme:
-        with open(args.readme) as f:
-            text = f.read()
-        if not all(m in text for m in MARKERS) or text.index(MARKERS[0]) > text.index(MARKERS[1]):
-            cli.fail(f"{args.readme} has no block between the lines {MARKERS[0]} and {MARKERS[1]}; add them where "
-                     "the table goes")
-        head, rest = text.split(MARKERS[0], 1)
-        _, tail = rest.split(MARKERS[1], 1)
-        from jaxcnn.train.workdir import write_atomic
-
-        write_atomic(args.readme, f"{head}{MARKERS[0]}\n{table}\n{MARKERS[1]}{tail}")
+        try:
+            ablation.report.replace_block(args.readme, MARKERS, table)
+        except ValueError as e:
+            cli.fail(str(e))
     return 0
 
 

@@ -214,3 +214,16 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
             run["regenerated_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_atomic(out("run.json"), json.dumps(to_jsonable(run), indent=2) + "\n")
     return files
+
+
+def replace_block(path: str, markers: tuple, text: str) -> None:
+    """Write `text` between the lines markers[0] and markers[1] of the file at `path` (a generated table in a
+    hand-written README); ValueError naming the markers when the file lacks them."""
+    with open(path) as f:
+        old = f.read()
+    start, end = markers
+    if start not in old or end not in old or old.index(start) > old.index(end):
+        raise ValueError(f"{path} has no block between the lines {start} and {end}; add them where the table goes.")
+    head, rest = old.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")
