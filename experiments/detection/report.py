@@ -3,7 +3,8 @@ that experiments/detection/run.sh trained and scored.
 
     PYTHONPATH=$PWD python experiments/detection/report.py [--runs runs]
 
-Writes experiments/detection/results.md, results.json, detections.png and segmentation.png.
+Writes experiments/detection/results.md, results.json, curves.png (training loss over steps), detections.png
+and segmentation.png.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def runs_of(root, group, name):
         with open(os.path.join(wd, "metrics.jsonl")) as f:
             recs = [json.loads(line) for line in f if line.strip()]
         r["train_wall_seconds"] = max(x.get("wall_time_sec", 0) for x in recs)
+        train = [x for x in recs if "train_loss" in x]
+        r["curve"] = ([x["step"] for x in train], [x["train_loss"] for x in train])
         r["train_steps"] = max(x["step"] for x in recs)
         with open(os.path.join(wd, "config.json")) as f:
             r["config_record"] = json.load(f)
@@ -74,6 +77,37 @@ def claims(all_runs, pairs):
             rows.append({"claim": f"{metric}: {a} > {b}", "seeds": seeds, "mean_difference": va[0] - vb[0],
                          "ci95": None, "verdict": "one seed: no interval"})
     return rows
+
+
+def draw_curves(det, seg, path):
+    """Training loss over steps per model (mean over seeds, the band min..max): the curves that say whether a
+    budget let a model flatten."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (title, runs, names) in zip(axes, (("detection", det, DETECTORS), ("segmentation", seg, SEGMENTERS))):
+        for m, label in names:
+            rs = list(runs.get(m, {}).values())
+            if not rs:
+                continue
+            n = min(len(r["curve"][0]) for r in rs)
+            steps = np.array(rs[0]["curve"][0][:n])
+            loss = np.array([r["curve"][1][:n] for r in rs])
+            line, = ax.plot(steps, loss.mean(0), label=f"{label} ({len(rs)} seeds)")
+            ax.fill_between(steps, loss.min(0), loss.max(0), color=line.get_color(), alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("training loss (log scale; each model its own loss)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def draw_detections(all_runs, root, path, k=4):
@@ -193,12 +227,13 @@ def main(argv=None) -> int:
     loads += [r.get("load_average_after", [0])[0] for g in (det, seg) for m in g.values() for r in m.values()]
     hw = next((r["hardware"] for g in (det, seg) for m in g.values() for r in m.values()), "")
     lines += ["", f"Hardware: {hw}. 1-minute load average at the evaluations: {min(loads):.1f} .. {max(loads):.1f} "
-                  "(the 2 cores were shared with other engineers' jobs: times are slow and noisy)." if loads else ""]
+                  "(a run's own threads count: about 2 here)." if loads else ""]
     with open(os.path.join(HERE, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(HERE, "results.json"), "w") as f:
         json.dump({"table": table, "claims": cl, "load_average_range": [min(loads), max(loads)] if loads else None,
                    "hardware": hw}, f, indent=1)
+    draw_curves(det, seg, os.path.join(HERE, "curves.png"))
     if any(0 in v for v in det.values()):
         draw_detections(det, args.runs, os.path.join(HERE, "detections.png"))
     if any(0 in v for v in seg.values()):
