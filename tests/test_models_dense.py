@@ -265,3 +265,24 @@ def test_fast_rcnn_spp_region_pool():
     assert state["intermediates"]["fc7_features"][0].shape == (2, 16)
     with pytest.raises(ValueError, match="region_pool"):
         jaxcnn.create_model("fast_rcnn", region_pool="align").init(jax.random.key(0), x)
+
+
+def test_fast_rcnn_trunk_pools_give_a_finer_map_with_the_same_weights():
+    fields = dict(stage_sizes=(1, 1, 1, 1), widths=(4, 8, 8, 16), hidden=16, num_classes=3, roi_size=2)
+    x = jax.random.normal(jax.random.key(0), (1, 32, 32, 1))
+    boxes = jnp.array([[0, 4, 4, 27, 19]], jnp.float32)
+    coarse = jaxcnn.create_model("fast_rcnn", **fields, spatial_scale=0.125, in_channels=1)
+    fine = jaxcnn.create_model("fast_rcnn", **fields, spatial_scale=0.25, trunk_pools=2, in_channels=1)
+    v = coarse.init(jax.random.key(1), x, boxes)
+    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(fine.init(jax.random.key(1), x, boxes))
+    # the feature maps: 32 / 2**3 = 4 cells a side with every pooling, 32 / 2**2 = 8 with two
+    _, cs = coarse.apply(v, x, boxes, capture_intermediates=True, mutable=["intermediates"])
+    _, fs = fine.apply(v, x, boxes, capture_intermediates=True, mutable=["intermediates"])
+    assert cs["intermediates"]["conv4_1"]["__call__"][0].shape == (1, 4, 4, 16)
+    assert fs["intermediates"]["conv4_1"]["__call__"][0].shape == (1, 8, 8, 16)
+    with pytest.raises(ValueError, match=r"does not match the feature map's stride 4 .*spatial_scale=0.25"):
+        jaxcnn.create_model("fast_rcnn", **fields, spatial_scale=0.125, trunk_pools=2).init(
+            jax.random.key(1), jnp.zeros((1, 32, 32, 3)), boxes)
+    with pytest.raises(ValueError, match=r"trunk_pools must be -1 \(all\) or 0..3"):
+        jaxcnn.create_model("fast_rcnn", **fields, spatial_scale=0.125, trunk_pools=4).init(
+            jax.random.key(1), jnp.zeros((1, 32, 32, 3)), boxes)

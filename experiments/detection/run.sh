@@ -14,7 +14,7 @@ PY=${PY:-python}
 RUNS=${RUNS:-runs}
 SEEDS=${SEEDS:-"0 1 2"}
 case "${1:-}" in
-  detection) GROUP=detection; MODELS=${MODELS:-"yolov1 fast_rcnn spp_net rcnn"} ;;
+  detection) GROUP=detection; MODELS=${MODELS:-"yolov1 fast_rcnn spp_net rcnn fast_rcnn_stride4 spp_net_stride4"} ;;
   segmentation) GROUP=segmentation; MODELS=${MODELS:-"fcn32s fcn16s fcn8s segnet"} ;;
   *) echo "usage: $0 detection|segmentation" >&2; exit 2 ;;
 esac

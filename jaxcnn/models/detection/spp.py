@@ -28,11 +28,13 @@ from jaxcnn.models._common import check_conv_mode, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
-def _trunk(x, stage_sizes, widths, conv_mode, dtype, pool_last: bool):
+def _trunk(x, stage_sizes, widths, conv_mode, dtype, pool_last: bool, pools: int = -1):
+    """The VGG-style stages, a 2x2/2 max pooling after each but the last (and after the last when pool_last);
+    pools >= 0 keeps only the first `pools` of those poolings (a finer feature map, the same weights)."""
     for s, (n, f) in enumerate(zip(stage_sizes, widths), start=1):
         for i in range(1, n + 1):
             x = nn.relu(Conv(f, 3, padding=1, conv_mode=conv_mode, dtype=dtype, name=f"conv{s}_{i}")(x))
-        if s < len(stage_sizes) or pool_last:
+        if (s < len(stage_sizes) or pool_last) and (pools < 0 or s <= pools):
             x = ops.max_pool(x, 2, 2)
     return x
 
@@ -74,6 +76,9 @@ class FastRCNN(nn.Module):
     region_pool: "roi" (Fast R-CNN: each region max-pooled to roi_size x roi_size) or "spp" (SPP-net's
     detector: each region pooled by the spatial pyramid `spp_levels`, `ops.roi_spatial_pyramid_pool`).
     The same network on warped crops with boxes=None is R-CNN's classifier (one whole-image region each).
+    trunk_pools: how many of the trunk's 2x2 poolings to keep (-1 = all: one after every stage but the last);
+    fewer give a finer feature map with the same weights. spatial_scale must be its inverse stride,
+    2 ** -trunk_pools (1/16 for VGG16's four).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
@@ -88,18 +93,28 @@ class FastRCNN(nn.Module):
     dtype: Optional[Any] = None
     region_pool: str = "roi"
     spp_levels: Sequence[int] = (1, 2, 4)
+    trunk_pools: int = -1
 
     @nn.compact
     def __call__(self, x, boxes=None, train: bool = False):
         check_conv_mode(self.conv_mode)
         check_choice("region_pool", self.region_pool, ("roi", "spp"))
-        validate_image(x, model="fast_rcnn", channels=self.in_channels,
-                       min_size=2 ** (len(self.stage_sizes) - 1))
+        most = len(self.stage_sizes) - 1
+        if not -1 <= self.trunk_pools <= most:
+            raise ValueError(f"fast_rcnn: trunk_pools must be -1 (all) or 0..{most} (one pooling after each of "
+                             f"{len(self.stage_sizes)} stages but the last), got {self.trunk_pools}.")
+        pools = most if self.trunk_pools < 0 else self.trunk_pools
+        if abs(self.spatial_scale * 2 ** pools - 1.0) > 1e-9:
+            raise ValueError(f"fast_rcnn: spatial_scale {self.spatial_scale:g} does not match the feature map's "
+                             f"stride {2 ** pools} ({pools} poolings); set spatial_scale={2.0 ** -pools:g}, or "
+                             "trunk_pools to match it.")
+        validate_image(x, model="fast_rcnn", channels=self.in_channels, min_size=2 ** pools)
         n, h, w = x.shape[:3]
         if boxes is None:
             boxes = jnp.stack([jnp.arange(n, dtype=jnp.float32), jnp.zeros(n), jnp.zeros(n),
                                jnp.full(n, w - 1.0), jnp.full(n, h - 1.0)], axis=1)
-        feats = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
+        feats = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False,
+                       pools=self.trunk_pools)
         if self.region_pool == "roi":
             r = Flatten()(ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale))
         else:  # SPP-net's detector: the pyramid over each window of the one feature map
