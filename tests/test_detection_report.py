@@ -1,0 +1,68 @@
+"""experiments/detection/report.py: committed per-seed numbers carried for models whose workdirs are absent, and
+paired by seed with freshly scored runs."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("detection_report",
+                                                  os.path.join(ROOT, "experiments", "detection", "report.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+COMMITTED = {"table": {"detection": {"fast_rcnn": {
+    "map50": [0.50, 0.52, 0.54], "map": [0.25, 0.26, 0.27], "seconds_per_image": [0.002] * 3, "passes": 1.0,
+    "seeds": [0, 1, 2], "train_minutes": [1.0, 2.0, 3.0], "steps": 12000, "ap50_per_class": [[0.5]] * 3}}}}
+
+
+def test_carried_rows_keep_each_seed_value(report):
+    runs = report.carried_runs(COMMITTED, "detection", "fast_rcnn")
+    assert sorted(runs) == [0, 1, 2]
+    assert [runs[s]["eval_map50"] for s in (0, 1, 2)] == [0.50, 0.52, 0.54]
+    assert runs[2]["train_wall_seconds"] == 180.0 and runs[1]["train_steps"] == 12000
+    assert all(r["carried"] for r in runs.values())
+    assert report.carried_runs(COMMITTED, "detection", "rcnn") == {}
+    assert report.carried_runs(None, "detection", "fast_rcnn") == {}
+
+
+def test_fresh_runs_pair_with_carried_ones_by_seed(report):
+    carried = report.carried_runs(COMMITTED, "detection", "fast_rcnn")
+    # fresh runs of the variant, seeds given out of order: the pairing must follow the seed, not the order
+    fresh = {2: {"eval_map50": 0.60}, 0: {"eval_map50": 0.58}, 1: {"eval_map50": 0.59}}
+    (row,) = report.claims({"fast_rcnn_stride4": fresh, "fast_rcnn": carried},
+                           [("fast_rcnn_stride4", "fast_rcnn", "eval_map50")])
+    # differences by seed: 0.08, 0.07, 0.06 -> mean 0.07, sd 0.01, t(0.975, 2) = 4.303 -> half width 0.0248
+    assert row["seeds"] == [0, 1, 2]
+    assert row["mean_difference"] == pytest.approx(0.07)
+    half = 4.302653 * 0.01 / np.sqrt(3)
+    assert row["ci95"] == pytest.approx([0.07 - half, 0.07 + half], abs=1e-5)  # float rounding of the inputs
+    assert row["verdict"] == "reproduced"
+
+
+def test_mean_curve_thins_to_the_point_limit(report):
+    steps = list(range(100, 100 * 1001, 100))
+    rs = [{"curve": (steps, [1.0] * 1000)}, {"curve": (steps, [3.0] * 1000)}]
+    c = report.mean_curve(rs)
+    assert len(c["steps"]) == report.CURVE_POINTS and c["steps"][0] == 100 and c["steps"][-1] == 100000
+    assert c["mean"][0] == 2.0 and c["min"][0] == 1.0 and c["max"][0] == 3.0
+    assert report.mean_curve([{"carried": True, "stored_curve": None}]) is None
+
+
+def test_pictures_keep_the_committed_file_when_models_are_carried(report):
+    names = [("a", "A"), ("b", "B")]
+    both = {"a": {0: {}}, "b": {0: {}}}
+    _, path = report.pictures(both, {"a": {}, "b": {}}, names, "detections")
+    assert os.path.basename(path) == "detections.png"
+    some = {"a": {0: {"carried": True}}, "b": {0: {}}}
+    have, path = report.pictures(some, {"a": {}, "b": {}}, names, "detections")
+    assert have == [("b", "B")] and os.path.basename(path) == "detections_b.png"
+    assert report.pictures({"a": {1: {}}}, {"a": {}}, names, "detections") == ([], None)
