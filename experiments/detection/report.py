@@ -43,6 +43,8 @@ SEG_CLAIMS = [("fcn16s", "fcn32s", "eval_mean_iou"), ("fcn8s", "fcn16s", "eval_m
 
 
 def runs_of(root, group, name):
+    from jaxcnn.ablation.runner import training_wall_seconds
+
     out = {}
     for wd in sorted(glob.glob(os.path.join(root, group, name, "seed*"))):
         path = os.path.join(wd, "eval_test.json")
@@ -52,7 +54,7 @@ def runs_of(root, group, name):
             r = json.load(f)
         with open(os.path.join(wd, "metrics.jsonl")) as f:
             recs = [json.loads(line) for line in f if line.strip()]
-        r["train_wall_seconds"] = max(x.get("wall_time_sec", 0) for x in recs)
+        r["train_wall_seconds"] = training_wall_seconds(recs)  # every piece of a resumed run
         train = [x for x in recs if "train_loss" in x]
         r["curve"] = ([x["step"] for x in train], [x["train_loss"] for x in train])
         r["train_steps"] = max(x["step"] for x in recs)
@@ -152,7 +154,7 @@ def draw_curves(table, path):
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("training loss (log scale; each model its own loss)")
-        ax.set_title(title + (f"\n(no curve recorded: {', '.join(missing)}; see curves_{title}_first.png)"
+        ax.set_title(title + (f"\n(no curve recorded for {', '.join(missing)}:\nsee curves_{title}_first.png)"
                               if missing else ""), fontsize=9 if missing else None)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

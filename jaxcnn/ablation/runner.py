@@ -66,10 +66,10 @@ def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
             "train_loss": float(train[-1]["train_loss"]),
             "steps_to_target": float(reached[0]) if len(reached) else float(steps[-1] + 1),
             "step_time_s": float(np.median(times)) if times else float("nan"),
-            "wall_s": _training_wall(train)}
+            "wall_s": training_wall_seconds(train)}
 
 
-def _training_wall(records: list[dict]) -> float:
+def training_wall_seconds(records: list[dict]) -> float:
     """Seconds of training over every piece of a run: each start of the engine counts wall_time_sec from 0, so
     the total is the sum of each piece's last value (the time before a piece's first log line included)."""
     total, last = 0.0, 0.0
