@@ -55,6 +55,11 @@ def test_mean_curve_thins_to_the_point_limit(report):
     assert len(c["steps"]) == report.CURVE_POINTS and c["steps"][0] == 100 and c["steps"][-1] == 100000
     assert c["mean"][0] == 2.0 and c["min"][0] == 1.0 and c["max"][0] == 3.0
     assert report.mean_curve([{"carried": True, "stored_curve": None}]) is None
+    stored = {"steps": [100], "mean": [2.0], "min": [1.0], "max": [3.0]}
+    committed = {"table": {"detection": {"fast_rcnn": dict(COMMITTED["table"]["detection"]["fast_rcnn"],
+                                                         curve=stored)}}}
+    carried = report.carried_runs(committed, "detection", "fast_rcnn")
+    assert report.mean_curve(list(carried.values())) == stored  # a committed curve survives a carry
 
 
 def test_pictures_keep_the_committed_file_when_models_are_carried(report):

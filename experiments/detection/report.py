@@ -84,7 +84,7 @@ def carried_runs(committed, group, name):
     for i, seed in enumerate(row["seeds"]):
         r = {metric: row[key][i] for key, metric in ROW_KEYS[group].items() if key in row}
         r.update(seed=seed, train_wall_seconds=row["train_minutes"][i] * 60, train_steps=row["steps"],
-                 carried=True, curve=None, wd=None)
+                 carried=True, curve=None, stored_curve=row.get("curve"), wd=None)
         if group == "detection":
             r["cnn_passes_per_image"] = row["passes"]
         out[seed] = r
@@ -257,9 +257,6 @@ def main(argv=None) -> int:
         for m in runs:
             if not runs[m]:
                 runs[m] = carried_runs(committed, group, m)
-                stored = (committed or {}).get("table", {}).get(group, {}).get(m, {}).get("curve")
-                for r in runs[m].values():
-                    r["stored_curve"] = stored
     carried = sorted({m for g in (det, seg) for m, rs in g.items() if any(r.get("carried") for r in rs.values())})
     mark = lambda m: " †" if m in carried else ""  # noqa: E731
     lines = ["## Detection (test split: 2,000 canvases)", "",
@@ -322,7 +319,7 @@ def main(argv=None) -> int:
                   .replace("## ", "### ", 1))
     with open(os.path.join(HERE, "results.json"), "w") as f:
         json.dump({"table": table, "claims": cl, "load_average_range": [min(loads), max(loads)] if loads else None,
-                   "hardware": hw, "carried": carried}, f, indent=1)
+                   "hardware": hw}, f, indent=1)
     draw_curves(table, os.path.join(HERE, "curves.png"))
     names, path = pictures(det, table["detection"], DETECTORS, "detections")
     if path:
