@@ -339,6 +339,81 @@ def test_12_full_disk_while_writing_config_json_or_metrics_names_the_path(tmp_pa
         log.write({"step": 1, "train_loss": 2.0})
 
 
+def test_12_a_writer_thread_failing_on_a_full_disk_after_the_save_adds_no_traceback(tmp_path):
+    """A full disk fails every writer thread of a save; the main thread reports the first failure in one line,
+    and a second thread's report of the same limit (ENOSPC as an OSError, or as tensorstore's text in a
+    ValueError) is dropped, while any other thread exception still reaches the hook that was there before."""
+    import threading
+
+    previous, reached = threading.excepthook, []
+    threading.excepthook = lambda args: reached.append(str(args.exc_value))
+    try:
+        Checkpointer(str(tmp_path / "ckpt")).save(1, {"w": np.zeros(3, np.float32)})
+
+        def fail_with(e):
+            def target():
+                raise e
+            t = threading.Thread(target=target)
+            t.start()
+            t.join()
+
+        fail_with(OSError(errno.ENOSPC, "No space left on device", "/x/0.data"))
+        fail_with(ValueError("Error writing local file \"/x/d/0\": [RESOURCE_EXHAUSTED] No space left on device"))
+        fail_with(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/1.data"))
+        assert reached == []
+        fail_with(RuntimeError("a real bug in a thread"))
+        assert reached == ["a real bug in a thread"]
+    finally:
+        threading.excepthook = previous
+
+
+def test_12_orbax_writer_threads_logging_after_a_save_cut_by_a_full_disk_stay_quiet(monkeypatch):
+    """orbax's writer threads of a save cut by a full disk log their tracebacks at ERROR after the save has
+    raised; absl's logger is left at CRITICAL then. Any other failure restores the level it had."""
+    import logging
+
+    from jaxcnn.train.checkpoint import _QuietOrbax
+
+    monkeypatch.delenv("JAXCNN_TRACEBACKS", raising=False)
+    logger = logging.getLogger("absl")
+    level = logger.level
+    try:
+        logger.setLevel(logging.ERROR)
+        with pytest.raises(ValueError):
+            with _QuietOrbax():
+                raise ValueError("RESOURCE_EXHAUSTED: Failed to write 185 bytes: No space left on device")
+        assert logger.level == logging.CRITICAL
+        logger.setLevel(logging.ERROR)
+        with pytest.raises(RuntimeError):
+            with _QuietOrbax():
+                raise RuntimeError("a tree that does not match")
+        assert logger.level == logging.ERROR
+        monkeypatch.setenv("JAXCNN_TRACEBACKS", "1")
+        with pytest.raises(OSError):
+            with _QuietOrbax():
+                raise OSError(errno.ENOSPC, "No space left on device")
+        assert logger.level == logging.ERROR
+    finally:
+        logger.setLevel(level)
+
+
+def test_12_the_one_line_is_printed_after_the_late_reports_are_quieted(monkeypatch, capsys):
+    """cli.main quiets the libraries' hooks before it prints the error line: a thread that fails between the two
+    cannot put its traceback under the line."""
+    from jaxcnn.train import cli
+
+    order = []
+    monkeypatch.setattr(cli, "_quiet_after_failure", lambda: order.append("quiet"))
+    monkeypatch.setattr(sys, "stderr", type("E", (), {"write": lambda self, s: order.append(s) if s.strip() else None,
+                                                      "flush": lambda self: None})())
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "/d/w")
+
+    assert cli.main(full) == 2
+    assert order[0] == "quiet" and order[1].startswith("error: no space left on the device of /d/w")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 13. Damaged data at the loading boundary (real files in tests/test_robustness_faults.py).
 

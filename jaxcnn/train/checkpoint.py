@@ -73,6 +73,27 @@ def _no_space(e: BaseException) -> bool:
     return _write_limit(e) is not None
 
 
+_THREAD_HOOK = {"hook": None}
+
+
+def _drop_thread_write_limit_reports() -> None:
+    """A full disk fails every writer thread of a save: the main thread's save raises the first failure (and
+    `save` turns it into one CheckpointError line), while another writer thread may fail a moment later and
+    print its own traceback through threading.excepthook. Such reports (a write limit in the chain) are
+    dropped; every other thread exception reaches the previous hook. Installed by a save, once."""
+    import threading
+
+    if threading.excepthook is _THREAD_HOOK["hook"]:
+        return
+    previous = threading.excepthook
+
+    def hook(args):
+        if args.exc_value is None or _write_limit(args.exc_value) is None:
+            previous(args)
+
+    threading.excepthook = _THREAD_HOOK["hook"] = hook
+
+
 class _QuietOrbax:
     """Within: orbax's absl ERROR logs (with tracebacks, from its writer threads) are not printed; what they
     report is raised to the caller as one CheckpointError line, or was harmless."""
@@ -85,8 +106,12 @@ class _QuietOrbax:
         self.logger.setLevel(logging.CRITICAL)
         return self
 
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
+    def __exit__(self, kind, value, tb):
+        # A save cut by a full disk raises while orbax's other writer threads of that save are still failing;
+        # each logs its traceback at ERROR a moment later. The process is about to report the failure in one
+        # line and end, so absl stays quiet from here on (JAXCNN_TRACEBACKS=1 keeps the tracebacks).
+        if value is None or _write_limit(value) is None or os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+            self.logger.setLevel(self.level)
         return False
 
 
@@ -142,6 +167,7 @@ class Checkpointer:
         on disk. A full disk is one line naming the directory and the size needed."""
         extra = {**(extra or {}), "checksum": digest(arrays)}
         extra["extra_checksum"] = record_digest(extra)
+        _drop_thread_write_limit_reports()
         try:
             with _QuietOrbax():
                 self.manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),

@@ -200,43 +200,41 @@ def _quiet_after_failure() -> None:
 
 
 def main(fn: Callable[[], Optional[int]]) -> int:
-    """Run `fn` (a script's one library call); map every expected failure to one line and an exit status."""
-    code = _main(fn)
+    """Run `fn` (a script's one library call); map every expected failure to one line and an exit status. The
+    libraries' late reports are quieted before that line is printed, so a writer thread that fails a moment
+    after the main thread cannot add its traceback below it."""
+    code, message = _main(fn)
     if code != 0:
         _quiet_after_failure()
+    if message:
+        print(message, file=sys.stderr)
     return code
 
 
-def _main(fn: Callable[[], Optional[int]]) -> int:
+def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
+    """(exit status, the one line to print or None)."""
     from jaxcnn.train.checkpoint import CheckpointError
     from jaxcnn.train.engine import TrainingDiverged, TrainingInterrupted
 
     try:
-        return fn() or 0
+        return fn() or 0, None
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 1, f"error: {e}"
     except TrainingInterrupted as e:
-        print(str(e), file=sys.stderr)
-        return 128 + e.signum
+        return 128 + e.signum, str(e)
     except KeyboardInterrupt:
-        print("interrupted (Ctrl-C) outside a training step, or a second Ctrl-C: stopped without a new checkpoint; "
-              "the same command resumes from the last one.", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return 128 + signal.SIGINT, ("interrupted (Ctrl-C) outside a training step, or a second Ctrl-C: stopped "
+                                     "without a new checkpoint; the same command resumes from the last one.")
     except (ValueError, TypeError, FileNotFoundError, CheckpointError) as e:
-        print(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", file=sys.stderr)
-        return 2
+        return 2, f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
     except OSError as e:
         import errno
 
         if e.errno == errno.ENOSPC:
-            print(f"error: no space left on the device of {e.filename or 'the output'}; free some space and run "
-                  "the same command again to resume.", file=sys.stderr)
-            return 2
-        print(f"error: {e.strerror or type(e).__name__}{': ' + str(e.filename) if e.filename else ''}; check "
-              "that path (permissions, space, a file where a folder belongs) and run the same command again.",
-              file=sys.stderr)
-        return 2
+            return 2, (f"error: no space left on the device of {e.filename or 'the output'}; free some space and "
+                       "run the same command again to resume.")
+        return 2, (f"error: {e.strerror or type(e).__name__}{': ' + str(e.filename) if e.filename else ''}; check "
+                   "that path (permissions, space, a file where a folder belongs) and run the same command again.")
 
 
 def _drop_closed_event_loop_reports() -> None:
