@@ -39,3 +39,24 @@ def pytest_terminal_summary(terminalreporter):
         if os.environ.get("JAXCNN_FAULT_SUMMARY"):
             with open(os.environ["JAXCNN_FAULT_SUMMARY"], "w") as f:
                 json.dump(fault_tools.read_tallies(), f, indent=1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _process_hooks_restored():
+    """A script's main() run in-process that fails quiets the process for its ending (exception hooks, logging,
+    absl's and asyncio's loggers); each test gets them back as they were."""
+    import logging
+    import sys
+    import threading
+
+    hooks = sys.excepthook, sys.unraisablehook, threading.excepthook
+    levels = {name: logging.getLogger(name).level for name in ("absl", "asyncio")}
+    disabled = logging.root.manager.disable
+    yield
+    sys.excepthook, sys.unraisablehook, threading.excepthook = hooks
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    logging.disable(disabled)

@@ -345,56 +345,49 @@ def test_12_a_writer_thread_failing_on_a_full_disk_after_the_save_adds_no_traceb
     ValueError) is dropped, while any other thread exception still reaches the hook that was there before."""
     import threading
 
-    previous, reached = threading.excepthook, []
-    threading.excepthook = lambda args: reached.append(str(args.exc_value))
-    try:
-        Checkpointer(str(tmp_path / "ckpt")).save(1, {"w": np.zeros(3, np.float32)})
+    reached = []
+    threading.excepthook = lambda args: reached.append(str(args.exc_value))  # conftest puts the hook back
+    Checkpointer(str(tmp_path / "ckpt")).save(1, {"w": np.zeros(3, np.float32)})
 
-        def fail_with(e):
-            def target():
-                raise e
-            t = threading.Thread(target=target)
-            t.start()
-            t.join()
+    def fail_with(e):
+        def target():
+            raise e
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
 
-        fail_with(OSError(errno.ENOSPC, "No space left on device", "/x/0.data"))
-        fail_with(ValueError("Error writing local file \"/x/d/0\": [RESOURCE_EXHAUSTED] No space left on device"))
-        fail_with(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/1.data"))
-        assert reached == []
-        fail_with(RuntimeError("a real bug in a thread"))
-        assert reached == ["a real bug in a thread"]
-    finally:
-        threading.excepthook = previous
+    fail_with(OSError(errno.ENOSPC, "No space left on device", "/x/0.data"))
+    fail_with(ValueError("Error writing local file \"/x/d/0\": [RESOURCE_EXHAUSTED] No space left on device"))
+    fail_with(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/1.data"))
+    assert reached == []
+    fail_with(RuntimeError("a real bug in a thread"))
+    assert reached == ["a real bug in a thread"]
 
 
 def test_12_orbax_writer_threads_logging_after_a_save_cut_by_a_full_disk_stay_quiet(monkeypatch):
     """orbax's writer threads of a save cut by a full disk log their tracebacks at ERROR after the save has
-    raised; absl's logger is left at CRITICAL then. Any other failure restores the level it had."""
+    raised (absl), and their abandoned tasks log when collected (asyncio); both loggers are left at CRITICAL
+    then. Any other failure restores the levels they had, and so does JAXCNN_TRACEBACKS=1."""
     import logging
 
     from jaxcnn.train.checkpoint import _QuietOrbax
 
     monkeypatch.delenv("JAXCNN_TRACEBACKS", raising=False)
-    logger = logging.getLogger("absl")
-    level = logger.level
-    try:
-        logger.setLevel(logging.ERROR)
-        with pytest.raises(ValueError):
+    loggers = [logging.getLogger("absl"), logging.getLogger("asyncio")]  # conftest puts their levels back
+
+    def levels_after(error):
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with pytest.raises(type(error)):
             with _QuietOrbax():
-                raise ValueError("RESOURCE_EXHAUSTED: Failed to write 185 bytes: No space left on device")
-        assert logger.level == logging.CRITICAL
-        logger.setLevel(logging.ERROR)
-        with pytest.raises(RuntimeError):
-            with _QuietOrbax():
-                raise RuntimeError("a tree that does not match")
-        assert logger.level == logging.ERROR
-        monkeypatch.setenv("JAXCNN_TRACEBACKS", "1")
-        with pytest.raises(OSError):
-            with _QuietOrbax():
-                raise OSError(errno.ENOSPC, "No space left on device")
-        assert logger.level == logging.ERROR
-    finally:
-        logger.setLevel(level)
+                raise error
+        return [logger.level for logger in loggers]
+
+    full = ValueError("RESOURCE_EXHAUSTED: Failed to write 185 bytes to file 19: No space left on device")
+    assert levels_after(full) == [logging.CRITICAL] * 2
+    assert levels_after(RuntimeError("a tree that does not match")) == [logging.ERROR] * 2
+    monkeypatch.setenv("JAXCNN_TRACEBACKS", "1")
+    assert levels_after(full) == [logging.ERROR] * 2
 
 
 def test_12_the_one_line_is_printed_after_the_late_reports_are_quieted(monkeypatch, capsys):

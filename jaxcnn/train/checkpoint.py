@@ -98,20 +98,26 @@ class _QuietOrbax:
     """Within: orbax's absl ERROR logs (with tracebacks, from its writer threads) are not printed; what they
     report is raised to the caller as one CheckpointError line, or was harmless."""
 
+    # Where a save cut by a full disk goes on reporting after it has raised: orbax's other writer threads log
+    # at ERROR through absl, and their abandoned asyncio tasks log "Task exception was never retrieved" when
+    # they are collected.
+    LATE_REPORTERS = ("absl", "asyncio")
+
     def __enter__(self):
         import logging
 
-        self.logger = logging.getLogger("absl")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.CRITICAL)
+        self.loggers = [logging.getLogger(name) for name in self.LATE_REPORTERS]
+        self.levels = [logger.level for logger in self.loggers]
+        for logger in self.loggers:
+            logger.setLevel(logging.CRITICAL)
         return self
 
     def __exit__(self, kind, value, tb):
-        # A save cut by a full disk raises while orbax's other writer threads of that save are still failing;
-        # each logs its traceback at ERROR a moment later. The process is about to report the failure in one
-        # line and end, so absl stays quiet from here on (JAXCNN_TRACEBACKS=1 keeps the tracebacks).
+        # After a write limit the process is about to report the failure in one line and end, so those loggers
+        # stay quiet from here on (JAXCNN_TRACEBACKS=1 keeps the tracebacks).
         if value is None or _write_limit(value) is None or os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
-            self.logger.setLevel(self.level)
+            for logger, level in zip(self.loggers, self.levels):
+                logger.setLevel(level)
         return False
 
 

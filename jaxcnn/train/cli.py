@@ -187,13 +187,15 @@ def entry(script_main: Callable[[], int]) -> int:
 
 
 def _quiet_after_failure() -> None:
-    """After a failure has been reported in its one line: what the libraries' threads and exit handlers still
-    print about it (orbax's closed event loops, tensorboardX's flush at exit on a full disk) is dropped, so the
-    one line stays one line. JAXCNN_TRACEBACKS=1 keeps them (for debugging)."""
+    """Before a failure is reported in its one line: what the libraries' threads and exit handlers still print
+    or log about it (orbax's closed event loops and abandoned tasks, tensorboardX's flush at exit on a full disk)
+    is dropped, so the one line stays one line. JAXCNN_TRACEBACKS=1 keeps them (for debugging)."""
+    import logging
     import threading
 
     if os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
         return
+    logging.disable(logging.CRITICAL)  # e.g. asyncio's "Task exception was never retrieved" at collection
     sys.excepthook = lambda *a: None
     sys.unraisablehook = lambda *a: None
     threading.excepthook = lambda *a: None
