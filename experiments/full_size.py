@@ -32,8 +32,10 @@ FULL = {
                    "Szegedy et al. 2014: ImageNet at 224 (epochs not stated; 90 assumed, as AlexNet's)"),
     "alexnet_pooling": ("alexnet", {}, (227, 227, 3), 90 * IMAGENET,
                         "Krizhevsky et al. 2012: ImageNet at 227, 90 epochs"),
-    "alexnet_lrn": ("alexnet", {}, (227, 227, 3), 90 * IMAGENET, "as alexnet_pooling"),
-    "dropout": ("alexnet", {}, (227, 227, 3), 90 * IMAGENET, "as alexnet_pooling"),
+    "alexnet_lrn": ("alexnet", {}, (227, 227, 3), 90 * IMAGENET,
+                    "Krizhevsky et al. 2012: ImageNet at 227, 90 epochs"),
+    "dropout": ("alexnet", {}, (227, 227, 3), 90 * IMAGENET,
+                "Krizhevsky et al. 2012: ImageNet at 227, 90 epochs (the whole training set, not 500 per class)"),
     "relu_tanh": ("keras_cifar_cnn", {}, (32, 32, 3), 35 * 50_000,
                   "Krizhevsky et al. 2012 fig. 1: CIFAR-10 at 32x32x3, the 35 epochs plotted"),
 }
