@@ -52,8 +52,10 @@ def _process_hooks_restored():
     import sys
     import threading
 
+    from jaxcnn.train.checkpoint import _QuietOrbax
+
     hooks = sys.excepthook, sys.unraisablehook, threading.excepthook
-    levels = {name: logging.getLogger(name).level for name in ("absl", "asyncio")}
+    levels = {name: logging.getLogger(name).level for name in _QuietOrbax.LATE_REPORTERS}
     disabled = logging.root.manager.disable
     yield
     sys.excepthook, sys.unraisablehook, threading.excepthook = hooks
