@@ -10,7 +10,11 @@ table, the claims' verdicts and the plots.
     python scripts/ablate.py --summary --readme experiments/README.md   # ... written into its marked block
 
 The same command after a kill trains nothing that finished and resumes the run
-that was going on (workdirs under runs/ablations/NAME/ARM/seedN). The output
+that was going on (workdirs under runs/ablations/NAME/ARM/seedN). Every
+finished run also leaves a record in the output folder (OUT/runs/ARM/seedN.json):
+on a machine without the workdirs the same command takes the finished runs
+from there and trains only the rest, so an ablation longer than one sitting
+finishes over several (--no-carry trains everything again). The output
 folder is checked before any training starts; --quick never writes over a
 committed (full) result. Exit status: 0 done, 1 diverged, 2 bad input, 130/143
 interrupted (checkpoint saved; the same command resumes).
@@ -78,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdirs", help="where each arm x seed trains (default runs/ablations[_quick]/NAME/runs)")
     p.add_argument("--ablations", default=os.path.join(ROOT, "experiments", "ablations"),
                    help="directory of the ablation configs (default: the repository's experiments/ablations)")
+    p.add_argument("--no-carry", action="store_true",
+                   help="train every run whose workdir is absent, even where OUT/runs holds its finished record")
     p.add_argument("--list", action="store_true", help="list the ablations and exit")
     p.add_argument("--summary", action="store_true",
                    help="print the claims / verdict / budget table of every committed result and exit")
@@ -118,7 +124,8 @@ def main(argv=None) -> int:
               f"at batch {config.batch_size}; runs in {workdirs}", flush=True)
         load_before = ablation.report.load_average()
         t0 = time.time()
-        result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True))
+        carry = None if args.no_carry else os.path.join(out, ablation.carried.FOLDER)
+        result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True), carry=carry)
         wall = time.time() - t0
         command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
         files = ablation.write_results(result, out, config=config, command=command, wall_time_s=wall,
@@ -127,6 +134,9 @@ def main(argv=None) -> int:
         if result["claims"]:
             print(ablation.claims_table(result["claims"]))
         print(f"wall time {wall:.0f} s; wrote " + ", ".join(os.path.relpath(f, ROOT) for f in files))
+        if result["carried_runs"]:
+            print(f"{len(result['carried_runs'])} of {len(ab.arms) * len(ab.seeds)} runs were carried from their "
+                  f"records in {os.path.relpath(carry, ROOT)} (trained in an earlier invocation)")
 
     return cli.main(job)
 

@@ -193,6 +193,72 @@ def test_killed_ablation_resumes_to_the_same_result(tmp_path):
         np.testing.assert_array_equal(info["curve"], again["per_seed"][key]["curve"])
 
 
+def test_finished_runs_are_carried_to_a_machine_without_the_workdirs(tmp_path):
+    cfg = _tiny_config(extras=())
+    cfg.ablation.claims = ("eval_accuracy: xcorr > conv", "generalization_gap: xcorr < conv")
+    cfg.ablation.gap_examples = 48
+    carry = tmp_path / "out" / "runs"
+    first = ablation.run_ablation(cfg, workdirs=str(tmp_path / "machine1"), log=lambda s: None, carry=str(carry))
+    assert first["trained_runs"] == 6 and first["carried_runs"] == []
+    records = {(arm, seed): carry / arm / f"seed{seed}.json" for arm in ("xcorr", "conv") for seed in (0, 1, 2)}
+    assert all(p.exists() for p in records.values())
+    stored = json.loads(records[("conv", 1)].read_text())
+    assert stored["arm"] == "conv" and stored["seed"] == 1 and stored["final"]["step"] == 4
+    assert stored["final"]["eval_accuracy"] == first["per_seed"][("conv", 1)]["eval_accuracy"]
+    assert [r["step"] for r in stored["train_records"]] == [2, 4]  # log_every 2 over 4 steps
+
+    def same(a, b, metrics=("train_error", "train_loss", "eval_accuracy", "generalization_gap")):
+        assert [r["eval_accuracy_per_seed"] for r in a["rows"]] == [r["eval_accuracy_per_seed"] for r in b["rows"]]
+        for key, info in a["per_seed"].items():
+            for metric in metrics:
+                assert info[metric] == b["per_seed"][key][metric], (key, metric)
+            np.testing.assert_array_equal(info["curve"], b["per_seed"][key]["curve"])
+        assert [c["difference"] for c in a["claims"]] == [c["difference"] for c in b["claims"]]
+
+    # a fresh machine (no workdirs): every run comes from its record, nothing trains and nothing is rewritten
+    before = {k: p.read_text() for k, p in records.items()}
+    logged = []
+    second = ablation.run_ablation(cfg, workdirs=str(tmp_path / "machine2"), log=logged.append, carry=str(carry))
+    assert second["trained_runs"] == 0 and len(second["carried_runs"]) == 6
+    assert sum("(carried: " in line for line in logged) == 6 and not (tmp_path / "machine2" / "conv").exists()
+    assert {k: p.read_text() for k, p in records.items()} == before
+    same(first, second, ("train_error", "train_loss", "eval_accuracy", "generalization_gap", "wall_s"))
+    assert second["train_wall_s"] == first["train_wall_s"] > 0  # the carried runs' training time is counted
+    # a damaged record and one of another config train again (to the same numbers); the rest are carried
+    records[("conv", 1)].write_text("{not json")
+    other = json.loads(records[("xcorr", 2)].read_text())
+    other["config"]["config"]["optimizer"]["learning_rate"] = 0.5
+    records[("xcorr", 2)].write_text(json.dumps(other))
+    logged = []
+    third = ablation.run_ablation(cfg, workdirs=str(tmp_path / "machine3"), log=logged.append, carry=str(carry))
+    assert third["trained_runs"] == 2 and len(third["carried_runs"]) == 4
+    assert any("seed1.json is damaged" in line for line in logged)
+    assert any("seed2.json is of another config (optimizer.learning_rate differ)" in line for line in logged)
+    assert sorted(os.listdir(tmp_path / "machine3" / "conv")) == ["seed1"]
+    assert json.loads(records[("conv", 1)].read_text())["final"] == stored["final"]  # rewritten
+    same(first, third)
+    # what changes the result but not a checkpoint (the test split's size, the images the gap is scored on)
+    # is part of a run's meaning here: those runs train again (and their records then hold the new config)
+    for key, value, why in (("eval_examples", 48, "eval_examples"), ("ablation.gap_examples", 32,
+                                                                       "ablation.gap_examples")):
+        changed = _tiny_config(extras=())
+        changed.ablation.claims, changed.ablation.gap_examples = cfg.ablation.claims, 48
+        ablation.spec._set_all(changed, {key: value})
+        logged = []
+        ablation.run_ablation(changed, workdirs=str(tmp_path / f"machine_{why}"), log=logged.append,
+                              carry=str(tmp_path / "out" / "runs"), stop_after_runs=1)
+        assert any("is of another config (" in line and why in line for line in logged), logged
+
+
+def test_carry_is_refused_where_a_result_needs_the_trained_parameters(tmp_path):
+    logged = []
+    assert ablation.run_ablation(_tiny_config(), workdirs=str(tmp_path / "runs"), log=logged.append,
+                                 carry=str(tmp_path / "out" / "runs"), stop_after_runs=1)["stopped"]
+    assert "not carried between machines for tiny: its extras ['kernels', 'twin_flip'] need every run's " \
+           "trained parameters" in logged[0]
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def _script(args, env=None, timeout=300):
     return subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": ROOT, **(env or {})})
@@ -227,7 +293,7 @@ def test_script_checks_the_output_folder_before_training(tmp_path):
 
 def test_script_help_and_unknown_ablation():
     r = _script(["--help"], timeout=60)
-    assert r.returncode == 0 and "--config.KEY=VALUE" in r.stdout and "--quick" in r.stdout
+    assert r.returncode == 0 and "--config.KEY=VALUE" in r.stdout and "--quick" in r.stdout and "--no-carry" in r.stdout
     r = _script(["nope"], timeout=120)
     assert r.returncode == 2 and "unknown ablation 'nope'" in r.stderr
 

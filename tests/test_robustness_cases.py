@@ -310,6 +310,14 @@ def test_11_ctrl_c_in_an_ablation_saves_the_last_step_and_the_same_command_resum
     again = _script("ablate.py", args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(finished before)" in again.stdout and os.path.exists(tmp_path / "out" / "results.csv")
+    # another machine: the workdirs are gone, the result folder (committed) is there; the same command takes
+    # the six finished runs from their records, trains none and writes the same table
+    table = (tmp_path / "out" / "results.csv").read_text()
+    shutil.rmtree(runs)
+    moved = _script("ablate.py", args)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert moved.stdout.count("(carried: ") == 6 and "6 of 6 runs were carried" in moved.stdout
+    assert not os.path.exists(os.path.join(runs, "xcorr")) and (tmp_path / "out" / "results.csv").read_text() == table
 
 
 # ---------------------------------------------------------------------------------------------------------

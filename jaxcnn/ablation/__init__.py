@@ -8,12 +8,14 @@ what the papers claim, with a verdict that follows from a confidence interval.
 
 * spec.py      the `ablation` config section: arms, seeds, claims, like-for-like validation
 * runner.py    arms x seeds through jaxcnn.train's engine, resumable
+* carried.py   finished runs' records in the result folder: an ablation finishes over several machines
 * stats.py     mean ± std, paired differences with 95% CIs, verdicts
 * analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic
 * tuning.py    one setting tuned per arm on a seed of its own (ablation.tune)
 * report.py, plots.py   the files of a result, and the overview table over all committed results
 """
 
+from jaxcnn.ablation import carried
 from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
 from jaxcnn.ablation.report import claims_table, markdown_table, overview_table, write_results
 from jaxcnn.ablation.runner import run_ablation
@@ -34,7 +36,7 @@ from jaxcnn.ablation.spec import (
 from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 
 __all__ = [
-    "Arm", "Claim", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
+    "Arm", "Claim", "carried", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
     "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table",
     "mean_std", "overview_table", "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation",
     "verdict", "with_quick", "write_results",

@@ -10,7 +10,9 @@
     tuning.csv       with ablation.tune: every arm x value's tuning metric and the chosen value
     run.json         the exact command, quick (false for every committed result), seeds, eval_examples,
                      num_steps, batch_size, arms, verdict, the extras, hardware, versions, wall time and
-                     load average
+                     load average, and carried_runs (those taken from records of an earlier invocation)
+    runs/ARM/seedN.json   written by the runner as each run finishes (jaxcnn.ablation.carried): its config,
+                     training log and test score, so that another machine finishes the ablation
 """
 
 from __future__ import annotations
@@ -197,6 +199,8 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
         # the training time of every run (tuning included) over all the pieces a resumed ablation ran in
         "train_wall_time_s": round(float(result.get("train_wall_s", 0.0)), 1),
+        # runs taken from the records of an earlier invocation (jaxcnn.ablation.carried), with where they ran
+        "carried_runs": list(result.get("carried_runs", [])),
         "load_average_1_5_15min": {"before": load_before, "after": load_average()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": "step times were measured on a shared CPU; compare arms within one run only",

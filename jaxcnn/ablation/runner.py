@@ -2,8 +2,11 @@
 its own workdir, so each gets the engine's parallel strategies, NaN policy,
 checkpoints and exact resume. Rerunning the same ablation after a kill trains
 nothing that finished; the run that was going on resumes from its checkpoint.
+With `carry` (a folder; scripts/ablate.py passes OUT/runs) every finished run
+also leaves a record there, and a run whose workdir is gone is taken from its
+record instead of trained again (jaxcnn.ablation.carried).
 
-    result = run_ablation(config, workdirs="runs/ablations/skip")
+    result = run_ablation(config, workdirs="runs/ablations/skip", carry="experiments/results/skip/runs")
     # {"rows", "curves", "claims", ...}: see jaxcnn.ablation.report for the files
 """
 
@@ -16,7 +19,7 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
-from jaxcnn.ablation import analyses, stats
+from jaxcnn.ablation import analyses, carried, stats
 from jaxcnn.ablation.spec import Arm, arm_config, arms_of, claims_of, fields_of, validate_ablation
 from jaxcnn.ablation.tuning import tune_arms
 from jaxcnn.finetune import run_finetune
@@ -93,15 +96,24 @@ def _train_split_accuracy(setup, state, examples: int) -> float:
 
 
 def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
-                 stop_after_runs: Optional[int] = None) -> dict:
+                 stop_after_runs: Optional[int] = None, carry: Optional[str] = None) -> dict:
     """Train every arm for every seed (see the module docstring). `workdirs` holds one workdir per run
-    (ARM/seedN). Returns rows (one per arm), per-seed values, curves, claims with their verdicts and the
-    extras, and the tuning runs (ablation.tune: jaxcnn.ablation.tuning). stop_after_runs: return after starting
-    this many runs that were not finished (for tests)."""
+    (ARM/seedN); `carry`, if given, the records of finished runs (read and written). Returns rows (one per
+    arm), per-seed values, curves, claims with their verdicts and the extras, the tuning runs (ablation.tune:
+    jaxcnn.ablation.tuning) and the runs taken from records ("carried_runs"). stop_after_runs: return after
+    starting this many runs that were not finished (for tests)."""
     validate_ablation(config)
     ab = config.ablation
     arms, seeds = arms_of(config), [int(s) for s in ab.seeds]
     check_writable(workdirs)
+    if carry is not None:
+        why = carried.unsupported(config)
+        if why:
+            log(f"  finished runs are not carried between machines for {ab.name}: {why}")
+            carry = None
+        else:
+            check_writable(carry)
+    carried_runs = []
     data_for = _data_cache()
     extras = set(ab.extras)
     per_seed, states, setups, started = {}, {}, {}, 0
@@ -127,33 +139,55 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                     c.finetune.path = pretrained[seed]
             train_data, eval_data = data_for(c)
             wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
+            needs_gap = "generalization_gap" in {cl.metric for cl in claims}
+            gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
+            kept = None
             if ab.finetune:
                 record = run_finetune(c, wd)
                 setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)
+                train_records = read_metrics(os.path.join(wd, "metrics.jsonl"))
             else:
                 setup = build(c, train_data=train_data, eval_data=eval_data)
                 if "twin_flip" in extras and ai == 1:
                     setup.init_state = _twin_init(setups[(arms[0].label, seed)], setup.init_state)
-                record = run(setup, wd)
+                if carry is not None:
+                    kept, why = carried.load(carry, arm, seed, c, setup.model_fields, gap)
+                    if why:
+                        log(f"  {arm.label} seed {seed}: {why}")
+                if kept is not None and not os.path.exists(wd):
+                    record = {**kept["final"], "carried": True}
+                    train_records = kept["train_records"]
+                    carried_runs.append({"arm": arm.label, "seed": seed, "written_utc": kept.get("written_utc"),
+                                         "environment": kept.get("environment")})
+                else:  # a workdir that exists wins: the engine resumes it or finds it finished
+                    record = run(setup, wd)
+                    train_records = read_metrics(os.path.join(wd, "metrics.jsonl"))
             setups[(arm.label, seed)] = setup
-            if not record.get("finished_before"):
+            if not record.get("finished_before") and not record.get("carried"):
                 started += 1
-            info = _summary_of(read_metrics(os.path.join(wd, "metrics.jsonl")), c.batch_size,
-                               ab.target_train_error)
+            info = _summary_of(train_records, c.batch_size, ab.target_train_error)
             info.update(eval_accuracy=record["eval_accuracy"], eval_error=1.0 - record["eval_accuracy"],
                         eval_examples=len(eval_data), num_steps=record["step"], batch_size=c.batch_size)
-            if "generalization_gap" in {cl.metric for cl in claims}:
-                info["train_eval_accuracy"] = _train_split_accuracy(setup, record["state"], ab.gap_examples)
+            if needs_gap:
+                info["train_eval_accuracy"] = (kept["extra"]["train_eval_accuracy"] if record.get("carried") else
+                                               _train_split_accuracy(setup, record["state"], ab.gap_examples))
                 info["generalization_gap"] = info["train_eval_accuracy"] - info["eval_accuracy"]
+            if carry is not None and kept is None:
+                carried.write(carry, arm, seed, c, setup.model_fields, [r for r in train_records if "train_loss" in r],
+                              {"step": record["step"], "eval_accuracy": record["eval_accuracy"]},
+                              {**gap, **({"train_eval_accuracy": info["train_eval_accuracy"]} if needs_gap else {})})
             per_seed[(arm.label, seed)] = info
             states[(arm.label, seed)] = record.get("state")
+            how = (" (finished before)" if record.get("finished_before") else
+                   f" (carried: {carried.path(carry, arm.slug, seed)})" if record.get("carried") else "")
             log(f"  {arm.label} seed {seed}: train error {info['train_error']:.4f}, test accuracy "
-                f"{info['eval_accuracy']:.4f}{' (finished before)' if record.get('finished_before') else ''}")
+                f"{info['eval_accuracy']:.4f}{how}")
             if stop_after_runs is not None and started >= stop_after_runs:
                 return {"stopped": True}
     result = _collect(config, arms, seeds, per_seed, states, setups, extras)
     result["tuning"] = tuning
     result["trained_runs"] = started  # 0: every run had finished before (the files are only written again)
+    result["carried_runs"] = carried_runs
     result["train_wall_s"] = sum(i["wall_s"] for i in per_seed.values()) + sum(
         t["wall_s"] for arm in tuning.values() for t in arm["trials"])
     return result
