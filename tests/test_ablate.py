@@ -310,6 +310,27 @@ def test_grad_norms_cover_every_convolution_in_forward_order():
     assert all(np.isfinite(n) and n > 0 for _, n in rows)
 
 
+def test_lrn_data_term_by_hand():
+    import flax.linen as nn
+
+    from jaxcnn.ablation.analyses import lrn_data_term
+    from jaxcnn.layers import LRN
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return LRN(size=3, k=2.0, alpha=0.5, beta=1.0, name="norm")(nn.relu(x))
+
+    # one pixel, channels (1, 2, -1, 3): the positive responses are channels 0, 1, 3. Sums of squares over the
+    # 3 neighbouring channels (relu(-1) = 0, clipped at the ends): 0+1+4 = 5, 1+4+0 = 5, 0+9 = 9; the data
+    # term's share alpha*S/k = 1.25, 1.25, 2.25; the factor 1/(k + alpha*S) = 1/4.5, 1/4.5, 1/6.5.
+    x = jnp.array([1.0, 2.0, -1.0, 3.0]).reshape(1, 1, 1, 4)
+    r = lrn_data_term(Net(), {}, x)["norm"]
+    assert r["responses"] == 3 and r["share_median"] == pytest.approx(1.25) and r["share_max"] == pytest.approx(2.25)
+    assert r["factor_min"] == pytest.approx(1 / 6.5) and r["factor_max"] == pytest.approx(1 / 4.5)
+    assert r["factor_median"] == pytest.approx(1 / 4.5) and r["fixed_scale"] == 0.5
+
+
 def test_flip_kernels_makes_convolution_equal_cross_correlation():
     x = jax.random.normal(jax.random.key(1), (2, 28, 28, 1))
     xc = create_model("fashion_cnn_tiny", batch_norm=False)

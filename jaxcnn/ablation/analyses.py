@@ -1,7 +1,8 @@
 """The analyses an ablation reports beside its table: per-layer gradient norms
 at initialisation (skip connections), the first layer's kernels, the twin
-check of convolution against cross-correlation, and the seeds' arithmetic
-read off the real models. Kernels are HWIO, images NHWC.
+check of convolution against cross-correlation, how much local response
+normalisation normalises, and the seeds' arithmetic read off the real
+models. Kernels are HWIO, images NHWC.
 """
 
 from __future__ import annotations
@@ -91,6 +92,40 @@ def fact_vgg_stack() -> dict:
 
 
 FACTS = {"inception4a_5x5": fact_inception4a_5x5, "vgg_stack": fact_vgg_stack}
+
+
+def lrn_data_term(model, variables, images) -> dict:
+    """How much each LRN layer of `model` normalises on `images`: b = a / (k + alpha * S) ** beta, with S the
+    sum of a^2 over the `size` neighbouring channels. Per LRN layer (by name, in forward order), over its
+    positive inputs a: the share of the data term in the denominator, alpha * S / k (median, 99th percentile,
+    max), and the factor b / a it applies (min, median, max). Where alpha * S / k is ~0 everywhere the layer
+    is the fixed scale k ** -beta, not a normalisation."""
+    import flax.linen as nn
+
+    from jaxcnn.layers import LRN
+
+    seen = {}
+
+    def record(next_fun, args, kwargs, context):
+        if isinstance(context.module, LRN) and context.method_name == "__call__":
+            seen[context.module.name] = (context.module, np.asarray(args[0]))
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        model.apply(variables, images)
+    out = {}
+    for name, (layer, a) in seen.items():
+        half = layer.size // 2
+        sq = np.pad(np.square(a.astype(np.float64)), [(0, 0)] * 3 + [(half, layer.size - 1 - half)])
+        s = sum(sq[..., i:i + a.shape[-1]] for i in range(layer.size))
+        share = layer.alpha * s / layer.k
+        factor = (layer.k + layer.alpha * s) ** -layer.beta
+        pos = a > 0
+        out[name] = {"share_median": float(np.median(share[pos])), "share_p99": float(np.percentile(share[pos], 99)),
+                     "share_max": float(share[pos].max()), "factor_min": float(factor[pos].min()),
+                     "factor_median": float(np.median(factor[pos])), "factor_max": float(factor[pos].max()),
+                     "fixed_scale": float(layer.k ** -layer.beta), "responses": int(pos.sum())}
+    return out
 
 
 def twin_report(state_a, state_b, images) -> dict:
