@@ -97,6 +97,10 @@ def test_validate_refuses_fewer_than_three_seeds_and_bad_claims():
     with pytest.raises(ValueError, match="at least 3 distinct seeds"):
         ablation.validate_ablation(cfg)
     cfg = _tiny_config()
+    cfg.ablation.panels = [("left", ["xcorr"]), ("right", ["convolution"])]
+    with pytest.raises(ValueError, match="panel 'right' names no arm 'convolution'"):
+        ablation.validate_ablation(cfg)
+    cfg = _tiny_config()
     cfg.ablation.claims = ("eval_accuracy: xcorr > convolution",)
     with pytest.raises(ValueError, match="names arm 'convolution'"):
         ablation.validate_ablation(cfg)
@@ -308,6 +312,20 @@ def test_grad_norms_cover_every_convolution_in_forward_order():
     assert rows[0][0] == ablation.analyses.conv_layers(model, (8, 8, 1))[0]
     assert [r[0] for r in rows[1:3]] == sorted(r[0] for r in rows[1:3])  # block0's conv1 before conv2
     assert all(np.isfinite(n) and n > 0 for _, n in rows)
+
+
+def test_curves_beyond_two_panels_go_two_to_a_row(tmp_path):
+    from PIL import Image
+
+    from jaxcnn.ablation.plots import plot_curves
+
+    steps = np.array([1, 2, 3])
+    curves = {f"arm{i}": (steps, np.full((3, 3), 0.1 * i)) for i in range(3)}
+    plot_curves(curves, str(tmp_path / "two.png"), "t", panels=[("a", ["arm0"]), ("b", ["arm1", "arm2"])])
+    plot_curves(curves, str(tmp_path / "three.png"), "t", panels=[("a", ["arm0"]), ("b", ["arm1"]), ("c", ["arm2"])])
+    # each axis is 6.4 x 4.2 inches at 110 dpi: two side by side 1408 x 462 px; three as two rows of two 1408 x 924
+    assert Image.open(tmp_path / "two.png").size == (1408, 462)
+    assert Image.open(tmp_path / "three.png").size == (1408, 924)
 
 
 def test_lrn_data_term_by_hand():

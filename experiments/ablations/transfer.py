@@ -75,5 +75,7 @@ def get_config():
     c.ablation.pretrain = {"dataset": "fashion_mnist_offline", "classes": (0, 1, 2, 3, 4),
                            "train_examples_per_class": 0, "num_steps": 1500, "batch_size": 128,
                            "optimizer": {"warmup_steps": 100}}
+    c.ablation.panels = [(f"{t} data, {n} labels per class", [label(t, n, m) for m in METHODS])
+                         for t in TARGETS for n in SIZES]
     c.ablation.quick.update(batch_size=50, eval_examples=1000, ablation={"seeds": (0, 1, 2)})
     return c

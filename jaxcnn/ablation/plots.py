@@ -18,11 +18,15 @@ def _pyplot():
 
 def plot_curves(curves: dict, path: str, title: str, panels=()) -> None:
     """Running training error (mean over seeds, band = ± std) per arm; `panels` = [(title, [arm labels])]
-    draws one axis per panel side by side (default: one axis with every arm)."""
+    draws one axis per panel, side by side, two to a row beyond two (default: one axis with every arm)."""
     plt = _pyplot()
     panels = [(t, list(labels)) for t, labels in panels] or [("", list(curves))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.2), squeeze=False, sharey=True)
-    for ax, (panel_title, labels) in zip(axes[0], panels):
+    cols = len(panels) if len(panels) <= 2 else 2
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.2 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (panel_title, labels) in zip(axes.flat, panels):
         for label in labels:
             x, c = curves[label]
             m = c.mean(0)
@@ -33,7 +37,8 @@ def plot_curves(curves: dict, path: str, title: str, panels=()) -> None:
         ax.set_title(panel_title or title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("training error % (running, mean ± std over seeds)")
+    for row in axes:
+        row[0].set_ylabel("training error % (running, mean ± std over seeds)")
     if len(panels) > 1:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

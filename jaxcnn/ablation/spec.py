@@ -186,6 +186,14 @@ def validate_ablation(config) -> None:
         raise ValueError(f"ablation {name!r} needs at least two arms.")
     if len({a.label for a in arms}) != len(arms) or len({a.slug for a in arms}) != len(arms):
         raise ValueError(f"ablation {name!r}: arm labels must be unique (also as file names).")
+    labels = {a.label for a in arms}
+    for panel in ab.get("panels", ()):
+        if len(panel) != 2 or isinstance(panel[1], str):
+            raise ValueError(f"ablation {name!r}: each of ablation.panels is (title, [arm labels]), got {panel!r}.")
+        unknown = [lab for lab in panel[1] if lab not in labels]
+        if unknown:
+            raise ValueError(f"ablation {name!r}: panel {panel[0]!r} names no arm {unknown[0]!r}; the arms: "
+                             f"{sorted(labels)}.")
     if len(set(ab.seeds)) < 3 or len(set(ab.seeds)) != len(ab.seeds):
         raise ValueError(f"ablation {name!r}: at least 3 distinct seeds, got {tuple(ab.seeds)}.")
     bad = sorted(set(ab.extras) - set(EXTRAS))
