@@ -103,6 +103,7 @@ def lrn_data_term(model, variables, images) -> dict:
     import flax.linen as nn
 
     from jaxcnn.layers import LRN
+    from jaxcnn.ops.normalization import channel_square_sum
 
     seen = {}
 
@@ -115,9 +116,7 @@ def lrn_data_term(model, variables, images) -> dict:
         model.apply(variables, images)
     out = {}
     for name, (layer, a) in seen.items():
-        half = layer.size // 2
-        sq = np.pad(np.square(a.astype(np.float64)), [(0, 0)] * 3 + [(half, layer.size - 1 - half)])
-        s = sum(sq[..., i:i + a.shape[-1]] for i in range(layer.size))
+        s = np.asarray(channel_square_sum(a, layer.size), np.float64)
         share = layer.alpha * s / layer.k
         factor = (layer.k + layer.alpha * s) ** -layer.beta
         pos = a > 0

@@ -21,7 +21,7 @@ def plot_curves(curves: dict, path: str, title: str, panels=()) -> None:
     draws one axis per panel, side by side, two to a row beyond two (default: one axis with every arm)."""
     plt = _pyplot()
     panels = [(t, list(labels)) for t, labels in panels] or [("", list(curves))]
-    cols = len(panels) if len(panels) <= 2 else 2
+    cols = min(len(panels), 2)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.2 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[len(panels):]:

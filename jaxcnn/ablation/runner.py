@@ -118,6 +118,8 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     extras = set(ab.extras)
     per_seed, states, setups, started = {}, {}, {}, 0
     claims = claims_of(config)
+    needs_gap = "generalization_gap" in {cl.metric for cl in claims}
+    gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
     pretrained = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
     tuning = {}
     if ab.tune:
@@ -139,8 +141,6 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                     c.finetune.path = pretrained[seed]
             train_data, eval_data = data_for(c)
             wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
-            needs_gap = "generalization_gap" in {cl.metric for cl in claims}
-            gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
             kept = None
             if ab.finetune:
                 record = run_finetune(c, wd)
@@ -152,7 +152,7 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                     setup.init_state = _twin_init(setups[(arms[0].label, seed)], setup.init_state)
                 if carry is not None:
                     kept, why = carried.load(carry, arm, seed, c, setup.model_fields, gap)
-                    if why:
+                    if why and not os.path.exists(wd):  # with a workdir, the record is only rewritten from it
                         log(f"  {arm.label} seed {seed}: {why}")
                 if kept is not None and not os.path.exists(wd):
                     record = {**kept["final"], "carried": True}

@@ -23,8 +23,13 @@ def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4
     k = as_float(k, "local_response_norm k", example=2.0)
     alpha = as_float(alpha, "local_response_norm alpha", example=1e-4)
     beta = as_float(beta, "local_response_norm beta", example=0.75)
+    return x / jnp.power(k + alpha * channel_square_sum(x, size), beta)
+
+
+def channel_square_sum(x, size: int):
+    """S[c] = sum_{c' = c - size//2}^{c + size//2} x[c']^2 over the channels of NHWC `x`, clipped at the ends:
+    the data term of local_response_norm's denominator (before alpha)."""
     half = size // 2
     # A numpy init value keeps reduce_window differentiable under jit.
-    sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
-                           ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
-    return x / jnp.power(k + alpha * sq, beta)
+    return lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+                             ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
