@@ -263,6 +263,61 @@ def test_carry_is_refused_where_a_result_needs_the_trained_parameters(tmp_path):
     assert not (tmp_path / "out" / "runs").exists()
 
 
+def _tiny_finetune_config():
+    """Two fine-tuning arms as transfer's: a new head on the seed's pretrained backbone vs the same net from
+    scratch, both on 3 of the 10 synthetic classes."""
+    arms = [dict(label="head", overrides={"finetune.source": "checkpoint", "finetune.path": "pretrain"}),
+            dict(label="scratch", overrides={"finetune.source": "none"})]
+    c = ablation.ablation_config("tinyft", title="tiny fine-tuning", claim="none",
+                                 field="finetune.source,finetune.path", arms=arms,
+                                 claims=("eval_accuracy: head > scratch",), model=dict(name="fashion_cnn_tiny"))
+    c.dataset, c.synthetic_size, c.synthetic_shape = "synthetic", 96, (12, 12, 1)
+    c.batch_size, c.eval_batch_size, c.log_every, c.checkpoint_every = 16, 48, 2, 3
+    c.optimizer.warmup_steps = 0
+    c.classes = (0, 1, 2)
+    c.finetune.pretrained_num_classes, c.finetune.head_steps, c.finetune.full_steps = 10, 2, 0
+    c.ablation.finetune = True
+    c.ablation.pretrain = {"classes": (), "num_steps": 4}
+    return c
+
+
+def test_finetune_ablation_pretrains_once_per_seed_and_counts_that_time(tmp_path):
+    cfg = _tiny_finetune_config()
+    logged = []
+    result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=logged.append)
+    assert sum(line.startswith("  pretrain seed") for line in logged) == 3
+
+    def last_wall(wd):  # one piece per run here: its training time is its last record's clock
+        recs = [json.loads(line) for line in open(wd / "metrics.jsonl")]
+        return [r["wall_time_sec"] for r in recs if "train_loss" in r][-1]
+
+    pretrain = [last_wall(tmp_path / "runs" / "pretrain" / f"seed{s}") for s in (0, 1, 2)]
+    arms = [last_wall(tmp_path / "runs" / arm / f"seed{s}") for arm in ("head", "scratch") for s in (0, 1, 2)]
+    assert result["pretrain_wall_s"] == pytest.approx(sum(pretrain)) and min(pretrain) > 0
+    assert result["train_wall_s"] == pytest.approx(sum(pretrain) + sum(arms))
+    # the head arm's backbone is its seed's pretrained one: conv1 as the pretraining run left it
+    pre = jaxcnn_weights(tmp_path / "runs" / "pretrain" / "seed1", num_classes=10)
+    head = jaxcnn_weights(tmp_path / "runs" / "head" / "seed1", num_classes=3)
+    scratch = jaxcnn_weights(tmp_path / "runs" / "scratch" / "seed1", num_classes=3)
+    np.testing.assert_array_equal(head["params"]["conv1"]["kernel"], pre["params"]["conv1"]["kernel"])
+    assert not np.array_equal(scratch["params"]["conv1"]["kernel"], pre["params"]["conv1"]["kernel"])
+    ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
+                           quick=False, load_before=[0.0, 0.0, 0.0])
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["pretrain_wall_time_s"] == round(sum(pretrain), 1)
+    assert run["eval_examples_per_arm"] == {"head": run["eval_examples"], "scratch": run["eval_examples"]}
+    # run again: the pretraining runs are found finished, and their time still counts
+    again = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=logged.append)
+    assert sum("(finished before)" in line for line in logged) == 3 + 6
+    assert again["pretrain_wall_s"] == result["pretrain_wall_s"]
+
+
+def jaxcnn_weights(workdir, num_classes):
+    from jaxcnn import load_checkpoint_weights
+
+    return load_checkpoint_weights("fashion_cnn_tiny", str(workdir), input_shape=(12, 12, 1), num_classes=num_classes)
+
+
 def _script(args, env=None, timeout=300):
     return subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": ROOT, **(env or {})})
@@ -484,6 +539,11 @@ def test_summary_table_over_committed_results_and_readme_block(tmp_path):
     assert "`eval_accuracy: a > b`: +1.23 pp [+0.45, +2.01]" in rows[0] and "**reproduced**" in rows[0]
     assert "2 arms x 3 seeds x 3,000 steps x 128, 10,000 test images; 1.5 h training on 2 CPU cores (load " \
            "1.0-2.5)" in rows[0]
+    # arms that score different test splits (transfer's cells) show the range of their counts
+    _run_json(results, "cells", eval_examples=5000, eval_examples_per_arm={"a": 5000, "b": 12000})
+    row = [r for r in ablation.overview_table(str(results)).splitlines() if "**cells**" in r][0]
+    assert "x 128, 5,000-12,000 (by arm) test images; " in row
+    (results / "cells" / "run.json").unlink()
     readme = tmp_path / "README.md"
     readme.write_text("# Experiments\n<!-- overview:start -->\nold table\n<!-- overview:end -->\n\nmore text\n")
     r = _script(["--summary", "--results", str(results), "--readme", str(readme)])

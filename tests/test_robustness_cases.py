@@ -415,6 +415,27 @@ def test_12_the_one_line_is_printed_after_the_late_reports_are_quieted(monkeypat
     assert order[0] == "quiet" and order[1].startswith("error: no space left on the device of /d/w")
 
 
+def test_12_tracebacks_on_request_show_where_an_error_came_from(monkeypatch, capsys):
+    """A TypeError is a user's bad value or a bug; its one line cannot tell which. JAXCNN_TRACEBACKS=1 prints
+    the traceback above the line, with the same exit status."""
+    from jaxcnn.train import cli
+
+    monkeypatch.setattr(cli, "_quiet_after_failure", lambda: None)  # leave this process's hooks alone
+
+    def deep_inside():
+        return len(None)
+
+    monkeypatch.delenv("JAXCNN_TRACEBACKS", raising=False)
+    assert cli.main(deep_inside) == 2
+    err = capsys.readouterr().err
+    assert err == "error: object of type 'NoneType' has no len()\n"
+    monkeypatch.setenv("JAXCNN_TRACEBACKS", "1")
+    assert cli.main(deep_inside) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in deep_inside" in err
+    assert err.endswith("error: object of type 'NoneType' has no len()\n")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 13. Damaged data at the loading boundary (real files in tests/test_robustness_faults.py).
 

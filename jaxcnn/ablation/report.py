@@ -8,9 +8,11 @@
     curves.csv       training error per logged step (mean and std over seeds) per arm
     training_error.png, grad_norms.png/.csv, kernels.png   plots and extras
     tuning.csv       with ablation.tune: every arm x value's tuning metric and the chosen value
-    run.json         the exact command, quick (false for every committed result), seeds, eval_examples,
-                     num_steps, batch_size, arms, verdict, the extras, hardware, versions, wall time and
-                     load average, and carried_runs (those taken from records of an earlier invocation)
+    run.json         the exact command, quick (false for every committed result), seeds, eval_examples
+                     (the first arm's; eval_examples_per_arm: each arm's), num_steps, batch_size, arms,
+                     verdict, the extras, hardware, versions, wall time (train_wall_time_s: every run's
+                     training, pretrain_wall_time_s: of which pretraining) and load average, and
+                     carried_runs (those taken from records of an earlier invocation)
     runs/ARM/seedN.json   written by the runner as each run finishes (jaxcnn.ablation.carried): its config,
                      training log and test score, so that another machine finishes the ablation
 """
@@ -104,9 +106,11 @@ def overview_table(results_dir: str, order=()) -> str:
         hours = run.get("train_wall_time_s", run["wall_time_s"]) / 3600
         loads = run.get("load_average_1_5_15min", {})
         load = "-".join(f"{loads[k][0]:.1f}" for k in ("before", "after") if loads.get(k))
+        counts = sorted(set((run.get("eval_examples_per_arm") or {}).values()) or {run["eval_examples"]})
+        images = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}-{counts[-1]:,} (by arm)"
         lines.append(f"| **{name}**: {run['claim']} | {ours} | {verdicts} | {run['title']}; {len(run['arms'])} arms "
                      f"x {len(run['seeds'])} seeds x {steps:,} steps x {run['batch_size']}, "
-                     f"{run['eval_examples']:,} test images; {hours:.1f} h training on "
+                     f"{images} test images; {hours:.1f} h training on "
                      f"{run['environment'].get('cpu_count', '?')} CPU cores (load {load}) |")
     return "\n".join(lines)
 
@@ -177,8 +181,8 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
                                 "" if trial["diverged"] else f"{trial['metric']:g}",
                                 "" if trial["diverged"] else f"{trial['train_loss']:.6g}", trial["diverged"],
                                 trial["value"] == t["chosen"]])
-    parts = [markdown_table(result["rows"], result["claims"])] + ([claims_table(result["claims"])] if result["claims"] else []) + \
-        ([tuning_table(tuning)] if tuning else [])
+    parts = [markdown_table(result["rows"], result["claims"])]
+    parts += ([claims_table(result["claims"])] if result["claims"] else []) + ([tuning_table(tuning)] if tuning else [])
     text = "\n\n".join(parts) + "\n"
     with open(out("table.md"), "w") as f:
         f.write(text)
@@ -186,6 +190,8 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
     run = {
         "ablation": ab.name, "title": ab.title, "claim": ab.claim, "command": command, "quick": bool(quick),
         "seeds": list(result["seeds"]), "eval_examples": first["eval_examples"],
+        # arms may score different test splits (transfer's cells): each arm's count
+        "eval_examples_per_arm": {r["arm"]: r["eval_examples"] for r in result["rows"]},
         "num_steps": sorted({r["steps"] for r in result["rows"]})[-1] if len({r["steps"] for r in result["rows"]})
         == 1 else [r["steps"] for r in result["rows"]],
         "batch_size": first["batch_size"],
@@ -199,6 +205,9 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
         # the training time of every run (tuning included) over all the pieces a resumed ablation ran in
         "train_wall_time_s": round(float(result.get("train_wall_s", 0.0)), 1),
+        # of which the pretraining runs that fine-tuning arms start from (ablation.pretrain)
+        **({"pretrain_wall_time_s": round(float(result["pretrain_wall_s"]), 1)} if result.get("pretrain_wall_s")
+           else {}),
         # runs taken from the records of an earlier invocation (jaxcnn.ablation.carried), with where they ran
         "carried_runs": list(result.get("carried_runs", [])),
         "load_average_1_5_15min": {"before": load_before, "after": load_average()},

@@ -120,7 +120,8 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     claims = claims_of(config)
     needs_gap = "generalization_gap" in {cl.metric for cl in claims}
     gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
-    pretrained = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
+    pretraining = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
+    pretrained = {seed: wd for seed, (wd, _) in pretraining.items()}
     tuning = {}
     if ab.tune:
         def train_one(arm, seed, wd, num_steps):
@@ -188,14 +189,16 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     result["tuning"] = tuning
     result["trained_runs"] = started  # 0: every run had finished before (the files are only written again)
     result["carried_runs"] = carried_runs
+    result["pretrain_wall_s"] = sum(wall for _, wall in pretraining.values())
     result["train_wall_s"] = sum(i["wall_s"] for i in per_seed.values()) + sum(
-        t["wall_s"] for arm in tuning.values() for t in arm["trials"])
+        t["wall_s"] for arm in tuning.values() for t in arm["trials"]) + result["pretrain_wall_s"]
     return result
 
 
-def _pretrain(config, seed: int, workdirs: str, data_for, log) -> str:
+def _pretrain(config, seed: int, workdirs: str, data_for, log) -> tuple[str, float]:
     """Train (or find finished) the seed's pretraining run: the shared config with ablation.pretrain's
-    overrides; its workdir is what arms with finetune.path "pretrain" start from."""
+    overrides. Returns its workdir (what arms with finetune.path "pretrain" start from) and its training
+    seconds over all its pieces."""
     c = arm_config(config, Arm("pretrain", dict(config.ablation.pretrain)), seed)
     with c.unlocked():
         c.finetune.source = "none"
@@ -204,7 +207,7 @@ def _pretrain(config, seed: int, workdirs: str, data_for, log) -> str:
     record = run(build(c, train_data=train_data, eval_data=eval_data), wd)
     log(f"  pretrain seed {seed}: test accuracy {record['eval_accuracy']:.4f} on its own task"
         f"{' (finished before)' if record.get('finished_before') else ''}")
-    return wd
+    return wd, training_wall_seconds(read_metrics(os.path.join(wd, "metrics.jsonl")))
 
 
 def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:

@@ -8,7 +8,8 @@ any key, and one-line errors with fixed exit statuses.
 
 Exit statuses: 0 done, 1 diverged (NaN/Inf), 2 bad configuration or input,
 130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint of the last finished
-step was saved: the same command resumes).
+step was saved: the same command resumes). JAXCNN_TRACEBACKS=1 prints the
+traceback above an error's one line, and keeps the libraries' late reports.
 """
 
 from __future__ import annotations
@@ -228,15 +229,27 @@ def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
         return 128 + signal.SIGINT, ("interrupted (Ctrl-C) outside a training step, or a second Ctrl-C: stopped "
                                      "without a new checkpoint; the same command resumes from the last one.")
     except (ValueError, TypeError, FileNotFoundError, CheckpointError) as e:
+        _traceback_if_asked()
         return 2, f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
     except OSError as e:
         import errno
+
+        _traceback_if_asked()
 
         if e.errno == errno.ENOSPC:
             return 2, (f"error: no space left on the device of {e.filename or 'the output'}; free some space and "
                        "run the same command again to resume.")
         return 2, (f"error: {e.strerror or type(e).__name__}{': ' + str(e.filename) if e.filename else ''}; check "
                    "that path (permissions, space, a file where a folder belongs) and run the same command again.")
+
+
+def _traceback_if_asked() -> None:
+    """With JAXCNN_TRACEBACKS=1, the traceback of the exception being handled goes to stderr above its one line
+    (the exit status stays): where a TypeError or ValueError came from when it is a bug, not bad input."""
+    if os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
 
 
 def _drop_closed_event_loop_reports() -> None:
