@@ -296,9 +296,9 @@ def test_finetune_ablation_pretrains_once_per_seed_and_counts_that_time(tmp_path
     assert result["pretrain_wall_s"] == pytest.approx(sum(pretrain)) and min(pretrain) > 0
     assert result["train_wall_s"] == pytest.approx(sum(pretrain) + sum(arms))
     # the head arm's backbone is its seed's pretrained one: conv1 as the pretraining run left it
-    pre = jaxcnn_weights(tmp_path / "runs" / "pretrain" / "seed1", num_classes=10)
-    head = jaxcnn_weights(tmp_path / "runs" / "head" / "seed1", num_classes=3)
-    scratch = jaxcnn_weights(tmp_path / "runs" / "scratch" / "seed1", num_classes=3)
+    pre = _weights(tmp_path / "runs" / "pretrain" / "seed1", num_classes=10)
+    head = _weights(tmp_path / "runs" / "head" / "seed1", num_classes=3)
+    scratch = _weights(tmp_path / "runs" / "scratch" / "seed1", num_classes=3)
     np.testing.assert_array_equal(head["params"]["conv1"]["kernel"], pre["params"]["conv1"]["kernel"])
     assert not np.array_equal(scratch["params"]["conv1"]["kernel"], pre["params"]["conv1"]["kernel"])
     ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
@@ -312,10 +312,11 @@ def test_finetune_ablation_pretrains_once_per_seed_and_counts_that_time(tmp_path
     assert again["pretrain_wall_s"] == result["pretrain_wall_s"]
 
 
-def jaxcnn_weights(workdir, num_classes):
+def _weights(workdir, num_classes):
     from jaxcnn import load_checkpoint_weights
 
-    return load_checkpoint_weights("fashion_cnn_tiny", str(workdir), input_shape=(12, 12, 1), num_classes=num_classes)
+    return load_checkpoint_weights("fashion_cnn_tiny", str(workdir), input_shape=(12, 12, 1),
+                                   num_classes=num_classes)
 
 
 def _script(args, env=None, timeout=300):

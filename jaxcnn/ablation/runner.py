@@ -121,7 +121,6 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     needs_gap = "generalization_gap" in {cl.metric for cl in claims}
     gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
     pretraining = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
-    pretrained = {seed: wd for seed, (wd, _) in pretraining.items()}
     tuning = {}
     if ab.tune:
         def train_one(arm, seed, wd, num_steps):
@@ -139,7 +138,7 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
             c = arm_config(config, arm, seed)
             if c.finetune.path == "pretrain":
                 with c.unlocked():
-                    c.finetune.path = pretrained[seed]
+                    c.finetune.path = pretraining[seed][0]
             train_data, eval_data = data_for(c)
             wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
             kept = None

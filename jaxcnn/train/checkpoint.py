@@ -115,7 +115,9 @@ class _QuietOrbax:
     def __exit__(self, kind, value, tb):
         # After a write limit the process is about to report the failure in one line and end, so those loggers
         # stay quiet from here on (JAXCNN_TRACEBACKS=1 keeps the tracebacks).
-        if value is None or _write_limit(value) is None or os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+        from jaxcnn.train.cli import tracebacks_asked
+
+        if value is None or _write_limit(value) is None or tracebacks_asked():
             for logger, level in zip(self.loggers, self.levels):
                 logger.setLevel(level)
         return False

@@ -194,7 +194,7 @@ def _quiet_after_failure() -> None:
     import logging
     import threading
 
-    if os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+    if tracebacks_asked():
         return
     logging.disable(logging.CRITICAL)  # e.g. asyncio's "Task exception was never retrieved" at collection
     sys.excepthook = lambda *a: None
@@ -235,7 +235,6 @@ def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
         import errno
 
         _traceback_if_asked()
-
         if e.errno == errno.ENOSPC:
             return 2, (f"error: no space left on the device of {e.filename or 'the output'}; free some space and "
                        "run the same command again to resume.")
@@ -243,10 +242,15 @@ def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
                    "that path (permissions, space, a file where a folder belongs) and run the same command again.")
 
 
+def tracebacks_asked() -> bool:
+    """JAXCNN_TRACEBACKS=1: keep every traceback and late report that a failure's one line would otherwise hide."""
+    return os.environ.get("JAXCNN_TRACEBACKS", "0") == "1"
+
+
 def _traceback_if_asked() -> None:
     """With JAXCNN_TRACEBACKS=1, the traceback of the exception being handled goes to stderr above its one line
     (the exit status stays): where a TypeError or ValueError came from when it is a bug, not bad input."""
-    if os.environ.get("JAXCNN_TRACEBACKS", "0") == "1":
+    if tracebacks_asked():
         import traceback
 
         traceback.print_exc(file=sys.stderr)
