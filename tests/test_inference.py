@@ -31,6 +31,21 @@ def test_confusion_matrix_and_report_by_hand():
         confusion_matrix([4], [0], 4)
 
 
+def test_classification_eval_sums_carry_the_confusion_matrix_of_the_unmasked_rows():
+    import jax.numpy as jnp
+
+    from jaxcnn.train.tasks import Classification
+
+    # the five rows of the test above (predicted 0 1 1 1 0 as one-hot logits) plus a padded sixth row (mask 0,
+    # label 3 predicted 3) that must not count: the same matrix, count 5, 3 correct
+    pred, labels = [0, 1, 1, 1, 0, 3], [0, 0, 1, 1, 2, 3]
+    logits = jnp.eye(4)[jnp.array(pred)] * 5.0
+    sums = Classification().eval_sums(logits, {"label": jnp.array(labels),
+                                               "mask": jnp.array([1, 1, 1, 1, 1, 0], jnp.float32)})
+    np.testing.assert_array_equal(sums["confusion"], [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    assert sums["confusion"].dtype == jnp.int32 and float(sums["count"]) == 5 and float(sums["correct"]) == 3
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     wd = str(tmp_path_factory.mktemp("run") / "w")

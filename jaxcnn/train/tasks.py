@@ -35,7 +35,8 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
 
 
 class Classification:
-    """Softmax cross-entropy on `batch['label']` (int, (N,)); accuracy; aux losses at `aux_weight` each."""
+    """Softmax cross-entropy on `batch['label']` (int, (N,)); accuracy; aux losses at `aux_weight` each. The
+    eval sums carry the confusion matrix too, so one pass over a split gives accuracy and per-class figures."""
 
     name = "classification"
     # eval_sums are sums over examples: summed over devices under pmap (False: per-example outputs, gathered)
@@ -69,8 +70,12 @@ class Classification:
         labels, mask = batch["label"], batch["mask"]
         logits = logits.astype(jnp.float32)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        return {"loss_sum": jnp.sum(losses * mask), "correct": jnp.sum((jnp.argmax(logits, -1) == labels) * mask),
-                "count": jnp.sum(mask)}
+        pred = jnp.argmax(logits, -1)
+        k = logits.shape[-1]
+        # row = true class, column = predicted; int32 counts stay exact under the psum over devices
+        confusion = jnp.zeros((k * k,), jnp.int32).at[labels * k + pred].add((mask > 0).astype(jnp.int32))
+        return {"loss_sum": jnp.sum(losses * mask), "correct": jnp.sum((pred == labels) * mask),
+                "count": jnp.sum(mask), "confusion": confusion.reshape(k, k)}
 
     def summarize(self, sums) -> dict:
         count = float(sums["count"])
