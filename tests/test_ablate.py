@@ -56,6 +56,17 @@ def test_config_is_like_for_like(name):
     assert ablation.claims_of(cfg), "every ablation states the claims its verdict is drawn for"
 
 
+def test_quick_trims_a_tuning_grid_to_its_two_ends():
+    cfg = ablation.load_ablation("relu_tanh", ABLATIONS)
+    assert tuple(cfg.ablation.tune["values"]) == (0.001, 0.003, 0.01, 0.03, 0.1)  # experiments/ablations/relu_tanh.py
+    quick = ablation.with_quick(cfg)
+    assert tuple(quick.ablation.tune["values"]) == (0.001, 0.1) and quick.ablation.tune["seed"] == 100
+    assert tuple(cfg.ablation.tune["values"]) == (0.001, 0.003, 0.01, 0.03, 0.1)  # the full config is untouched
+    with cfg.unlocked():
+        cfg.ablation.quick["ablation"] = {"tune": {**cfg.ablation.tune, "values": (0.01, 0.03, 0.1)}}
+    assert tuple(ablation.with_quick(cfg).ablation.tune["values"]) == (0.01, 0.03, 0.1)  # quick's own grid wins
+
+
 def test_skip_ablation_has_both_depths_and_figure_6_panels():
     cfg = ablation.load_ablation("skip", ABLATIONS)
     names = {a.overrides["model.name"] for a in ablation.arms_of(cfg)}

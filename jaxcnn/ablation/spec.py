@@ -126,10 +126,16 @@ def claims_of(config) -> list[Claim]:
 
 
 def with_quick(config):
-    """The config with ablation.quick's overrides applied (the --quick smoke budget)."""
+    """The config with ablation.quick's overrides applied (the --quick smoke budget). A tuning grid
+    (ablation.tune) shrinks to its two ends unless ablation.quick sets ablation.tune itself: the smoke run
+    still tries two values per arm and picks one, without training the whole grid."""
     c = config.copy_and_resolve_references()
     with c.unlocked():
         _set_all(c, dict(config.ablation.quick))
+        quick_keys = dotted(dict(config.ablation.quick))
+        if c.ablation.tune and not any(k.startswith("ablation.tune") for k in quick_keys):
+            values = tuple(c.ablation.tune["values"])
+            c.ablation.tune = {**c.ablation.tune, "values": (values[0], values[-1])}
     return c
 
 
