@@ -395,6 +395,26 @@ def test_curves_beyond_two_panels_go_two_to_a_row(tmp_path):
     assert Image.open(tmp_path / "three.png").size == (1408, 924)
 
 
+def test_a_long_curve_title_wraps_within_its_axis(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from jaxcnn.ablation.plots import plot_curves
+
+    titles = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, **kw: titles.extend(ax.get_title() for ax in fig.axes))
+    steps = np.array([1, 2, 3])
+    curves = {"a": (steps, np.full((2, 3), 0.1))}
+    words = "Dropout 0.5 vs none in AlexNet's fc layers (half-width AlexNet, 5,000 Fashion-MNIST images, 67x67)"
+    plot_curves(curves, str(tmp_path / "c.png"), words)
+    # 98 characters on one 6.4-inch axis: two lines of at most 80, no word split at its hyphen, nothing lost
+    lines = titles[0].split("\n")
+    assert len(lines) == 2 and max(map(len, lines)) <= 80 and "Fashion-MNIST" in titles[0]
+    assert " ".join(lines) == words
+    plot_curves(curves, str(tmp_path / "d.png"), "short title")
+    assert titles[1] == "short title"
+
+
 def test_lrn_data_term_by_hand():
     import flax.linen as nn
 

@@ -24,7 +24,8 @@ def plot_curves(curves: dict, path: str, title: str, panels=()) -> None:
     plt = _pyplot()
     panels = [(t, list(labels)) for t, labels in panels] or [("", list(curves))]
     cols = min(len(panels), 2)
-    title = textwrap.fill(title, 80 * cols, break_on_hyphens=False)  # about 80 characters of a 10-point title fit a 6.4-inch axis
+    # about 80 characters of a 10-point title fit a 6.4-inch axis; longer titles wrap instead of running off
+    title = textwrap.fill(title, 80 * cols, break_on_hyphens=False)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.2 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[len(panels):]:
