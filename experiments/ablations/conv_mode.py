@@ -25,6 +25,9 @@ def get_config():
         model=dict(name="lenet5_modern"))
     c.preprocess.pad_to = 32
     c.ablation.extras = ("twin_flip", "kernels")  # the second arm is the twin; adds the twin claim
-    c.ablation.seeds = (0, 1, 2, 3, 4)
+    # the own-init claim is an equivalence within 0.3 pp, and five seeds' paired spread was 0.32 pp: twenty
+    # seeds bring the 95% interval's half-width to about 0.15 pp
+    c.ablation.seeds = tuple(range(20))
     c.num_steps = 4700  # 10 epochs of 60,000 at batch 128
+    c.ablation.quick["ablation"] = {"seeds": (0, 1, 2)}  # a smoke run needs three seeds, not twenty
     return c
