@@ -29,5 +29,5 @@ def get_config():
     # seeds bring the 95% interval's half-width to about 0.15 pp
     c.ablation.seeds = tuple(range(20))
     c.num_steps = 4700  # 10 epochs of 60,000 at batch 128
-    c.ablation.quick["ablation"] = {"seeds": (0, 1, 2)}  # a smoke run needs three seeds, not twenty
+    c.ablation.quick.update(ablation={"seeds": (0, 1, 2)})  # a smoke run needs three seeds, not twenty
     return c
