@@ -1,26 +1,47 @@
-"""1x1 bottlenecks: Szegedy et al. (2014), sec. 4-5 — 1x1 reductions before
-the 3x3 and 5x5 branches cut the computation (seed 001: inception 4a's 5x5
-branch on 14x14x480, 112.9M multiply-adds without vs 5.3M with a 16-map
-reduction) without hurting accuracy.
-Arms: GoogLeNet (no auxiliary heads) with `bottleneck` on vs off, Fashion-MNIST
-padded to 32x32 and repeated to 3 channels. Scaled to a CPU: every channel
-count of Table 1 times 0.25 (`width=0.25`; the structure and the reductions'
-ratios stay), 3,000 steps of batch 128 (6.4 epochs)."""
+"""1x1 bottlenecks at a matched compute budget: Szegedy et al. (2014), sec. 4-5 —
+the 1x1 reductions before the 3x3 and 5x5 branches are what lets the network
+grow at a fixed computational budget (seed 001: inception 4a's 5x5 branch on
+14x14x480, 112.9M multiply-adds without vs 5.3M with a 16-map reduction); at
+the same budget the net with reductions is at least as accurate.
+
+Design II (fixed before its runs, replacing the first design: that compared
+the two nets at the same width, so the arm without reductions had 4x the
+parameters and 2.5x the multiply-adds, and 3,000 steps left both curves
+falling by about 1 pp per 500 steps):
+- arms: GoogLeNet (no auxiliary heads) with the reductions at width 0.25
+  (2,471,552 multiply-adds per 32x32x3 image, 379,046 parameters) against the
+  same net without reductions narrowed to width 0.155 (2,514,440
+  multiply-adds, 1.7% more, so the comparison leans against the claim;
+  593,991 parameters). Widths scale every channel count of Table 1, rounded.
+- data: Fashion-MNIST padded to 32x32 and repeated to 3 channels, the whole
+  10,000-image test split.
+- budget: 9,000 steps of batch 128 (19.2 epochs), AdamW 1e-3 with 100 warmup
+  steps and a cosine decay (GoogLeNet has no BatchNorm and stays at chance
+  for hundreds of steps under SGD), the same for both arms.
+- seeds 10-14: seeds no earlier bottleneck result was looked at on.
+- claims, both decided under Holm's correction over the whole family:
+  with 1x1 reduce > without on test accuracy (superiority), and the two
+  within 0.5 pp (the margin fixed here, before the runs).
+"""
 
 from jaxcnn.ablation import ablation_config
+
+WIDTH_WITH, WIDTH_WITHOUT = 0.25, 0.155  # multiply-adds per image 2,471,552 vs 2,514,440
 
 
 def get_config():
     c = ablation_config(
-        "bottleneck", title="1x1 bottleneck: GoogLeNet (width 0.25) with vs without 1x1 reductions "
-                        "(Fashion-MNIST 32x32)",
+        "bottleneck", title="1x1 bottleneck at matched multiply-adds: GoogLeNet with reductions (width 0.25) "
+                        "vs without (width 0.155), Fashion-MNIST 32x32",
         claim="Szegedy et al. 2014 (sec. 4-5): the 1x1 reductions keep the computational budget in check "
-              "(GoogLeNet: 1.5G multiply-adds) while the network stays as accurate.",
-        field="model.bottleneck",
-        arms=[dict(label="with 1x1 reduce", overrides={"model.bottleneck": True}),
-              dict(label="without", overrides={"model.bottleneck": False})],
-        claims=("eval_accuracy: with 1x1 reduce ~ without within 0.01",),
-        model=dict(name="googlenet", num_classes=10, aux_logits=False, width=0.25))
+              "(GoogLeNet: 1.5G multiply-adds); at the same budget the net with them is at least as accurate.",
+        field="model.bottleneck,model.width",
+        arms=[dict(label="with 1x1 reduce", overrides={"model.bottleneck": True, "model.width": WIDTH_WITH}),
+              dict(label="without (matched)", overrides={"model.bottleneck": False, "model.width": WIDTH_WITHOUT})],
+        claims=("eval_accuracy: with 1x1 reduce > without (matched)",
+                "eval_accuracy: with 1x1 reduce ~ without (matched) within 0.005"),
+        model=dict(name="googlenet", num_classes=10, aux_logits=False, width=WIDTH_WITH))
+    c.ablation.seeds = (10, 11, 12, 13, 14)
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
     # GoogLeNet has no BatchNorm: under SGD it stays at chance for the first few hundred steps, so both arms
@@ -28,7 +49,7 @@ def get_config():
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 1e-3
     c.optimizer.warmup_steps = 100
-    c.num_steps, c.checkpoint_every = 3000, 250
-    c.ablation.quick.update(num_steps=200, batch_size=32)
+    c.num_steps, c.checkpoint_every = 9000, 250
+    c.ablation.quick.update(num_steps=200, batch_size=32, ablation={"seeds": (10, 11, 12)})
     c.ablation.facts = ("inception4a_5x5",)
     return c
