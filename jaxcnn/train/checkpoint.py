@@ -22,9 +22,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, is damaged, or does not fit the model."""
+from jaxcnn.train.errors import CheckpointError, tracebacks_asked
 
 
 def digest(arrays) -> str:
@@ -115,8 +113,6 @@ class _QuietOrbax:
     def __exit__(self, kind, value, tb):
         # After a write limit the process is about to report the failure in one line and end, so those loggers
         # stay quiet from here on (JAXCNN_TRACEBACKS=1 keeps the tracebacks).
-        from jaxcnn.train.cli import tracebacks_asked
-
         if value is None or _write_limit(value) is None or tracebacks_asked():
             for logger, level in zip(self.loggers, self.levels):
                 logger.setLevel(level)

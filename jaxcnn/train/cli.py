@@ -24,6 +24,11 @@ from typing import Callable, Optional
 
 import ml_collections
 
+from jaxcnn import runtime
+from jaxcnn.train import distributed
+from jaxcnn.train.config import check_key
+from jaxcnn.train.errors import CheckpointError, TrainingDiverged, TrainingInterrupted, tracebacks_asked
+
 OVERRIDE_HELP = """\
 Any key of the config can be overridden: --config.KEY=VALUE, e.g.
   --config.num_steps=500 --config.batch_size=64 --config.optimizer.learning_rate=0.01
@@ -114,8 +119,6 @@ def _parse_value(key: str, text: str, current):
 
 def apply_overrides(config, overrides: list[str]):
     """Apply ["KEY=VALUE", ...] (dotted keys, without the --config. prefix) to `config` in place."""
-    from jaxcnn.train.config import check_key
-
     for item in overrides:
         if "=" not in item:
             raise UsageError(f"--config.{item} needs a value: --config.{item}=VALUE.")
@@ -216,9 +219,6 @@ def main(fn: Callable[[], Optional[int]]) -> int:
 
 def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
     """(exit status, the one line to print or None)."""
-    from jaxcnn.train.checkpoint import CheckpointError
-    from jaxcnn.train.engine import TrainingDiverged, TrainingInterrupted
-
     try:
         return fn() or 0, None
     except TrainingDiverged as e:
@@ -240,11 +240,6 @@ def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
                        "run the same command again to resume.")
         return 2, (f"error: {e.strerror or type(e).__name__}{': ' + str(e.filename) if e.filename else ''}; check "
                    "that path (permissions, space, a file where a folder belongs) and run the same command again.")
-
-
-def tracebacks_asked() -> bool:
-    """JAXCNN_TRACEBACKS=1: keep every traceback and late report that a failure's one line would otherwise hide."""
-    return os.environ.get("JAXCNN_TRACEBACKS", "0") == "1"
 
 
 def _traceback_if_asked() -> None:
@@ -285,9 +280,6 @@ def setup_process(coordinator=None, num_processes=None, process_id=None) -> None
     """What every entry point does first: jaxcnn's XLA:CPU flags, quieter absl logs, and (multi-host) joining
     the other processes."""
     from absl import logging
-
-    from jaxcnn import runtime
-    from jaxcnn.train import distributed
 
     runtime.configure()
     _drop_closed_event_loop_reports()

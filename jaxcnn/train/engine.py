@@ -39,22 +39,11 @@ from jaxcnn.data.pipeline import eval_batches, train_batches
 from jaxcnn.data.sharding import batch_indices, process_slice
 from jaxcnn.data.sources import Split
 from jaxcnn.train.checkpoint import Checkpointer
+from jaxcnn.train.errors import TrainingDiverged, TrainingInterrupted
 from jaxcnn.train.parallel import PmapParallel, to_host
 from jaxcnn.train.records import MetricsLog, Progress
 from jaxcnn.train.setup import Setup, build, train_key
 from jaxcnn.train.workdir import Workdir
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss, the gradients or the new parameters became NaN/Inf with nan_policy='stop'."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGINT or SIGTERM arrived; the last finished step was checkpointed."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 0, limit: int = 0,
