@@ -138,9 +138,45 @@ def test_alexnet_switches():
     assert [flat.row(p).output_shape[:2] for p in ("pool1", "pool2", "pool5")] == [(27, 27), (13, 13), (6, 6)]
 
 
-def test_alexnet_dropout_before_fc6_and_fc7():
+def test_alexnet_dropout_on_fc6_and_fc7_outputs_by_default():
+    # Krizhevsky et al. 2012 sec. 4.2 and Caffe's train_val: fc6 -> relu6 -> drop6 -> fc7 -> relu7 -> drop7 -> fc8.
     names = [r.name for r in jaxcnn.summary("alexnet").rows]
+    assert names[names.index("flatten"):] == ["flatten", "fc6", "drop6", "fc7", "drop7", "fc8"]
+    # torchvision's classifier: Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear.
+    tv = jaxcnn.summary(create_model("alexnet_owt", dropout_placement="inputs"), (224, 224, 3))
+    names = [r.name for r in tv.rows]
     assert names[names.index("flatten"):] == ["flatten", "drop6", "fc6", "drop7", "fc7", "fc8"]
+    with pytest.raises(ValueError, match="dropout_placement"):
+        jaxcnn.summary(create_model("alexnet", dropout_placement="before"), (227, 227, 3))
+
+
+def test_alexnet_dropout_placement_changes_training_only():
+    # A small AlexNet whose fc7 has 2 units: with dropout on fc7's outputs, fc8 sees fc7's ReLU output with
+    # each unit zeroed or doubled (rate 0.5); with torchvision's placement fc8 sees fc7's ReLU output whole.
+    fields = dict(num_classes=3, image_size=67, widths=(8, 8, 8, 8, 8), fc_features=(6, 2), groups=1)
+    x = jax.random.normal(jax.random.key(0), (64, 67, 67, 3))
+    out, inter = {}, {}
+    for placement in ("outputs", "inputs"):
+        model = create_model("alexnet", dropout_placement=placement, **fields)
+        v = model.init(jax.random.key(1), x[:1])
+        out[placement] = model.apply(v, x)
+        _, state = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)},
+                               capture_intermediates=lambda m, _: m.name in ("fc7", "fc8"),
+                               mutable=["intermediates"])
+        inter[placement] = (v, state["intermediates"])
+    # The same parameters (a torchvision import fits either) and the same eval output.
+    chex.assert_trees_all_equal_shapes(inter["outputs"][0], inter["inputs"][0])
+    chex.assert_trees_all_close(out["outputs"], out["inputs"])
+    v, cap = inter["outputs"]
+    fc7 = np.maximum(np.asarray(cap["fc7"]["__call__"][0]), 0)
+    fc8 = np.asarray(cap["fc8"]["__call__"][0])
+    # fc8 = h W + b with h = relu(fc7) * mask / 0.5; solve for the mask per example and unit.
+    w, b = np.asarray(v["params"]["fc8"]["kernel"]), np.asarray(v["params"]["fc8"]["bias"])
+    h = np.linalg.lstsq(w.T, (fc8 - b).T, rcond=None)[0].T
+    live = fc7 > 1e-3
+    ratio = h[live] / fc7[live]
+    assert np.allclose(np.minimum(np.abs(ratio), np.abs(ratio - 2)), 0, atol=1e-3)  # each 0 or 1 / 0.5
+    assert 0.25 < np.mean(ratio < 1) < 0.75  # about half of them dropped
 
 
 # ---------------------------------------------------------------- VGG

@@ -11,8 +11,8 @@ arithmetic of Fig. 2 work):
     conv3  384@3x3 pad 1     -> 13x13x384                                      885,120
     conv4  384@3x3 pad 1, g2 -> 13x13x384                                      663,936
     conv5  256@3x3 pad 1, g2 -> 13x13x256        max pool 3x3/2 -> 6x6x256     442,624
-    fc6    dropout 0.5, 9,216 -> 4,096                                      37,752,832
-    fc7    dropout 0.5, 4,096 -> 4,096                                      16,781,312
+    fc6    9,216 -> 4,096, dropout 0.5                                      37,752,832
+    fc7    4,096 -> 4,096, dropout 0.5                                      16,781,312
     fc8    4,096 -> 1,000                                                    4,097,000
                                                              total          60,965,224
 
@@ -22,7 +22,10 @@ torchvision's alexnet): 64-192-384-256-256 maps, conv1 padded by 2 on
 
 Switches: `lrn` (local response normalisation after conv1 and conv2),
 `overlap_pool` (3x3 stride 2, or 2x2 stride 2; both give 27, 13, 6),
-`groups` (channel groups of conv2, conv4 and conv5). Layer names conv1..conv5,
+`groups` (channel groups of conv2, conv4 and conv5), `dropout_placement` (where the dropout of section 4.2
+sits: "outputs", the paper's and Caffe's, drops the outputs of fc6 and fc7 after their ReLU; "inputs",
+torchvision's, drops the inputs of fc6 and fc7; dropout has no weights, so either imports the same
+torchvision weights). Layer names conv1..conv5,
 fc6..fc8 (pool1, pool2, pool5, norm1, norm2). Images NHWC, kernels HWIO.
 """
 
@@ -33,9 +36,13 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
+from jaxcnn._validation import check_choice
 from jaxcnn.layers import LRN, Dropout, Flatten, MaxPool
 from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
+
+
+DROPOUT_PLACEMENTS = ("outputs", "inputs")
 
 
 class AlexNet(nn.Module):
@@ -52,7 +59,9 @@ class AlexNet(nn.Module):
         alpha=1e-4, beta=0.75, section 3.3).
       overlap_pool: 3x3 stride-2 max pooling (section 3.4) or 2x2 stride 2.
       groups: channel groups of conv2, conv4, conv5 (2: the two GPUs).
-      dropout_rate: dropout before fc6 and fc7 (section 4.2).
+      dropout_rate: the dropout probability of fc6 and fc7 (section 4.2).
+      dropout_placement: "outputs" (default; the paper, Caffe's train_val: fc -> ReLU -> dropout for fc6
+        and fc7) or "inputs" (torchvision's classifier: dropout -> fc -> ReLU).
       conv_mode: "cross_correlation" or "convolution" for every convolution.
       dtype: computation dtype.
 
@@ -68,12 +77,14 @@ class AlexNet(nn.Module):
     overlap_pool: bool = True
     groups: int = 2
     dropout_rate: float = 0.5
+    dropout_placement: str = "outputs"
     conv_mode: str = "cross_correlation"
     dtype: Optional[Any] = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_conv_mode(self.conv_mode)
+        check_choice("dropout_placement", self.dropout_placement, DROPOUT_PLACEMENTS)
         validate_image(x, model="AlexNet", channels=3, exact_size=(self.image_size, self.image_size))
         conv = conv_for(self)
         dense = dense_for(self)
@@ -92,14 +103,17 @@ class AlexNet(nn.Module):
         x = nn.relu(conv(w[4], 3, padding=1, groups=self.groups, name="conv5")(x))
         x = pool("pool5")(x)
         x = Flatten(name="flatten")(x)
+        outputs = self.dropout_placement == "outputs"
         for i, f in enumerate(self.fc_features):
-            x = Dropout(self.dropout_rate, deterministic=not train, name=f"drop{6 + i}")(x)
-            x = nn.relu(dense(f, name=f"fc{6 + i}")(x))
+            drop = Dropout(self.dropout_rate, deterministic=not train, name=f"drop{6 + i}")
+            x = nn.relu(dense(f, name=f"fc{6 + i}")(x if outputs else drop(x)))
+            x = drop(x) if outputs else x
         return dense(self.num_classes, name=f"fc{6 + len(self.fc_features)}")(x)
 
 
 # torchvision's alexnet: features Conv(0) ReLU MaxPool Conv(3) ReLU MaxPool Conv(6) ReLU Conv(8) ReLU Conv(10)
-# ReLU MaxPool; classifier Dropout Linear(1) ReLU Dropout Linear(4) ReLU Linear(6).
+# ReLU MaxPool; classifier Dropout Linear(1) ReLU Dropout Linear(4) ReLU Linear(6) (dropout_placement="inputs";
+# the same weights serve "outputs").
 TORCHVISION_NAMES = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8",
                      "conv5": "features.10", "fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6"}
 
