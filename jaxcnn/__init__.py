@@ -26,8 +26,7 @@ from jaxcnn.models import (
 )
 from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
 from jaxcnn.runtime import xla_cpu_status
-
-__version__ = "0.1.0"
+from jaxcnn._version import __version__
 
 __all__ = [
     "convolutionalize",

@@ -10,7 +10,7 @@
     tuning.csv       with ablation.tune: every arm x value's tuning metric and the chosen value
     run.json         the exact command, quick (false for every committed result), seeds, eval_examples
                      (the first arm's; eval_examples_per_arm: each arm's), num_steps, batch_size, arms,
-                     verdict, the extras, hardware, versions, wall time (train_wall_time_s: every run's
+                     verdict, the extras, hardware, versions, provenance (jaxcnn.train.provenance), wall time (train_wall_time_s: every run's
                      training, pretrain_wall_time_s: of which pretraining) and load average, and
                      carried_runs (those taken from records of an earlier invocation)
     runs/ARM/seedN.json   written by the runner as each run finishes (jaxcnn.ablation.carried): its config,
@@ -140,6 +140,8 @@ def _csv(path: str, columns, rows) -> None:
 def write_results(result: dict, outdir: str, *, config, command: str, wall_time_s: float, quick: bool,
                   load_before: list) -> list[str]:
     """Every file of the module docstring under `outdir`; returns their paths."""
+    from jaxcnn.train.provenance import provenance
+
     os.makedirs(outdir, exist_ok=True)
     ab = config.ablation
     files = []
@@ -202,7 +204,8 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
                     **({"display": c["display"]} if "display" in c else {})} for c in result["claims"]],
         "extras": {k: v for k, v in extras.items() if k in ("twin", "facts")},
         **({"tuning": tuning} if tuning else {}),
-        "config": to_jsonable(config), "environment": environment(), "wall_time_s": round(wall_time_s, 1),
+        "config": to_jsonable(config), "environment": environment(), "provenance": provenance(),
+        "wall_time_s": round(wall_time_s, 1),
         # the training time of every run (tuning included) over all the pieces a resumed ablation ran in
         "train_wall_time_s": round(float(result.get("train_wall_s", 0.0)), 1),
         # of which the pretraining runs that fine-tuning arms start from (ablation.pretrain)

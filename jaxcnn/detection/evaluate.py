@@ -198,12 +198,15 @@ def evaluate_workdir(workdir: str, *, split: str | None = None, write: bool = Tr
 
 
 def _finish(workdir, config, result, samples, write, t_start, load_before) -> dict:
-    """The host facts, then (write) eval_<split>.json, eval.json, samples_<split>.npz and the confusion PNG."""
+    from jaxcnn.train.provenance import provenance
+
+    """The host facts and the provenance (jaxcnn.train.provenance), then (write) eval_<split>.json, eval.json, samples_<split>.npz and the confusion PNG."""
     result.update(load_average_before=[round(v, 2) for v in load_before],
                   load_average_after=[round(v, 2) for v in os.getloadavg()],
                   wall_seconds=round(time.time() - t_start, 1),
                   hardware=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-                           f"jax {jax.__version__} on {jax.default_backend()}".replace("  ", " "))
+                           f"jax {jax.__version__} on {jax.default_backend()}".replace("  ", " "),
+                  provenance=provenance())
     if write:
         tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
         np.savez(os.path.join(workdir, f"samples_{tag}.npz"), **samples)  # the first images' predictions

@@ -4,7 +4,8 @@
         ...
 
 * `config.json` holds the resolved config and the model name, written when a
-  run first starts. A rerun whose config changes what the checkpoints mean
+  run first starts, and the `provenance` of the process that last (re)started
+  it (jaxcnn.train.provenance: versions, git commit, devices). A rerun whose config changes what the checkpoints mean
   (the model or any model field, the data, batch size, seed, optimizer,
   schedule, ...) is refused in one line naming the keys that differ; a
   finished run may be extended by a larger `num_steps`.
@@ -223,6 +224,8 @@ class Workdir:
         return rec
 
     def _check_config(self) -> None:
+        from jaxcnn.train.provenance import provenance
+
         new = config_record(self.config, self.model_fields)
         old = self.recorded()
         if old is not None:
@@ -247,6 +250,7 @@ class Workdir:
                                    f"has finished (asked {new_steps}). Rerun with --config.num_steps={old_steps}, "
                                    "or use a new --workdir.")
             new["finished_step"] = finished
+        new["provenance"] = provenance()  # of the process that (re)started the run
         write_atomic(os.path.join(self.path, CONFIG_FILE), json.dumps(new, indent=1) + "\n")
         self._record = new
 
