@@ -375,6 +375,43 @@ def test_auxiliary_logits_add_weighted_cross_entropy():
     np.testing.assert_allclose(m["loss"], expected, rtol=1e-6)
 
 
+class _ProgressNet(__import__("flax").linen.Module):
+    """A linear classifier whose logits are scaled by 1 + progress, the argument a scheduled model takes."""
+
+    @__import__("flax").linen.compact
+    def __call__(self, x, train: bool = False, progress=None):
+        import flax.linen as nn
+
+        logits = nn.Dense(10, name="main")(x.reshape((x.shape[0], -1)))
+        return logits if progress is None else logits * (1 + progress)
+
+
+def test_progress_reaches_the_model_purely():
+    from jaxcnn.train.step import cross_entropy
+
+    pre = augment.make_preprocess()
+    net = _ProgressNet()
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (4, 3, 3, 1)), np.float32)
+    y = np.array([0, 1, 2, 3], np.int32)
+    state = create_train_state(net, optax.sgd(0.0), jax.random.key(1), (3, 3, 1)).replace(step=3)
+    step = jax.jit(lambda st, b, k: train_step(st, b, k, preprocess=pre, progress_fn=lambda s: s / 4))
+    _, m = step(state, {"image": x, "label": y}, jax.random.key(2))
+    logits = net.apply({"params": state.params}, x)
+    np.testing.assert_allclose(m["loss"], cross_entropy(1.75 * logits, y, 10), rtol=1e-6)  # step 3 of 4
+
+
+def test_engine_passes_progress_to_scheduled_models_only():
+    # NASNet with drop path takes progress, the fraction of the run's steps done; other models get none.
+    c = tiny_config(num_steps=10, synthetic_shape=(12, 12, 3))
+    c.model.name = "nasnet_a_cifar"
+    c.model.update(num_blocks=1, penultimate_filters=96, stem_filters=12, drop_path_rate=0.4)
+    fn = train_setup.build(c).strategy.step_kwargs["progress_fn"]
+    assert [fn(s) for s in (0, 5, 10)] == [0.0, 0.5, 1.0]
+    c.model.drop_path_rate = 0.0
+    assert train_setup.build(c).strategy.step_kwargs["progress_fn"] is None
+    assert train_setup.build(tiny_config()).strategy.step_kwargs["progress_fn"] is None
+
+
 def nn_dense_apply(p, x):
     return x.reshape((x.shape[0], -1)) @ p["kernel"] + p["bias"]
 

@@ -15,6 +15,7 @@ import numpy as np
 FLOAT_RANGES = {
     "dropout": (0.0, 1.0, False, True, 0.5),
     "dropout_rate": (0.0, 1.0, False, True, 0.5),
+    "drop_path_rate": (0.0, 1.0, False, True, 0.4),
     "bn_momentum": (0.0, 1.0, False, False, 0.9),
     "bn_epsilon": (0.0, None, True, False, 1e-5),
     "compression": (0.0, 1.0, True, False, 0.5),

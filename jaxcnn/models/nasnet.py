@@ -26,8 +26,25 @@ The layout, widths and padding follow the Keras application (keras.applications.
 whose ImageNet model is the one the paper's "NASNet-A (4 @ 1056)" row describes: an
 N @ P network has cells of P/24 filters in its first stack, doubled by each of
 its two reduction cells; the ImageNet stem is a 3x3/2 convolution and two
-reduction cells. Not included: the auxiliary head and ScheduledDropPath of
-the paper's training (a `dropout_rate` before the classifier is a field).
+reduction cells. A `dropout_rate` before the classifier is a field.
+
+The paper's training (section 4 and appendix A; TF-slim's nets/nasnet, the authors' reference):
+
+* An auxiliary classifier (`aux_logits`, on by default) on the last normal cell of the second stack (the
+  cell before the second reduction): ReLU, 5x5/3 VALID average pool, 1x1 conv to 128, BN, ReLU, a conv to
+  768 over the whole remaining map (VALID), BN, ReLU, a dense layer to num_classes (convolutions without
+  bias). As in GoogLeNet here, its logits are sown in training as `intermediates["aux_logits"]` and the
+  training step adds their cross-entropy at `aux_weight` (0.4, TF-slim's weighting for every NASNet);
+  its parameters exist whenever aux_logits=True. Keras' application has no auxiliary head (its parameter
+  counts are those with aux_logits=False).
+* ScheduledDropPath (`drop_path_rate`): in training, every operation of a cell except the identities is
+  dropped for a whole example with probability drop_path_rate * (c + 1) / C * min(1, progress), the kept
+  ones divided by the keep probability; c is the cell's index in the order they run (the ImageNet stem's
+  two reduction cells first), C the number of cells (3N + 2, plus 2 with the ImageNet stem), progress the
+  fraction of training done, which the training step passes (`__call__(..., progress=)`; None = 1, the
+  full rate). It draws from the `dropout` rng; evaluation drops nothing. TF-slim's rates: 0.4 on CIFAR
+  (keep 0.6), 0.3 for the large ImageNet model (keep 0.7), none for mobile (keep 1.0), the registered
+  variants' defaults.
 
 `bn_axis_name`: the mapped device axis (pmap's axis_name / a shard_map mesh
 axis) over which BatchNorm batch statistics are averaged; None = per device.
@@ -41,6 +58,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+import jax
 
 from jaxcnn._validation import check_choice
 from jaxcnn.layers import Dropout, GlobalAvgPool
@@ -74,6 +93,27 @@ def _avg_pool(x, window, stride, count_include_pad):
         return summed / (window * window)
     ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
     return summed / lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+
+
+def drop_path_rate_of(rate: float, cell: int, num_cells: int, progress=None):
+    """ScheduledDropPath's probability for cell `cell` (0-based, in the order the cells run) of `num_cells`
+    at `progress` (the fraction of training done; None = 1): rate * (cell + 1) / num_cells * min(1, progress),
+    as TF-slim's NasNetABaseCell._apply_drop_path (drop_connect_version "v3")."""
+    if progress is None:
+        ratio = 1.0
+    elif isinstance(progress, (int, float, np.integer, np.floating)):
+        ratio = min(max(float(progress), 0.0), 1.0)
+    else:  # a traced step fraction
+        ratio = jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
+    return rate * (cell + 1) / num_cells * ratio
+
+
+def drop_path(x, rate, key):
+    """Zero whole examples of x (NHWC) with probability `rate` (a scalar, may be traced), dividing the kept
+    ones by 1 - rate so that the expectation is x."""
+    keep = 1.0 - jnp.asarray(rate, jnp.float32)
+    mask = jax.random.bernoulli(key, keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep.astype(x.dtype), jnp.zeros((), x.dtype))
 
 
 class _Base(nn.Module):
@@ -142,35 +182,66 @@ class _Cell(_Base):
         return SeparableBranch(**self.common(), features=self.filters, kernel_size=kernel, strides=strides,
                                name=name)(x, train)
 
+    def dropper(self, train, drop_rate):
+        """The function ScheduledDropPath applies to each operation's output: identity in evaluation or
+        without a rate, else `drop_path` at drop_rate with a fresh key from the `dropout` rng."""
+        if not train or drop_rate is None:
+            return lambda y: y
+        return lambda y: drop_path(y, drop_rate, self.make_rng("dropout"))
+
 
 class NormalCell(_Cell):
-    """NASNet-A normal cell (figure 4, left). ip = h_i, p = h_{i-1}, NHWC; output 6 * filters maps."""
+    """NASNet-A normal cell (figure 4, left). ip = h_i, p = h_{i-1}, NHWC; output 6 * filters maps.
+    drop_rate: ScheduledDropPath's probability for this cell in training (None: nothing dropped)."""
 
     @nn.compact
-    def __call__(self, ip, p, train: bool = False):
+    def __call__(self, ip, p, train: bool = False, drop_rate=None):
+        d = self.dropper(train, drop_rate)
         p = self.adjust(p, ip, train)
         h = self.squeeze(ip, train)
-        b1 = self.sep(h, 5, 1, "left1", train) + self.sep(p, 3, 1, "right1", train)
-        b2 = self.sep(p, 5, 1, "left2", train) + self.sep(p, 3, 1, "right2", train)
-        b3 = _avg_pool(h, 3, 1, False) + p
-        b4 = _avg_pool(p, 3, 1, False) + _avg_pool(p, 3, 1, False)
-        b5 = self.sep(h, 3, 1, "left5", train) + h
+        b1 = d(self.sep(h, 5, 1, "left1", train)) + d(self.sep(p, 3, 1, "right1", train))
+        b2 = d(self.sep(p, 5, 1, "left2", train)) + d(self.sep(p, 3, 1, "right2", train))
+        b3 = d(_avg_pool(h, 3, 1, False)) + p
+        b4 = d(_avg_pool(p, 3, 1, False)) + d(_avg_pool(p, 3, 1, False))
+        b5 = d(self.sep(h, 3, 1, "left5", train)) + h
         return jnp.concatenate([p, b1, b2, b3, b4, b5], axis=-1)
 
 
 class ReductionCell(_Cell):
-    """NASNet-A reduction cell (figure 4, right). ip = h_i, p = h_{i-1}, NHWC; output 4 * filters maps at half size."""
+    """NASNet-A reduction cell (figure 4, right). ip = h_i, p = h_{i-1}, NHWC; output 4 * filters maps at half
+    size. drop_rate: ScheduledDropPath's probability for this cell in training (None: nothing dropped)."""
 
     @nn.compact
-    def __call__(self, ip, p, train: bool = False):
+    def __call__(self, ip, p, train: bool = False, drop_rate=None):
+        d = self.dropper(train, drop_rate)
         p = self.adjust(p, ip, train)
         h = self.squeeze(ip, train)
-        b1 = self.sep(h, 5, 2, "left1", train) + self.sep(p, 7, 2, "right1", train)
-        b2 = _max_pool(h, 3, 2) + self.sep(p, 7, 2, "right2", train)
-        b3 = _avg_pool(h, 3, 2, True) + self.sep(p, 5, 2, "right3", train)
-        b4 = _avg_pool(b1, 3, 1, False) + b2
-        b5 = self.sep(b1, 3, 1, "left5", train) + _max_pool(h, 3, 2)
+        b1 = d(self.sep(h, 5, 2, "left1", train)) + d(self.sep(p, 7, 2, "right1", train))
+        b2 = d(_max_pool(h, 3, 2)) + d(self.sep(p, 7, 2, "right2", train))
+        b3 = d(_avg_pool(h, 3, 2, True)) + d(self.sep(p, 5, 2, "right3", train))
+        b4 = d(_avg_pool(b1, 3, 1, False)) + b2
+        b5 = d(self.sep(b1, 3, 1, "left5", train)) + d(_max_pool(h, 3, 2))
         return jnp.concatenate([b2, b3, b4, b5], axis=-1)
+
+
+class AuxHead(_Base):
+    """TF-slim's NASNet auxiliary classifier. x: NHWC, at least 5x5 (the last normal cell of the second stack).
+
+    ReLU, 5x5/3 VALID average pool, 1x1 conv 128 (proj), BN, ReLU, a conv to 768 whose kernel is the whole
+    pooled map (VALID), BN, ReLU, flatten, dense to num_classes (fc)."""
+
+    num_classes: int = 1000
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if min(x.shape[1:3]) < 5:
+            raise ValueError(f"NASNet's auxiliary head pools 5x5 over the second stack's {x.shape[1]}x{x.shape[2]} "
+                             "map, which needs at least 5x5: feed larger images or set aux_logits=False.")
+        x = lax.reduce_window(nn.relu(x), np.array(0, x.dtype), lax.add, (1, 5, 5, 1), (1, 3, 3, 1), "VALID") / 25
+        x = nn.relu(self.bn(self.conv(x, 128, name="proj"), train, "aux_bn0"))
+        x = self.conv(x, 768, x.shape[1:3], padding="VALID", name="conv")
+        x = nn.relu(self.bn(x, train, "aux_bn1"))
+        return dense_for(self)(self.num_classes, name="fc")(x.reshape(x.shape[0], -1))
 
 
 class NASNet(nn.Module):
@@ -188,6 +259,12 @@ class NASNet(nn.Module):
         reduction cell's input as its h_{i-1}; True (NASNet-Large) keeps the earlier one.
       filter_multiplier: the width factor at each reduction (2).
       dropout_rate: before the classifier (the Keras model has none).
+      aux_logits: build the auxiliary classifier (`aux`) on the last normal cell of the second stack; in
+        training its logits are sown as intermediates["aux_logits"]. True (the paper's training); Keras'
+        model has none (False).
+      aux_weight: the weight of the auxiliary loss in training (0.4, TF-slim's); read by the training step.
+      drop_path_rate: ScheduledDropPath's final probability for the last cell (0 = none); see the module
+        docstring for the schedule over cells and training.
       bn_momentum, bn_epsilon: BatchNorm settings (Keras' pretrained model uses 0.9997 and 1e-3).
       bn_axis_name: mapped axis for synchronised BatchNorm statistics; None = per device.
       num_classes, conv_mode, dtype: as for every model.
@@ -204,6 +281,9 @@ class NASNet(nn.Module):
     skip_reduction: bool = False
     filter_multiplier: int = 2
     dropout_rate: float = 0.0
+    aux_logits: bool = True
+    aux_weight: float = 0.4
+    drop_path_rate: float = 0.0
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     num_classes: int = 1000
@@ -211,8 +291,18 @@ class NASNet(nn.Module):
     dtype: Any = None
     bn_axis_name: Optional[str] = None
 
+    @property
+    def num_cells(self) -> int:
+        """Cells in the network: 3N normal, 2 reduction, and the ImageNet stem's 2 reduction cells."""
+        return 3 * self.num_blocks + 2 + (2 if self.stem == "imagenet" else 0)
+
+    def drop_path_rates(self, progress=None) -> list:
+        """ScheduledDropPath's probability of every cell, in the order they run, at `progress`."""
+        return [drop_path_rate_of(self.drop_path_rate, c, self.num_cells, progress) for c in range(self.num_cells)]
+
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, progress=None):
+        """x: NHWC images. progress: the fraction of training done (ScheduledDropPath; None = 1)."""
         check_choice("stem", self.stem, STEMS)
         check_conv_mode(self.conv_mode)
         m = self.filter_multiplier
@@ -231,17 +321,24 @@ class NASNet(nn.Module):
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                          axis_name=self.bn_axis_name, dtype=self.dtype, name="stem_bn1")(x)
         p = None if self.stem == "imagenet" else x  # CIFAR: the first cell's h_{i-1} is the stem's output
+        rates = iter(self.drop_path_rates(progress) if train and self.drop_path_rate > 0 else
+                     [None] * self.num_cells)
         if self.stem == "imagenet":
-            x, p = ReductionCell(**common, filters=filters // (m * m), name="stem_1")(x, p, train), x
-            x, p = ReductionCell(**common, filters=filters // m, name="stem_2")(x, p, train), x
+            x, p = ReductionCell(**common, filters=filters // (m * m), name="stem_1")(x, p, train, next(rates)), x
+            x, p = ReductionCell(**common, filters=filters // m, name="stem_2")(x, p, train, next(rates)), x
         n = self.num_blocks
         for stack in range(3):
             width = filters * m ** stack
             if stack > 0:
-                x, p0 = ReductionCell(**common, filters=width, name=f"reduce_{stack * n}")(x, p, train), x
+                x, p0 = ReductionCell(**common, filters=width, name=f"reduce_{stack * n}")(x, p, train, next(rates)), x
                 p = p if self.skip_reduction else p0
             for i in range(n):
-                x, p = NormalCell(**common, filters=width, name=f"normal_{stack * n + min(stack, 1) + i}")(x, p, train), x
+                cell = NormalCell(**common, filters=width, name=f"normal_{stack * n + min(stack, 1) + i}")
+                x, p = cell(x, p, train, next(rates)), x
+            if stack == 1 and self.aux_logits:
+                aux = AuxHead(**common, num_classes=self.num_classes, name="aux")(x, train)
+                if train:
+                    self.sow("intermediates", "aux_logits", aux)
         x = nn.relu(x)
         x = GlobalAvgPool()(x)
         if self.dropout_rate:
@@ -249,13 +346,15 @@ class NASNet(nn.Module):
         return dense_for(self)(self.num_classes, name="predictions")(x)
 
 
-register_family(NASNet, Family(head=lambda m: "predictions"))
+register_family(NASNet, Family(head=lambda m: "predictions",
+                                aux_weight=lambda m: m.aux_weight if m.aux_logits else 0.0,
+                                takes_progress=lambda m: m.drop_path_rate > 0))
 register_model("nasnet_a_mobile", NASNet, input_shape=(224, 224, 3), num_blocks=4, penultimate_filters=1056,
-               stem="imagenet", stem_filters=32, skip_reduction=False,
+               stem="imagenet", stem_filters=32, skip_reduction=False, drop_path_rate=0.0,
                description="Zoph et al. 2018, table 3: NASNet-A (4 @ 1056) on ImageNet, mobile setting")
 register_model("nasnet_a_cifar", NASNet, input_shape=(32, 32, 3), num_blocks=6, penultimate_filters=768,
-               stem="cifar", stem_filters=96, skip_reduction=False, num_classes=10,
+               stem="cifar", stem_filters=96, skip_reduction=False, num_classes=10, drop_path_rate=0.4,
                description="Zoph et al. 2018, table 1: NASNet-A (6 @ 768) on CIFAR-10")
 register_model("nasnet_a_large", NASNet, input_shape=(331, 331, 3), num_blocks=6, penultimate_filters=4032,
-               stem="imagenet", stem_filters=96, skip_reduction=True,
+               stem="imagenet", stem_filters=96, skip_reduction=True, drop_path_rate=0.3,
                description="Zoph et al. 2018, table 2: NASNet-A (6 @ 4032) on ImageNet, large setting")

@@ -51,6 +51,10 @@ def _no_aux(model) -> float:
     return 0.0
 
 
+def _no_progress(model) -> bool:
+    return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """What the library asks about every model of one module class.
@@ -58,11 +62,14 @@ class Family:
     head: model -> the top-level `params` key of its classifier (the dense layer
       whose width is num_classes); None where the family has no such head.
     aux_weight: model -> the weight of each auxiliary loss it sows as 'aux_logits'.
+    takes_progress: model -> whether its __call__ takes `progress`, the fraction of training done (a float
+      scalar in [0, 1], traced), which the training step passes in training (NASNet's ScheduledDropPath).
     torchvision: the state-dict map, where torchvision has the family.
     """
 
     head: Optional[Callable[[nn.Module], str]] = None
     aux_weight: Callable[[nn.Module], float] = _no_aux
+    takes_progress: Callable[[nn.Module], bool] = _no_progress
     torchvision: Optional[TorchvisionMap] = None
 
 

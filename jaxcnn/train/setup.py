@@ -349,8 +349,10 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
     if steps <= 0:
         raise ValueError(f"config.num_steps={config.num_steps} leaves no steps after step {first_step}; raise it.")
     tx, schedule = optimizer if optimizer is not None else make_optimizer(config.optimizer, steps)
+    # Models scheduled over training (NASNet's drop path) see the fraction of this run's steps done.
+    progress_fn = (lambda s: (s - first_step) / steps) if family.takes_progress(model) else None
     strategy = make_strategy(config.parallel, preprocess=preprocess, task=task,
-                             learning_rate_fn=lambda s: schedule(s - first_step))
+                             learning_rate_fn=lambda s: schedule(s - first_step), progress_fn=progress_fn)
     strategy.check_batch(config.batch_size, "batch_size")
     strategy.check_batch(config.eval_batch_size, "eval_batch_size")
     process_slice(config.batch_size, jax.process_index(), jax.process_count())

@@ -46,7 +46,8 @@ def _all_finite(tree) -> jax.Array:
 
 def train_step(state, batch, key, *, preprocess: Callable, task=None, label_smoothing: float = 0.0,
                aux_weight: float = 0.3, learning_rate_fn: Optional[Callable] = None,
-               axis_name: Optional[str] = None, device_fold: bool = False):
+               progress_fn: Optional[Callable] = None, axis_name: Optional[str] = None,
+               device_fold: bool = False):
     """One optimisation step. Pure.
 
     Returns (new_state, metrics) with metrics loss, the task's metrics
@@ -59,6 +60,8 @@ def train_step(state, batch, key, *, preprocess: Callable, task=None, label_smoo
     task: scores the outputs (jaxcnn.train.tasks); default classification with
       `label_smoothing`, the cross-entropy of every 'aux_logits' the model sows
       into 'intermediates' in training weighted by `aux_weight` (GoogLeNet: 0.3).
+    progress_fn: step -> the fraction of training done, passed to the model as `progress=` (models whose
+      family takes it: NASNet's ScheduledDropPath); None passes nothing.
     axis_name: the pmap axis to average gradients and metrics over.
     device_fold: also fold the device index into the key (pmap: each device
       draws its own dropout masks and augmentations).
@@ -73,13 +76,15 @@ def train_step(state, batch, key, *, preprocess: Callable, task=None, label_smoo
     aug_key, dropout_key = jax.random.split(step_key)
     task_key = jax.random.fold_in(step_key, 2)  # the task's own draws (e.g. which regions to sample)
     images = preprocess(batch["image"], aug_key, True)
+    model_kwargs = {} if progress_fn is None else {"progress": jnp.asarray(progress_fn(state.step), jnp.float32)}
 
     def loss_fn(params):
         variables = {"params": params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
         outputs, updates = task.apply(state.apply_fn, variables, images, batch, train=True, key=task_key,
-                                      rngs={"dropout": dropout_key}, mutable=["batch_stats", "intermediates"])
+                                      rngs={"dropout": dropout_key}, mutable=["batch_stats", "intermediates"],
+                                      **model_kwargs)
         loss, task_metrics = task.loss(outputs, batch, _aux_logits(updates.get("intermediates", {})))
         return loss, (task_metrics, updates.get("batch_stats", {}))
 
