@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     cli.setup_process()
 
     def job():
-        from jaxcnn.detection.evaluate import evaluate_workdir
+        from jaxcnn.train.inference import evaluate_workdir
 
         result = evaluate_workdir(args.workdir, split=args.split)
         print(format_result(result))

@@ -33,7 +33,6 @@ def main(argv=None) -> int:
     import jax
 
     import jaxcnn
-    import jaxcnn.detection  # noqa: F401  (registers the detection tasks: fast_rcnn, spp_net, rcnn, yolo)
     from jaxcnn.train import train_and_evaluate
 
     def job():

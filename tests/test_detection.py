@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jaxcnn.detection  # noqa: F401  (registers the tasks)
 from jaxcnn.detection import boxes as B
 from jaxcnn.detection import coco_map, yolo_targets
 from jaxcnn.detection.tasks import FastRCNNTask, YOLOTask
@@ -200,7 +199,7 @@ def _decreasing(records):
                                                  ("spp_net", "fashion_mnist_detection_tiny_ss", 4),
                                                  ("yolov1", "fashion_mnist_detection_tiny", 16)])
 def test_detector_trains_through_the_engine_and_is_scored(tmp_path, name, dataset, batch):
-    from jaxcnn.detection.evaluate import evaluate_workdir
+    from jaxcnn.train.inference import evaluate_workdir
 
     final, records, wd = _train_tiny(tmp_path, name, dataset, steps=12, batch_size=batch)
     _decreasing(records)
@@ -217,7 +216,7 @@ def test_detector_trains_through_the_engine_and_is_scored(tmp_path, name, datase
 
 @pytest.mark.slow
 def test_rcnn_fine_tunes_on_crops_then_detects(tmp_path):
-    from jaxcnn.detection.evaluate import evaluate_workdir
+    from jaxcnn.train.inference import evaluate_workdir
 
     final, records, wd = _train_tiny(tmp_path, "rcnn", "fashion_mnist_rcnn_crops_tiny", steps=12, batch_size=32)
     _decreasing(records)

@@ -248,7 +248,7 @@ def test_imagenet_recipe_runs_end_to_end_on_an_image_folder_and_resumes(tfds_dir
         assert sum(c["probability"] for c in one["top"]) == pytest.approx(1.0, abs=1e-5)
     # scripts/evaluate.py's library call streams the split as the engine's evaluation does: the same
     # accuracy and loss as the run's final record, and the confusion matrix over all 6 test images
-    from jaxcnn.detection.evaluate import evaluate_workdir
+    from jaxcnn.train.inference import evaluate_workdir
 
     result = evaluate_workdir(wd)
     final = [m for m in _metrics(wd) if "eval_accuracy" in m][-1]

@@ -55,7 +55,7 @@ def trained(tmp_path_factory):
 
 def test_evaluate_reports_per_class_accuracy_and_the_confusion_matrix(trained):
     from jaxcnn.data import datasets
-    from jaxcnn.detection.evaluate import evaluate_workdir
+    from jaxcnn.train.inference import evaluate_workdir
 
     wd, final = trained
     result = evaluate_workdir(wd)
@@ -72,6 +72,19 @@ def test_evaluate_reports_per_class_accuracy_and_the_confusion_matrix(trained):
     assert saved["confusion_matrix"] == result["confusion_matrix"] and saved["step"] == 6
     with Image.open(os.path.join(wd, "confusion_test.png")) as im:
         assert im.size[0] > 100
+
+
+def test_old_detection_paths_of_the_workdir_layer_still_work_with_a_deprecation_warning(trained):
+    from jaxcnn.detection import evaluate as old
+    from jaxcnn.train import workdir
+
+    wd, _ = trained
+    with pytest.warns(DeprecationWarning, match="jaxcnn.train.workdir.workdir_config"):
+        config = old.workdir_config(wd)
+    assert config.to_dict() == workdir.workdir_config(wd).to_dict()
+    with pytest.warns(DeprecationWarning, match="jaxcnn.train.inference.evaluate_workdir"):
+        result = old.evaluate_workdir(wd, write=False)
+    assert result["step"] == 6 and "written" not in result
 
 
 def test_evaluate_script_prints_the_tables(trained):

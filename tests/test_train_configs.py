@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcnn
-import jaxcnn.detection  # noqa: F401  (registers the detection tasks)
 from jaxcnn.data import canvases
 from jaxcnn.data.datasets import STOCK
 from jaxcnn.train import build_model, validate_config

@@ -2,21 +2,25 @@
 garment canvases (jaxcnn.data.canvases), scored with pycocotools.
 
 * boxes.py   box coding (R-CNN's deltas), Fast R-CNN's RoI sampling, smooth L1, per-class NMS detections
-* tasks.py   the engine tasks "fast_rcnn", "spp_net", "rcnn", "yolo" (registered on import)
+* tasks.py   the engine tasks "fast_rcnn", "spp_net", "rcnn", "yolo" (TASKS: config.task finds them by name)
 * coco.py    mAP@0.5 and mAP@[.5:.95] through pycocotools' COCOeval
 * rcnn.py    R-CNN's and SPP-net's second stage: per-class linear SVMs and box regressors on the fine-tuned
              network's features, and their detection of a split
-* evaluate.py  a workdir's detections (or segmentation / classification metrics) on a split, timed
+* evaluate.py  R-CNN's and SPP-net's scoring of a workdir (their second stage; WORKDIR_SCORERS), used by
+             jaxcnn.train.inference.evaluate_workdir
 
-Importing jaxcnn.detection registers the tasks (scripts/train.py and scripts/evaluate.py do).
+Nothing needs importing for its side effect: jaxcnn.train.tasks loads this package the first time a config
+names one of its tasks, and reads TASKS and WORKDIR_SCORERS.
 """
 
-from jaxcnn.detection import boxes, coco, tasks
+from jaxcnn.detection import boxes, coco, evaluate, tasks
 from jaxcnn.detection.boxes import decode, detections, encode, sample_rois, smooth_l1
 from jaxcnn.detection.coco import coco_map
-from jaxcnn.detection.tasks import FastRCNNTask, RCNNTask, SPPNetTask, YOLOTask, yolo_targets
+from jaxcnn.detection.evaluate import score_second_stage
+from jaxcnn.detection.tasks import TASKS, FastRCNNTask, RCNNTask, SPPNetTask, YOLOTask, yolo_targets
 
-tasks.register()
+WORKDIR_SCORERS = {"rcnn": score_second_stage, "spp_net": score_second_stage}
 
-__all__ = ["FastRCNNTask", "RCNNTask", "SPPNetTask", "YOLOTask", "boxes", "coco", "coco_map", "decode",
-           "detections", "encode", "sample_rois", "smooth_l1", "tasks", "yolo_targets"]
+__all__ = ["TASKS", "WORKDIR_SCORERS", "FastRCNNTask", "RCNNTask", "SPPNetTask", "YOLOTask", "boxes", "coco",
+           "coco_map", "decode", "detections", "encode", "evaluate", "sample_rois", "score_second_stage",
+           "smooth_l1", "tasks", "yolo_targets"]

@@ -19,13 +19,17 @@ the ground truth, and `summarize` scores them with pycocotools: eval_map50 (AP a
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxcnn.detection import boxes as B
+from jaxcnn.detection.coco import coco_map
 from jaxcnn.models.detection import decode_yolo, yolo_loss_terms
+from jaxcnn.train.tasks import Classification
 
 
 def _call(apply_fn, variables, images, regions, train, kwargs):
@@ -45,8 +49,6 @@ class _DetectionEval:
         return {k: np.concatenate([totals[k], np.asarray(v)]) for k, v in result.items()}
 
     def summarize(self, totals) -> dict:
-        from jaxcnn.detection.coco import coco_map
-
         m = np.asarray(totals["mask"]) > 0
         dets = [{"boxes": b, "scores": s, "classes": c, "keep": k} for b, s, c, k in
                 zip(totals["det_boxes"][m], totals["det_scores"][m], totals["det_classes"][m], totals["det_keep"][m])]
@@ -145,8 +147,6 @@ class RCNNTask:
         return (cls, updates) if updates is not None else cls
 
     def __init__(self):
-        from jaxcnn.train.tasks import Classification
-
         self._cls = Classification()
 
     def loss(self, logits, batch, aux=()):
@@ -226,12 +226,15 @@ class YOLOTask(_DetectionEval):
         return type(other) is type(self) and hash(self) == hash(other)
 
 
-def register() -> None:
-    from jaxcnn.train.tasks import register_task, task_names
+TASKS = {
+    "fast_rcnn": lambda *, config, aux_weight, num_classes: FastRCNNTask(num_classes=num_classes),
+    "spp_net": lambda *, config, aux_weight, num_classes: SPPNetTask(num_classes=num_classes),
+    "rcnn": lambda *, config, aux_weight, num_classes: RCNNTask(),
+    "yolo": lambda *, config, aux_weight, num_classes: YOLOTask(num_classes=num_classes),
+}
 
-    if "fast_rcnn" in task_names():
-        return
-    register_task("fast_rcnn", lambda *, config, aux_weight, num_classes: FastRCNNTask(num_classes=num_classes))
-    register_task("spp_net", lambda *, config, aux_weight, num_classes: SPPNetTask(num_classes=num_classes))
-    register_task("rcnn", lambda *, config, aux_weight, num_classes: RCNNTask())
-    register_task("yolo", lambda *, config, aux_weight, num_classes: YOLOTask(num_classes=num_classes))
+
+def register() -> None:
+    """Deprecated, a no-op: config.task finds the detection tasks by name (jaxcnn.train.tasks.PROVIDERS)."""
+    warnings.warn("jaxcnn.detection.tasks.register() is no longer needed: config.task finds the detection tasks "
+                  "by name; drop the call.", DeprecationWarning, stacklevel=2)

@@ -3,20 +3,49 @@
     loaded = load_run("runs/fashion")             # config.json + the latest checkpoint
     probs = loaded.probabilities(images)          # uint8 (N, H, W, C) as the dataset stores them
     top = predict_files("runs/fashion", ["shirt.png"], top=5)
+    result = evaluate_workdir("runs/fashion", split="test")   # scored, written to eval_test.json
 
 `confusion_matrix` and `classification_report` give the per-class view that
 scripts/evaluate.py prints and saves for a classification run.
+
+evaluate_workdir reports what the run's task reports: the task's own metrics
+(eval_accuracy, eval_loss; segmentation adds eval_mean_iou and the per-class
+IoU; detection tasks eval_map50 and eval_map from pycocotools), or, for a task
+whose application scores a workdir its own way (jaxcnn.train.tasks'
+WORKDIR_SCORERS: R-CNN's and SPP-net's second stage), what that scorer returns.
+Every result also holds seconds_per_image (the model, decoding and NMS over
+the split after a warm-up call, not the COCO scoring), cnn_passes_per_image,
+the number of images, the checkpoint step, the host's load average before and
+after and the wall time; classification adds the per-class accuracy and the
+confusion matrix (rows: true class), also drawn to WORKDIR/confusion_<split>.png.
+Written to WORKDIR/eval_<split>.json and WORKDIR/eval.json (the latest
+evaluation); the predictions on the first 8 images (detections, or per-pixel
+classes) to WORKDIR/samples_<split>.npz.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import platform
+import time
 from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxcnn.data import datasets
+from jaxcnn.data.images import eval_image
+from jaxcnn.data.pipeline import eval_batches
+from jaxcnn.data.sources import open_split
+from jaxcnn.train.provenance import provenance
+from jaxcnn.train.setup import build
+from jaxcnn.train.tasks import workdir_scorer
+from jaxcnn.train.workdir import restore, workdir_config
+
+SAMPLES = 8  # predictions of the first test images kept for pictures (samples_<split>.npz)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +87,6 @@ def _apply_fn(model, preprocess):
 
 def class_names_of(config, num_outputs: int) -> tuple:
     """The names of a run's outputs: the dataset's label names (config.classes picks and orders them)."""
-    from jaxcnn.data.sources import open_split
-
     try:
         split = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
                            synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
@@ -78,10 +105,6 @@ def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
     """The model of `workdir` (a scripts/train.py workdir) with its latest checkpoint's weights. Only the
     first example of `split` (default: the run's eval split) is read, for the image shape (only its metadata
     for a run with preprocess.image_size = S, whose model sees S x S)."""
-    from jaxcnn.data import datasets
-    from jaxcnn.detection.evaluate import restore, workdir_config
-    from jaxcnn.train import build
-
     config = workdir_config(workdir)
     if split:
         config.eval_split = split
@@ -89,8 +112,6 @@ def load_run(workdir: str, *, split: Optional[str] = None) -> LoadedRun:
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
     if config.preprocess.image_size:  # images of any size, resized and centre-cropped to S x S by read_image
-        from jaxcnn.data.sources import open_split
-
         meta = open_split(config.dataset, f"{config.eval_split.split('[')[0]}[:1]", data_dir=config.data_dir or None,
                           **{k: v for k, v in kw.items() if k != "data_dir_path"})
         s = config.preprocess.image_size
@@ -116,11 +137,6 @@ def evaluate_streamed(workdir: str, *, split: Optional[str] = None, samples: int
     centre S x S, as the engine evaluates), never held in memory. Returns eval_loss (softmax cross-entropy),
     eval_accuracy, per_class_accuracy, class_names, confusion_matrix, images, seconds_per_image (the model
     alone), step, and first_predictions (the classes of the first `samples` images)."""
-    import time
-
-    from jaxcnn.data.pipeline import eval_batches
-    from jaxcnn.data.sources import open_split
-
     run = load_run(workdir, split=split)
     config = run.config
     data = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
@@ -167,8 +183,6 @@ def read_image(path: str, image_shape: Sequence[int], *, crop: bool = False) -> 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no image file {path!r}")
     if crop:
-        from jaxcnn.data.images import eval_image
-
         try:
             with open(path, "rb") as f:
                 return eval_image(f.read(), channels=c, size=(h, w)).reshape(h, w, c)
@@ -255,3 +269,114 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str,
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def timed_task_eval(setup, state, data, batch: int) -> tuple[dict, float, dict]:
+    """The engine's evaluation of `data` with the task, timing the device part (after one warm-up batch):
+    (the task's summary, seconds, the totals)."""
+    strategy, task = setup.strategy, setup.task
+    dev = strategy.put_state(state)
+    n = len(data)
+
+    def one(start):
+        idx = np.arange(start, start + batch)
+        mask = (idx < n).astype(np.float32)
+        out = strategy.evaluate(dev, strategy.put_batch({**data.take(np.where(idx < n, idx, 0)), "mask": mask}))
+        return jax.block_until_ready(out)
+
+    one(0)  # compile
+    totals, seconds = None, 0.0
+    for start in range(0, n, batch):
+        t = time.perf_counter()
+        out = one(start)
+        seconds += time.perf_counter() - t
+        totals = task.combine(totals, jax.tree_util.tree_map(np.asarray, out))
+    return task.summarize(totals), seconds, totals
+
+
+def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool = True, **task_options) -> dict:
+    """Score `workdir` (a training run) on `split` (default: its eval split) with its own config.json and its
+    latest checkpoint; written to WORKDIR/eval_<split>.json (`write`). See the module docstring for what is
+    reported. `task_options` go to the scorer of a task whose application scores a workdir its own way (R-CNN's
+    `second_stage_images`)."""
+    t_start = time.time()
+    load_before = os.getloadavg()
+    workdir = os.path.abspath(workdir)
+    config = workdir_config(workdir)
+    config.eval_examples = 0
+    scorer = workdir_scorer(config.task)
+    if task_options and scorer is None:
+        raise TypeError(f"evaluate_workdir got {sorted(task_options)}, options that task {config.task!r} does not "
+                        "take; drop them.")
+    if split and scorer is None:
+        config.eval_split = split
+    result = {"workdir": workdir, "config": config.get("ablation", {}).get("name") or None, "task": config.task,
+              "model": config.model.name, "split": config.eval_split}
+    if scorer is not None:  # the application's own evaluation (it builds, restores and reads what it needs)
+        fields, samples = scorer(workdir, config, split=split, **task_options)
+        result.update(fields)
+        return _finish(workdir, config, result, samples, write, t_start, load_before)
+    if config.preprocess.get("image_size", 0):  # images of any size, read through the input pipeline
+        if config.task != "classification":
+            raise ValueError(f"{workdir}: task {config.task!r} with preprocess.image_size is not scored here yet; "
+                             "classification runs are.")
+        report = evaluate_streamed(workdir, split=config.eval_split)
+        samples = {"prediction": report.pop("first_predictions")}
+        result.update(report)
+        return _finish(workdir, config, result, samples, write, t_start, load_before)
+    # only the split to score is read (and handed to build as both splits): the weights come from the checkpoint
+    kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
+              synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
+    probe = datasets.load(config.dataset, config.eval_split, **kw)
+    config.batch_size = min(config.batch_size, len(probe))  # training batches are not drawn here
+    setup = build(config, train_data=probe, eval_data=probe)
+    state = restore(setup, workdir)
+    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    result["step"] = int(state.step)
+    metrics, seconds, totals = timed_task_eval(setup, state, setup.eval_data, config.eval_batch_size)
+    k = min(SAMPLES, len(setup.eval_data))
+    if "det_boxes" in totals:
+        samples = {key: totals[key][:k] for key in ("det_boxes", "det_scores", "det_classes", "det_keep")}
+    else:  # segmentation / classification: the model's outputs on the first images
+        x = setup.preprocess(setup.eval_data.images[:k], None, False)
+        out = setup.model.apply(variables, x, train=False)
+        samples = {"prediction": np.asarray(np.argmax(out, -1), np.int32)}
+    result.update(metrics, seconds_per_image=seconds / len(setup.eval_data), cnn_passes_per_image=1.0,
+                  images=len(setup.eval_data))
+    if config.task == "classification":  # the confusion matrix came with the one evaluation pass
+        confusion = np.asarray(totals["confusion"], np.int64)
+        names = class_names_of(config, confusion.shape[0])
+        report = classification_report(confusion, names)
+        result.update(per_class_accuracy=report["per_class_accuracy"], class_names=report["class_names"],
+                      confusion_matrix=report["confusion_matrix"])
+    return _finish(workdir, config, result, samples, write, t_start, load_before)
+
+
+def _finish(workdir, config, result, samples, write, t_start, load_before) -> dict:
+    """The host facts and the provenance (jaxcnn.train.provenance), then (write) eval_<split>.json, eval.json,
+    samples_<split>.npz and the confusion PNG."""
+    result.update(load_average_before=[round(v, 2) for v in load_before],
+                  load_average_after=[round(v, 2) for v in os.getloadavg()],
+                  wall_seconds=round(time.time() - t_start, 1),
+                  hardware=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
+                           f"jax {jax.__version__} on {jax.default_backend()}".replace("  ", " "),
+                  provenance=provenance())
+    if write:
+        tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
+        np.savez(os.path.join(workdir, f"samples_{tag}.npz"), **samples)  # the first images' predictions
+        path = os.path.join(workdir, f"eval_{tag}.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(path + ".tmp", path)
+        latest = os.path.join(workdir, "eval.json")  # the latest evaluation of any split
+        with open(latest + ".tmp", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(latest + ".tmp", latest)
+        result["written"], result["files"] = path, [path, latest]
+        if "confusion_matrix" in result:
+            png = os.path.join(workdir, f"confusion_{tag}.png")
+            plot_confusion(np.asarray(result["confusion_matrix"]), result["class_names"], png,
+                           title=f"{config.model.name} on {config.dataset} {result['split']} "
+                                 f"(step {result['step']}): accuracy {result['eval_accuracy']:.4f}")
+            result["files"].append(png)
+    return result

@@ -10,13 +10,18 @@ jitted step, and the evaluation sums gathered over a split.
 
 A task is registered by name (`register_task`); `config.task` picks it.
 Classification (softmax cross-entropy, the models' auxiliary losses weighted
-by their family's aux weight) and per-pixel segmentation live here; other
-applications register theirs.
+by their family's aux weight) and per-pixel segmentation live here. An
+application's tasks are found by name: `PROVIDERS` says which package holds
+a task, and that package is imported the first time a config names one of its
+tasks; it lists them in `TASKS` ({name: factory}) and, where a run is scored
+its own way, `WORKDIR_SCORERS` ({name: scorer}, see
+jaxcnn.train.inference.evaluate_workdir). Nothing is imported for a side effect.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +59,6 @@ class Classification:
         """Fold one eval batch's host result into the running totals (None at first): sums add up."""
         if totals is None:
             return result
-        import jax
-
         return jax.tree_util.tree_map(lambda a, b: a + b, totals, result)
 
     def loss(self, logits, batch, aux=()):
@@ -137,22 +140,51 @@ class Segmentation(Classification):
 
 
 _TASKS: dict[str, Callable] = {}
+_SCORERS: dict[str, Callable] = {}
+
+# The applications' tasks, by the package that provides them (read on first use, like a plugin list).
+PROVIDERS = {"fast_rcnn": "jaxcnn.detection", "spp_net": "jaxcnn.detection", "rcnn": "jaxcnn.detection",
+             "yolo": "jaxcnn.detection"}
 
 
-def register_task(name: str, factory: Callable) -> None:
-    """Make `config.task = name` build `factory(config=..., model=..., num_classes=...)`."""
+def register_task(name: str, factory: Callable, *, scorer: Optional[Callable] = None) -> None:
+    """Make `config.task = name` build `factory(config=..., aux_weight=..., num_classes=...)`; `scorer`, if
+    given, is how jaxcnn.train.inference.evaluate_workdir scores a workdir of this task."""
     if name in _TASKS:
         raise ValueError(f"task {name!r} is registered twice")
     _TASKS[name] = factory
+    if scorer is not None:
+        _SCORERS[name] = scorer
+
+
+def _load(name: str) -> None:
+    """Import the package that provides task `name` (if an application does) and take its tasks."""
+    if name in _TASKS or name not in PROVIDERS:
+        return
+    package = importlib.import_module(PROVIDERS[name])
+    scorers = getattr(package, "WORKDIR_SCORERS", {})
+    for task, factory in package.TASKS.items():
+        if task not in _TASKS:
+            register_task(task, factory, scorer=scorers.get(task))
 
 
 def get_task(name: str, *, config, aux_weight: float, num_classes: int):
-    check_choice("config.task", name, sorted(_TASKS))
+    check_choice("config.task", name, task_names())
+    _load(name)
     return _TASKS[name](config=config, aux_weight=aux_weight, num_classes=num_classes)
 
 
+def workdir_scorer(name: str) -> Optional[Callable]:
+    """The application's own scorer of a workdir of task `name` (e.g. R-CNN's second stage), or None: the
+    engine's evaluation with the task."""
+    check_choice("config.task", name, task_names())
+    _load(name)
+    return _SCORERS.get(name)
+
+
 def task_names() -> list[str]:
-    return sorted(_TASKS)
+    """Every task a config may name: the registered ones and those an application provides."""
+    return sorted(set(_TASKS) | set(PROVIDERS))
 
 
 register_task("classification", lambda *, config, aux_weight, num_classes: Classification(

@@ -2,6 +2,8 @@
 
     with Workdir(path, config) as wd:      # locked; config.json written or checked
         ...
+    config = workdir_config(path)          # the config a workdir was trained with
+    state = restore(build(config), path)   # its latest checkpoint, checked against the model
 
 * `config.json` holds the resolved config and the model name, written when a
   run first starts, and the `provenance` of the process that last (re)started
@@ -25,6 +27,8 @@ from typing import Optional
 
 import ml_collections
 
+from jaxcnn.train.checkpoint import Checkpointer
+from jaxcnn.train.config import base_config, flat
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -106,8 +110,6 @@ def _meaning(record: dict) -> dict:
 
 def config_differences(old: dict, new: dict) -> list[str]:
     """The meaning-bearing keys whose values differ between two config.json records."""
-    from jaxcnn.train.config import base_config, flat
-
     a, b = _meaning(old), _meaning(new)
     # A key added to base_config after a workdir was written reads as its default there (it behaved so).
     defaults = {k: to_jsonable(v) for k, v in flat(base_config()).items()}
@@ -269,3 +271,48 @@ def _get(flat_meaning: dict, dotted: str):
 def _short(value) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _tuples(v):
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v
+
+
+def workdir_config(workdir: str) -> ml_collections.ConfigDict:
+    """The ml_collections config a workdir was trained with (its config.json); keys added to base_config since
+    the run was recorded read as their defaults."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"{workdir} has no config.json; pass the --workdir of a training run.")
+    with open(path) as f:
+        record = json.load(f)
+    cfg = record["config"]
+    model = cfg.pop("model")
+    sections = {k: ml_collections.ConfigDict(_tuples(v)) if isinstance(v, dict) else _tuples(v)
+                for k, v in cfg.items()}
+    config = ml_collections.ConfigDict(sections)
+    config.model = ml_collections.ConfigDict(_tuples(model))
+    for key, default in base_config().items():  # keys added since the run was recorded: their defaults
+        if key not in config:
+            config[key] = default
+        elif key != "model" and isinstance(default, ml_collections.ConfigDict):
+            for sub, value in default.items():
+                if sub not in config[key]:
+                    config[key][sub] = value
+    return config
+
+
+def restore(setup, workdir: str):
+    """The host TrainState of the latest checkpoint of `workdir` (checked against setup's model)."""
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        if ckpt.latest_step() is None:
+            raise ValueError(f"no checkpoint in {workdir}/checkpoints; train it first (scripts/train.py).")
+        template = setup.init_state()
+        arrays, _ = ckpt.restore(template.arrays())
+        return template.replace_arrays(arrays)
+    finally:
+        ckpt.close()
