@@ -62,7 +62,7 @@ def test_provenance_names_the_versions_commit_and_devices():
 
 
 def test_config_json_and_eval_json_carry_the_provenance(trained, monkeypatch):
-    from jaxcnn.detection.evaluate import evaluate_workdir
+    from jaxcnn.train.inference import evaluate_workdir
     from jaxcnn.train import provenance as prov
 
     wd, _ = trained

@@ -40,7 +40,7 @@ from jaxcnn.data import datasets
 from jaxcnn.data.images import eval_image
 from jaxcnn.data.pipeline import eval_batches
 from jaxcnn.data.sources import open_split
-from jaxcnn.train.provenance import provenance
+import jaxcnn.train.provenance as _provenance
 from jaxcnn.train.setup import build
 from jaxcnn.train.tasks import workdir_scorer
 from jaxcnn.train.workdir import restore, workdir_config
@@ -360,7 +360,7 @@ def _finish(workdir, config, result, samples, write, t_start, load_before) -> di
                   wall_seconds=round(time.time() - t_start, 1),
                   hardware=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
                            f"jax {jax.__version__} on {jax.default_backend()}".replace("  ", " "),
-                  provenance=provenance())
+                  provenance=_provenance.provenance())  # looked up when called (tests replace it)
     if write:
         tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
         np.savez(os.path.join(workdir, f"samples_{tag}.npz"), **samples)  # the first images' predictions
