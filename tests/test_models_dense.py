@@ -206,11 +206,14 @@ def test_decode_yolo():
 
 @pytest.mark.parametrize("hw", [(224, 224), (180, 260)])
 def test_spp_net_any_size(hw):
-    # VGG16 convs + fc6 on 512 * (1 + 4 + 16) pyramid bins + fc7 + fc8
+    # VGG16 convs + fc6 on 512 * (36 + 9 + 4 + 1) = 512 * 50 pyramid bins ({6, 3, 2, 1}, He et al.) + fc7 + fc8
     variables, out = shapes(jaxcnn.create_model("spp_net"), (2, *hw, 3))
     chex.assert_shape(out, (2, 1000))
-    want = VGG16_CONVS + (512 * 21 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
+    want = VGG16_CONVS + (512 * 50 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
     assert jaxcnn.count_params(variables) == want
+    # the former default pyramid (1, 2, 4), 21 bins, stays an option
+    variables, _ = shapes(jaxcnn.create_model("spp_net", levels=(1, 2, 4)), (2, *hw, 3))
+    assert jaxcnn.count_params(variables) == want - 512 * (50 - 21) * 4096
 
 
 def test_spp_net_small_same_params_for_any_size():

@@ -171,11 +171,43 @@ def test_roi_spp_equals_spp_of_the_cropped_window():
     boxes = np.array([[0, 0, 0, 10, 11], [1, 16, 8, 55, 40], [1, 8, 8, 8, 8], [0, 24, 32, 87, 95]], np.float32)
     scale = 1 / 8
     for bins in ("he", "adaptive"):
-        got = jax.jit(ops.roi_spatial_pyramid_pool, static_argnums=(2, 3, 4))(feat, boxes, (1, 2, 4), scale,
-                                                                                bins)
+        got = jax.jit(ops.roi_spatial_pyramid_pool, static_argnums=(2, 3, 4, 5))(feat, boxes, (1, 2, 4), scale,
+                                                                                   bins, "round")
         for r, (b, x1, y1, x2, y2) in enumerate(boxes):
             c0, r0, c1, r1 = (int(np.floor(v * scale + 0.5)) for v in (x1, y1, x2, y2))
             crop = feat[int(b):int(b) + 1, r0:min(r1 + 1, 12), c0:min(c1 + 1, 11)]
             if crop.shape[1] == r1 - r0 + 1 and crop.shape[2] == c1 - c0 + 1:  # windows inside the map
                 np.testing.assert_allclose(got[r], ops.spatial_pyramid_pool(crop, (1, 2, 4), bins=bins)[0])
         assert got.shape == (4, 3 * 21)
+
+
+def test_he_corner_mapping_worked_by_hand():
+    # He et al. 2014, appendix: a window's left/top corner x maps to cell floor(x/S) + 1, its right/bottom to
+    # ceil(x/S) - 1 (S = 1 / spatial_scale), for nets whose cell j (0-based) has its receptive-field centre at
+    # pixel S*j (0-based): the first and last cells whose centres lie strictly inside the window. Here, after
+    # two 2x2/2 poolings (S = 4), cell j covers pixels 4j .. 4j + 3, centre 4j + 1.5: the formula on x - 1.5.
+    # A 16x16 image's 4x4 map; cell (r, c) holds 10 r + c, so the level-1 max names the bottom-right cell and
+    # the max of the negated map the top-left one.
+    feat = (10 * jnp.arange(4.0)[:, None] + jnp.arange(4.0)[None, :]).reshape(1, 4, 4, 1)
+
+    def cells(box, **kw):
+        b = np.array([[0, *box]], np.float32)
+        hi = int(ops.roi_spatial_pyramid_pool(feat, b, (1,), 0.25, **kw)[0, 0])
+        lo = -int(ops.roi_spatial_pyramid_pool(-feat, b, (1,), 0.25, **kw)[0, 0])
+        return (lo // 10, lo % 10), (hi // 10, hi % 10)  # ((top row, left col), (bottom row, right col))
+
+    # x from 2 to 9: centres 1.5, 5.5, 9.5 -> only 5.5 is inside; floor(0.5/4) + 1 = 1, ceil(7.5/4) - 1 = 1.
+    assert cells((2, 2, 9, 9)) == ((1, 1), (1, 1))
+    # the whole image, 0 to 15: floor(-1.5/4) + 1 = 0, ceil(13.5/4) - 1 = 3: every cell.
+    assert cells((0, 0, 15, 15)) == ((0, 0), (3, 3))
+    # x 5..14, y 0..9: columns floor(3.5/4) + 1 = 1 to ceil(12.5/4) - 1 = 3; rows 0 to 1.
+    assert cells((5, 0, 14, 9)) == ((0, 1), (1, 3))
+    # 6..7 holds no centre (floor(4.5/4) + 1 = 2 > ceil(5.5/4) - 1 = 1): the cell nearest its middle,
+    # round((6.5 - 1.5) / 4) = 1.
+    assert cells((6, 6, 7, 7)) == ((1, 1), (1, 1))
+    # The paper's own nets (centre of cell j at S*j, corner_offset=0): x = 0 -> floor(0) + 1 = 1 (the centre
+    # on the corner is not strictly inside), 15 -> ceil(3.75) - 1 = 3; and Fast R-CNN's rounding keeps 0.
+    assert cells((0, 0, 15, 15), corner_offset=0.0) == ((1, 1), (3, 3))
+    assert cells((2, 2, 9, 9), corners="round") == ((1, 1), (2, 2))  # round(0.5) = 1, round(2.25) = 2
+    with pytest.raises(ValueError, match="corners"):
+        ops.roi_spatial_pyramid_pool(feat, np.zeros((1, 5), np.float32), (1,), 0.25, corners="floor")

@@ -1,6 +1,9 @@
 """SPP-net (He et al. 2014, section 4) as a detector on the garment canvases: the CNN runs once per image and
-each selective-search window of its stride-8 feature map is pooled by the spatial pyramid {1x1, 2x2, 4x4}
-(He et al.'s window ceil(a/n), stride floor(a/n); ops.roi_spatial_pyramid_pool), then fc6, fc7 (128) and a
+each selective-search window of its stride-8 feature map is pooled by the paper's spatial pyramid {6x6, 3x3,
+2x2, 1x1} (50 bins; He et al.'s window ceil(a/n), stride floor(a/n); ops.roi_spatial_pyramid_pool), the
+window's corners mapped to cells as the paper's appendix (floor(x/S) + 1, ceil(x/S) - 1, offset to this trunk's
+receptive-field centres; the former pyramid {1, 2, 4} and Fast R-CNN's rounding: model.spp_levels=(1, 2, 4),
+model.spp_corners="round"), then fc6, fc7 (128) and a
 softmax, fine-tuned with Fast R-CNN's sampling (25% foreground at IoU >= 0.5, background in [0.1, 0.5));
 then, as in the paper, per-class linear SVMs on fc7 and box regressors on the pooled features
 (jaxcnn.detection.rcnn, run by scripts/evaluate.py). Same trunk and data as fast_rcnn.py; scaled down the same
@@ -14,7 +17,8 @@ the rest, there being no pretraining).
 from jaxcnn.train import base_config
 
 TRUNK = dict(stage_sizes=(1, 1, 1, 1), widths=(16, 32, 32, 64), hidden=128, roi_size=4, spatial_scale=0.125,
-             in_channels=1, num_classes=11, dropout_rate=0.0, region_pool="spp", spp_levels=(1, 2, 4))
+             in_channels=1, num_classes=11, dropout_rate=0.0, region_pool="spp", spp_levels=(6, 3, 2, 1),
+             spp_corners="he")
 
 
 def get_config():

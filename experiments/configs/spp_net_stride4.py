@@ -1,4 +1,4 @@
-"""SPP-net on a finer feature map: spp_net.py's network (the pyramid {4, 2, 1} over each window), data
+"""SPP-net on a finer feature map: spp_net.py's network (the pyramid {6, 3, 2, 1} over each window), data
 and budget with the trunk's last pooling dropped (trunk_pools=2: stride 4, a 16x16 map of a 64x64 canvas,
 spatial_scale 1/4). The same weights; the convolutions after the second pooling see 4x the positions. The
 same test as fast_rcnn_stride4.py, for the other region-pooling method.

@@ -17,7 +17,7 @@ from jaxcnn.ops.conv import (
 from jaxcnn.ops.im2col import conv_im2col, conv_reference, im2col
 from jaxcnn.ops.normalization import local_response_norm
 from jaxcnn.ops.pooling import avg_pool, global_avg_pool, max_pool
-from jaxcnn.ops.region import roi_pool, roi_spatial_pyramid_pool, spatial_pyramid_pool
+from jaxcnn.ops.region import SPP_CORNERS, roi_pool, roi_spatial_pyramid_pool, spatial_pyramid_pool
 from jaxcnn.ops.unpool import max_pool_with_argmax, max_unpool
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "roi_pool",
     "roi_spatial_pyramid_pool",
     "spatial_pyramid_pool",
+    "SPP_CORNERS",
 ]

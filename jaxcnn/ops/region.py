@@ -72,8 +72,28 @@ def _round_half_away(v):
     return jnp.sign(v) * jnp.floor(jnp.abs(v) + 0.5)
 
 
-def _feature_boxes(features, boxes, spatial_scale):
-    """(batch index, x1, y1, x2, y2 as feature cells, corners inclusive) of (R, 5) image-pixel boxes."""
+SPP_CORNERS = ("he", "round")
+
+
+def _he_corners(lo, hi, scale, offset, limit):
+    """He et al. 2014 (appendix): the left/top corner x to cell floor((x - o) / S) + 1, the right/bottom to
+    ceil((x - o) / S) - 1, S = 1 / scale. In 0-based pixels with cell j's receptive-field centre at S j + o,
+    these are the first and last cells whose centres lie strictly inside the window; the paper's nets
+    (padding floor(p/2)) have o = 0, and its "proper offset" for other paddings is o. A window too small to
+    hold a centre takes the one cell nearest its middle. Clipped to the map."""
+    a = jnp.floor((lo - offset) * scale) + 1
+    b = jnp.ceil((hi - offset) * scale) - 1
+    mid = _round_half_away(((lo + hi) / 2 - offset) * scale)
+    a, b = jnp.where(b < a, mid, a), jnp.where(b < a, mid, b)
+    return jnp.clip(a, 0, limit - 1), jnp.clip(b, 0, limit - 1)
+
+
+def _feature_boxes(features, boxes, spatial_scale, corners: str = "round", offset=None):
+    """(batch index, x1, y1, x2, y2 as feature cells, corners inclusive) of (R, 5) image-pixel boxes.
+    corners "round": round(x * scale) (Fast R-CNN's); "he": `_he_corners` with cell 0's receptive-field
+    centre at `offset` pixels (None: (S - 1) / 2, the centre of a trunk of 2x2/2 poolings and padded 3x3
+    convolutions)."""
+    check_choice("corners", corners, SPP_CORNERS)
     check_image(features, "features")
     check_array(boxes, "boxes", kind="real")
     spatial_scale = as_float(spatial_scale, "spatial_scale", low=0, low_open=True, example=1 / 16)
@@ -82,7 +102,13 @@ def _feature_boxes(features, boxes, spatial_scale):
                          f"{getattr(boxes, 'shape', None)}")
     boxes = jnp.asarray(boxes, jnp.float32)
     scale = jnp.float32(spatial_scale)
-    x1, y1, x2, y2 = (_round_half_away(boxes[:, k] * scale) for k in (1, 2, 3, 4))
+    if corners == "round":
+        x1, y1, x2, y2 = (_round_half_away(boxes[:, k] * scale) for k in (1, 2, 3, 4))
+    else:
+        o = (1 / spatial_scale - 1) / 2 if offset is None else as_float(offset, "corner_offset", example=0.0)
+        h, w = features.shape[1:3]
+        x1, x2 = _he_corners(boxes[:, 1], boxes[:, 3], scale, jnp.float32(o), w)
+        y1, y2 = _he_corners(boxes[:, 2], boxes[:, 4], scale, jnp.float32(o), h)
     return boxes[:, 0].astype(jnp.int32), x1, y1, x2, y2
 
 
@@ -102,21 +128,26 @@ def _pool_bins(features, bidx, hlo, hhi, wlo, whi):
     return jnp.where(empty[..., None], jnp.zeros((), features.dtype), out)
 
 
-def roi_spatial_pyramid_pool(features, boxes, levels=(1, 2, 4), spatial_scale=1 / 16, bins="he"):
+def roi_spatial_pyramid_pool(features, boxes, levels=(6, 3, 2, 1), spatial_scale=1 / 16, bins="he",
+                             corners="he", corner_offset=None):
     """SPP-net's pooling of candidate windows (He et al. 2014, section 4): each window of the one feature map
     of its image is pooled by the spatial pyramid.
 
     Args:
-      features: NHWC (N, H, W, C). boxes: (R, 5) rows [batch_index, x1, y1, x2, y2] in image pixels, mapped
-        to feature cells as `roi_pool` does (round(x * spatial_scale), corners inclusive; SPP-net's own
-        +1/-1 corner mapping fits its padding, not ours). levels, bins: as `spatial_pyramid_pool`, with the
-        window's size a (in cells) in place of the map's: "he" bins are [start + i*floor(a/n),
-        start + i*floor(a/n) + ceil(a/n)), clipped to the map.
+      features: NHWC (N, H, W, C). boxes: (R, 5) rows [batch_index, x1, y1, x2, y2] in image pixels (0-based,
+        corners inclusive). levels: the pyramid ({6, 3, 2, 1}, 50 bins: the paper's detector). bins: as
+        `spatial_pyramid_pool`, with the window's size a (in cells) in place of the map's: "he" bins are
+        [start + i*floor(a/n), start + i*floor(a/n) + ceil(a/n)), clipped to the map.
+      corners: how a window's corners map to feature cells: "he" (He et al.'s appendix: left/top
+        floor(x/S) + 1, right/bottom ceil(x/S) - 1 on x less the receptive-field offset `corner_offset`,
+        default (S - 1) / 2, this library's trunks'; see `_he_corners`) or "round" (round(x * spatial_scale),
+        as `roi_pool`).
 
     Returns:
       (R, C * sum(n*n)) in `spatial_pyramid_pool`'s order. jit-able (traced boxes, static levels).
     """
-    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale)  # checks features and boxes first
+    bidx, x1, y1, x2, y2 = _feature_boxes(features, boxes, spatial_scale, corners,
+                                          corner_offset)  # checks features and boxes first
     check_choice("bins", bins, SPP_BINS)
     if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__") or not len(tuple(levels)):
         raise TypeError(f"levels must be a sequence of positive ints like (1, 2, 4), got {levels!r}")

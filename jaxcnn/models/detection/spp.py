@@ -1,8 +1,8 @@
 """Region-pooling heads on a VGG-style convolutional trunk.
 
 * `SPPNet` (He, Zhang, Ren and Sun, ECCV 2014): the last max pooling is
-  replaced by a spatial pyramid pooling layer (levels 1, 2, 4 by default; the
-  paper's classification nets also use {6, 3, 2, 1}), so images of any size give
+  replaced by a spatial pyramid pooling layer ({6, 3, 2, 1}, 50 bins, by default, the paper's detector's and
+  its ZF-5/Overfeat classifiers' pyramid; (1, 2, 4) is an option), so images of any size give
   a fixed-length vector, then fc6, fc7 (4096, ReLU, dropout) and fc8.
 * `FastRCNN` (Girshick, ICCV 2015): one shared feature map from the trunk
   without its last pooling (stride 16 for VGG16), RoI max pooling of every box
@@ -44,7 +44,7 @@ class SPPNet(nn.Module):
 
     stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
     widths: Sequence[int] = (64, 128, 256, 512, 512)
-    levels: Sequence[int] = (1, 2, 4)
+    levels: Sequence[int] = (6, 3, 2, 1)
     pool_mode: str = "max"
     hidden: int = 4096
     dropout_rate: float = 0.5
@@ -74,7 +74,9 @@ class FastRCNN(nn.Module):
     whole-image box per image (R = N).
 
     region_pool: "roi" (Fast R-CNN: each region max-pooled to roi_size x roi_size) or "spp" (SPP-net's
-    detector: each region pooled by the spatial pyramid `spp_levels`, `ops.roi_spatial_pyramid_pool`).
+    detector: each region pooled by the spatial pyramid `spp_levels`, {6, 3, 2, 1} by default as the paper,
+    `ops.roi_spatial_pyramid_pool`). spp_corners: how SPP-net's windows map to feature cells, "he" (He et
+    al.'s floor(x/S) + 1 / ceil(x/S) - 1, the default) or "round" (Fast R-CNN's rounding, as "roi").
     The same network on warped crops with boxes=None is R-CNN's classifier (one whole-image region each).
     trunk_pools: how many of the trunk's 2x2 poolings to keep (-1 = all: one after every stage but the last);
     fewer give a finer feature map with the same weights. spatial_scale must be its inverse stride,
@@ -92,13 +94,15 @@ class FastRCNN(nn.Module):
     conv_mode: str = "cross_correlation"
     dtype: Optional[Any] = None
     region_pool: str = "roi"
-    spp_levels: Sequence[int] = (1, 2, 4)
+    spp_levels: Sequence[int] = (6, 3, 2, 1)
+    spp_corners: str = "he"
     trunk_pools: int = -1
 
     @nn.compact
     def __call__(self, x, boxes=None, train: bool = False):
         check_conv_mode(self.conv_mode)
         check_choice("region_pool", self.region_pool, ("roi", "spp"))
+        check_choice("spp_corners", self.spp_corners, ops.SPP_CORNERS)
         most = len(self.stage_sizes) - 1
         if not -1 <= self.trunk_pools <= most:
             raise ValueError(f"fast_rcnn: trunk_pools must be -1 (all) or 0..{most} (one pooling after each of "
@@ -118,7 +122,8 @@ class FastRCNN(nn.Module):
         if self.region_pool == "roi":
             r = Flatten()(ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale))
         else:  # SPP-net's detector: the pyramid over each window of the one feature map
-            r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale)
+            r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale,
+                                             corners=self.spp_corners)
         self.sow("intermediates", "pool5_features", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
         for name in ("fc6", "fc7"):
             r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
@@ -131,6 +136,6 @@ class FastRCNN(nn.Module):
 
 register_family(SPPNet, Family(head=lambda m: "fc8"))
 register_model("spp_net", SPPNet, input_shape=(224, 224, 3),
-               description="SPP-net (He et al. 2014) on VGG16 convs, pyramid 1,2,4: any input size")
+               description="SPP-net (He et al. 2014) on VGG16 convs, pyramid 6,3,2,1: any input size")
 register_model("fast_rcnn", FastRCNN, input_shape=(224, 224, 3),
                description="Fast R-CNN (Girshick 2015) VGG16 head: RoI pool 7x7, classifier + box regressor")
