@@ -1,5 +1,6 @@
 """A whole train step of each model family, forward and backward, gives the same
-loss and gradients with the native CPU convolutions as with XLA's.
+loss and gradients with the native CPU kernels (convolutions, BatchNorm,
+pooling) as with XLA's.
 
 Small variants keep compilation short: narrow AlexNet with its two towers
 (groups=2), DenseNet-BC with one layer per block, GoogLeNet's stem and an
@@ -54,11 +55,18 @@ CASES = {
                                             image_size=67, num_classes=10), (67, 67, 3)),
     "minivgg": (lambda: jaxcnn.create_model("minivgg", widths=(8, 16), fc_features=(32,)), (32, 32, 3)),
     "resnet20": (lambda: jaxcnn.create_model("resnet20"), (32, 32, 3)),
+    # The ImageNet stem: 7x7/2 convolution, BatchNorm and the overlapping 3x3/2 max pool.
+    "resnet20_stem": (lambda: jaxcnn.create_model("resnet20", stem="imagenet"), (32, 32, 3)),
+    "fashion_cnn": (lambda: jaxcnn.create_model("fashion_cnn"), (28, 28, 1)),
     "densenet": (lambda: jaxcnn.create_model("densenet_bc_100_12", block_sizes=(1, 1, 1), num_classes=10),
                  (32, 32, 3)),
     "googlenet": (GoogLeNetStemAndInception, (32, 32, 3)),
     "nasnet": (NASNetCell, (16, 16, 3)),
 }
+
+
+# Families whose step pools through jaxcnn.ops (max or average).
+POOLING = ("alexnet", "densenet", "fashion_cnn", "googlenet", "minivgg", "nasnet", "resnet20_stem")
 
 
 def random_variables(model, x):
@@ -89,20 +97,20 @@ def train_step(model):
 
 
 def run(model, variables, x, y, native_on: bool):
-    """The step traced and run with the native path on or off (the switch is read at trace time)."""
-    old = os.environ.get(native.SWITCH)
-    os.environ[native.SWITCH] = "1" if native_on else "0"
+    """The step traced and run with every native kernel on or off (the switches are read at trace
+    time); with the number of custom calls of each kind in the program."""
+    old = {name: os.environ.get(name) for name in native.SWITCHES.values()}
+    os.environ.update({name: "1" if native_on else "0" for name in native.SWITCHES.values()})
     try:
         params = variables["params"]
         rest = {k: v for k, v in variables.items() if k != "params"}
         step = jax.jit(train_step(model))
         text = step.lower(params, rest, x, y, jax.random.key(2)).as_text()
-        return step(params, rest, x, y, jax.random.key(2)), text.count("custom_call @jaxcnn_conv")
+        counts = {kind: text.count(f"custom_call @jaxcnn_{kind}") for kind in ("conv", "bn", "max_pool", "avg_pool")}
+        return step(params, rest, x, y, jax.random.key(2)), counts
     finally:
-        if old is None:
-            del os.environ[native.SWITCH]
-        else:
-            os.environ[native.SWITCH] = old
+        for name, value in old.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -114,7 +122,11 @@ def test_train_step_matches_xla(name):
     variables = random_variables(model, x)
     (loss, grads), calls = run(model, variables, x, y, native_on=True)
     (ref_loss, ref_grads), ref_calls = run(model, variables, x, y, native_on=False)
-    assert calls > 0 and ref_calls == 0
+    assert calls["conv"] > 0 and not any(ref_calls.values())
+    has_bn = "batch_stats" in variables
+    assert (calls["bn"] > 0) == has_bn, calls  # every BatchNorm of a family reduces natively
+    if name in POOLING:
+        assert calls["max_pool"] + calls["avg_pool"] > 0, calls
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
     # Relative to the largest gradient entry of the whole model: the bias of a
     # convolution that BatchNorm follows has a gradient of rounding noise only.

@@ -120,11 +120,14 @@ def test_max_pool_values_and_gradients_match_reduce_window_with_ties(shape, wind
     np.testing.assert_array_equal(jax.vmap(lambda v: ops.max_pool(v, window, stride))(x[None])[0], y)
 
 
-def test_max_pool_tiles_gradient_avoids_select_and_scatter_on_cpu():
-    # The route that makes 2x2/2 max pooling's gradient fast on XLA:CPU: no select-and-scatter left in the
-    # compiled program (XLA:CPU lowers select-and-scatter to a scatter), and no run-time branch on the
-    # platform; overlapping windows keep it.
+def test_max_pool_tiles_gradient_avoids_select_and_scatter_on_cpu(monkeypatch):
+    # Without the native kernels (JAXCNN_NATIVE_POOL=0, or no extension), the route that makes 2x2/2 max
+    # pooling's gradient fast on XLA:CPU: no select-and-scatter left in the compiled program (XLA:CPU
+    # lowers select-and-scatter to a scatter), and no run-time branch on the platform; overlapping
+    # windows keep it. (With them, tests/test_ops_native_norm_pool.py.)
     import re
+
+    monkeypatch.setenv("JAXCNN_NATIVE_POOL", "0")
 
     def ops_in(fn):
         text = jax.jit(jax.grad(lambda v: jnp.sum(fn(v)))).lower(jnp.zeros((2, 8, 8, 3))).compile().as_text()

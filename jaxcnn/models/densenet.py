@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Dropout, GlobalAvgPool
+from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
@@ -47,7 +47,7 @@ class _Common(nn.Module):
     bn_axis_name: Optional[str] = None
 
     def bn(self, name):
-        return nn.BatchNorm(momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
+        return BatchNorm(momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
 
     def conv(self, features, kernel, name):
         return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, padding=kernel // 2,
@@ -149,7 +149,7 @@ class DenseNet(nn.Module):
         n_down = len(self.block_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="DenseNet", channels=None, min_size=2 ** n_down)
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
-        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+        bn = lambda name: BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                        axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
         conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
         if self.stem == "imagenet":

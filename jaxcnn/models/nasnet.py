@@ -55,14 +55,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-import jax
-
+from jaxcnn import ops
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Dropout, GlobalAvgPool
+from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn.ops.conv import explicit_padding
@@ -79,20 +79,13 @@ def _same_pads(x, window, stride):
 def _max_pool(x, window, stride):
     """Max pool over an input zero-padded as TensorFlow's SAME (Keras pads with zeros first). x: NHWC."""
     x = jnp.pad(x, ((0, 0), *_same_pads(x, window, stride), (0, 0)))
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, window, window, 1),
-                             (1, stride, stride, 1), "VALID")
+    return ops.max_pool(x, window, stride, "VALID")
 
 
 def _avg_pool(x, window, stride, count_include_pad):
     """Average pool with SAME padding. x: NHWC. count_include_pad=False divides by the real pixels only
     (TensorFlow's SAME average pool); True by the full window (Keras' zero-padded reduction pools)."""
-    pads = ((0, 0), *_same_pads(x, window, stride), (0, 0))
-    dims, strides = (1, window, window, 1), (1, stride, stride, 1)
-    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
-    if count_include_pad:
-        return summed / (window * window)
-    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    return summed / lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+    return ops.avg_pool(x, window, stride, _same_pads(x, window, stride), count_include_pad)
 
 
 def drop_path_rate_of(rate: float, cell: int, num_cells: int, progress=None):
@@ -124,7 +117,7 @@ class _Base(nn.Module):
     bn_epsilon: float = 1e-5
 
     def bn(self, x, train, name):
-        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+        return BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                             axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(x)
 
     def conv(self, x, features, kernel=1, strides=1, padding="SAME", groups=1, name=None):
@@ -318,7 +311,7 @@ class NASNet(nn.Module):
             x = stem(self.stem_filters, 3, strides=2, padding="VALID", name="stem_conv1")(x)
         else:
             x = stem(self.stem_filters, 3, strides=1, padding="SAME", name="stem_conv1")(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                          axis_name=self.bn_axis_name, dtype=self.dtype, name="stem_bn1")(x)
         p = None if self.stem == "imagenet" else x  # CIFAR: the first cell's h_{i-1} is the stem's output
         rates = iter(self.drop_path_rates(progress) if train and self.drop_path_rate > 0 else

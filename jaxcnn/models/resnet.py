@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import GlobalAvgPool
+from jaxcnn.layers import BatchNorm, GlobalAvgPool
 from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
@@ -53,7 +53,7 @@ _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def _bn(module, name):
-    return nn.BatchNorm(use_running_average=None, momentum=0.9, epsilon=1e-5,
+    return BatchNorm(use_running_average=None, momentum=0.9, epsilon=1e-5,
                         axis_name=module.bn_axis_name, dtype=module.dtype, name=name)
 
 

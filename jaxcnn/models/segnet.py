@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn import ops
+from jaxcnn.layers import BatchNorm
 from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
 from jaxcnn.models.registry import register_model
 
@@ -55,7 +56,7 @@ class SegNet(nn.Module):
             y = conv(f, name=f"conv{name}")(y)
             if not relu_bn:
                 return y
-            y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+            y = BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              axis_name=self.bn_axis_name, dtype=self.dtype, name=f"bn{name}")(y)
             return nn.relu(y)
 

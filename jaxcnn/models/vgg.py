@@ -34,7 +34,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn._validation import check_choice
-from jaxcnn.layers import Dropout, Flatten, MaxPool
+from jaxcnn.layers import BatchNorm, Dropout, Flatten, MaxPool
 from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
@@ -101,7 +101,7 @@ class VGG(nn.Module):
         validate_image(x, model="VGG", channels=3, exact_size=(self.image_size, self.image_size))
         conv = conv_for(self)
         dense = dense_for(self)
-        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+        norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
                                  axis_name=self.bn_axis_name, dtype=self.dtype)
         for s, (n, width) in enumerate(zip(self.stage_sizes, self.widths), start=1):
             plan = [3] * n if self.kernel_plan == "3x3" else [2 * n + 1]

@@ -15,13 +15,14 @@ from jaxcnn.ops.conv import (
     normalize_padding,
 )
 from jaxcnn.ops.im2col import conv_im2col, conv_reference, im2col
-from jaxcnn.ops.normalization import local_response_norm
+from jaxcnn.ops.normalization import batch_norm, local_response_norm
 from jaxcnn.ops.pooling import avg_pool, global_avg_pool, max_pool
 from jaxcnn.ops.region import SPP_CORNERS, roi_pool, roi_spatial_pyramid_pool, spatial_pyramid_pool
 from jaxcnn.ops.unpool import max_pool_with_argmax, max_unpool
 
 __all__ = [
     "avg_pool",
+    "batch_norm",
     "check_image",
     "conv_im2col",
     "conv_macs",

@@ -2,6 +2,12 @@
 
 Windows may overlap (AlexNet's 3x3 stride 2) or not (the 2x2 stride 2 of most
 nets); `stride=None` means stride = window.
+
+On the CPU, float32 max and average pooling run on native kernels forward and
+backward (`jaxcnn.ops.native.pool`; JAXCNN_NATIVE_POOL=0 turns them off), with
+the same values and the same gradients as lax.reduce_window's, ties included:
+a window's gradient goes to its first maximum in row-major order. Other
+platforms and dtypes keep reduce_window.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 from jax import lax
 
 from jaxcnn._validation import as_pair
+from jaxcnn.ops import native
 from jaxcnn.ops.conv import check_image, explicit_padding
 
 
@@ -46,6 +53,9 @@ def max_pool(x, window, stride=None, padding="VALID"):
         init = np.array(-np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min, x.dtype)
         return lax.reduce_window(x, init, lax.max, dims, strides, pads)
 
+    if _native(x, dims):
+        window = _native_window(dims, strides, pads)
+        return lax.platform_dependent(x, cpu=lambda x: native_pool().max_pool(x, window), default=generic)
     tiles = strides == dims and all(p == (0, 0) for p in pads) and jnp.issubdtype(x.dtype, jnp.floating)
     if not tiles:
         return generic(x)
@@ -99,12 +109,37 @@ def avg_pool(x, window, stride=None, padding="VALID", count_include_pad=True):
     dims, strides, pads = _window_args(x, window, stride, padding, "avg_pool")
     if not isinstance(count_include_pad, (bool, np.bool_)):
         raise TypeError(f"avg_pool count_include_pad must be True or False, got {count_include_pad!r}.")
-    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
-    if count_include_pad:
-        return summed / (dims[1] * dims[2])
-    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    counts = lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
-    return summed / counts
+
+    def generic(x):
+        summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
+        if count_include_pad:
+            return summed / (dims[1] * dims[2])
+        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+        counts = lax.reduce_window(ones, np.array(0, x.dtype), lax.add, dims, strides, pads)
+        return summed / counts
+
+    if not _native(x, dims):
+        return generic(x)
+    window = _native_window(dims, strides, pads, bool(count_include_pad))
+    return lax.platform_dependent(x, cpu=lambda x: native_pool().avg_pool(x, window), default=generic)
+
+
+def native_pool():
+    """The native pooling module (imported when first used: it registers primitives)."""
+    from jaxcnn.ops.native import pool
+
+    return pool
+
+
+def _native(x, dims) -> bool:
+    """Whether this pooling may take the native kernels on the CPU: float32, a window of at most
+    127 elements (its offset is stored in an int8), the switch on and the extension there."""
+    return dims[1] * dims[2] <= 127 and jnp.issubdtype(x.dtype, jnp.floating) and native.enabled("pool", x.dtype)
+
+
+def _native_window(dims, strides, pads, count_include_pad=True):
+    return native_pool().Window(tuple(dims[1:3]), tuple(strides[1:3]), (tuple(pads[1]), tuple(pads[2])),
+                                count_include_pad)
 
 
 def global_avg_pool(x, keepdims: bool = False):

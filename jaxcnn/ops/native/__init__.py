@@ -1,4 +1,5 @@
-"""Native CPU convolutions: oneDNN kernels called from XLA:CPU as FFI custom calls.
+"""Native CPU kernels called from XLA:CPU as FFI custom calls: oneDNN's
+convolutions, BatchNorm's per-channel reductions and max/average pooling.
 
 XLA:CPU computes a convolution's weight gradient after moving the batch axis
 of both operands last, and fuses the producer of the activation into that
@@ -9,10 +10,19 @@ fast bfloat16 kernel, through three custom calls, one per direction (forward,
 input gradient, weight gradient), on the CPU only: `lax.platform_dependent`
 keeps XLA's convolution for GPU and TPU.
 
+BatchNorm's batch statistics and their gradients (`jaxcnn.ops.batch_norm`,
+`jaxcnn.layers.BatchNorm`) reduce over N, H and W in one native pass each
+instead of XLA:CPU's reduce-window trees; max and average pooling
+(`jaxcnn.ops.max_pool`, `avg_pool`), overlapping windows included, run
+natively forward and backward instead of reduce_window and select-and-scatter.
+Both are float32 only, and CPU only by the same `lax.platform_dependent`.
+
 The extension `_dnnl_conv.so` beside this file is built by
-`python -m jaxcnn.ops.native.build` (scripts/setup.sh runs it). Without it,
-or with JAXCNN_NATIVE_CONV=0 in the environment, every convolution is XLA's;
-`status()` says which holds.
+`python -m jaxcnn.ops.native.build` (scripts/setup.sh runs it). Without it
+every op takes XLA's path. Each family has its off switch in the environment,
+read when a function is traced: JAXCNN_NATIVE_CONV=0 (convolutions),
+JAXCNN_NATIVE_BN=0 (BatchNorm), JAXCNN_NATIVE_POOL=0 (pooling); "1" or unset
+means on. `status(kind)` says which holds.
 """
 
 from __future__ import annotations
@@ -24,8 +34,13 @@ import warnings
 from pathlib import Path
 
 LIBRARY = Path(__file__).with_name("_dnnl_conv.so")
-TARGETS = ("jaxcnn_conv_fwd", "jaxcnn_conv_bwd_data", "jaxcnn_conv_bwd_weights")
-SWITCH = "JAXCNN_NATIVE_CONV"
+CONV_TARGETS = ("jaxcnn_conv_fwd", "jaxcnn_conv_bwd_data", "jaxcnn_conv_bwd_weights")
+NORM_TARGETS = ("jaxcnn_bn_stats", "jaxcnn_bn_grad_stats")
+POOL_TARGETS = ("jaxcnn_max_pool_fwd", "jaxcnn_max_pool_bwd", "jaxcnn_avg_pool_fwd", "jaxcnn_avg_pool_bwd")
+TARGETS = CONV_TARGETS + NORM_TARGETS + POOL_TARGETS
+# Each kernel family's off switch: "0" turns it off, "1" or unset leaves it on.
+SWITCHES = {"conv": "JAXCNN_NATIVE_CONV", "batch_norm": "JAXCNN_NATIVE_BN", "pool": "JAXCNN_NATIVE_POOL"}
+SWITCH = SWITCHES["conv"]
 
 _lock = threading.Lock()
 _loaded: dict = {}  # "lib" -> ctypes.CDLL, or "error" -> why it could not be loaded
@@ -52,14 +67,21 @@ def _load():
         return _loaded.get("lib")
 
 
-def _switched_off() -> bool:
-    return os.environ.get(SWITCH, "1").strip() == "0"
+def _switched_off(kind: str = "conv") -> bool:
+    name = SWITCHES[kind]
+    value = os.environ.get(name, "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"{name}={value!r}: set it to 0 (XLA's path) or 1 (native, the default), or unset it.")
+    return value == "0"
 
 
-def status() -> str:
-    """"enabled", "disabled by JAXCNN_NATIVE_CONV=0" or "unavailable: <reason>"."""
-    if _switched_off():
-        return f"disabled by {SWITCH}=0"
+def status(kind: str = "conv") -> str:
+    """"enabled", "disabled by JAXCNN_NATIVE_CONV=0" (the kind's switch) or "unavailable: <reason>".
+    kind: "conv", "batch_norm" or "pool"."""
+    if kind not in SWITCHES:
+        raise ValueError(f"native kernel kind {kind!r}: one of {', '.join(SWITCHES)}")
+    if _switched_off(kind):
+        return f"disabled by {SWITCHES[kind]}=0"
     if _load() is None:
         return f"unavailable: {_loaded['error']}"
     return "enabled"
@@ -92,6 +114,19 @@ def supports(dtype) -> bool:
     return dtype == jnp.float32 or (dtype == jnp.bfloat16 and _loaded["bf16"])
 
 
+def enabled(kind: str, dtype) -> bool:
+    """Whether a CPU BatchNorm ("batch_norm") or pooling ("pool") of `dtype` takes the native path
+    now: float32 only, wherever the extension loads and the kind's switch is on."""
+    import jax.numpy as jnp
+
+    if _switched_off(kind) or jnp.dtype(dtype) != jnp.float32:
+        return False
+    if _load() is None:
+        _warn_unavailable()
+        return False
+    return True
+
+
 def _warn_unavailable() -> None:
     global _warned
     if _warned:
@@ -100,10 +135,10 @@ def _warn_unavailable() -> None:
     import jax
 
     if jax.default_backend() == "cpu":
-        warnings.warn(f"jaxcnn: native CPU convolutions {status()}; using XLA's convolution",
+        warnings.warn(f"jaxcnn: native CPU kernels {status()}; using XLA's convolutions, BatchNorm and pooling",
                       RuntimeWarning, stacklevel=4)
 
 
 from jaxcnn.ops.native.conv import conv_general, conv_input_grad  # noqa: E402
 
-__all__ = ["conv_general", "conv_input_grad", "dnnl_version", "status", "supports"]
+__all__ = ["SWITCHES", "conv_general", "conv_input_grad", "dnnl_version", "enabled", "status", "supports"]

@@ -1,8 +1,11 @@
 """Build the native convolution extension: `python -m jaxcnn.ops.native.build`.
 
-One g++ invocation: csrc/conv.cc against XLA's FFI headers (shipped with
-jaxlib, `jax.ffi.include_dir()`) and oneDNN, into `_dnnl_conv.so` beside this
-file. oneDNN is looked for, in order, under $JAXCNN_DNNL_ROOT, the Python
+One g++ invocation: the kernels in csrc/ (oneDNN's convolutions in conv.cc,
+BatchNorm's reductions in norm.cc, pooling in pool.cc) against XLA's FFI
+headers (shipped with jaxlib, `jax.ffi.include_dir()`) and oneDNN, into
+`_dnnl_conv.so` beside this file. It is compiled for the CPU it is built on
+(`-march=native`; scripts/setup.sh builds it on the machine that runs it) with
+OpenMP, the same GNU OpenMP runtime oneDNN's build uses. oneDNN is looked for, in order, under $JAXCNN_DNNL_ROOT, the Python
 prefix (where the `onednn-cpu-gomp` and `onednn-devel-cpu-gomp` wheels put
 lib/ and include/) and /usr (Debian's libdnnl-dev). The extension records the
 library's directory as its run path, so nothing needs LD_LIBRARY_PATH.
@@ -23,7 +26,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCE = HERE / "csrc" / "conv.cc"
+SOURCES = tuple(HERE / "csrc" / name for name in ("conv.cc", "norm.cc", "pool.cc"))
+HEADERS = (HERE / "csrc" / "common.h",)
 LIBRARY = HERE / "_dnnl_conv.so"
 STAMP = LIBRARY.with_suffix(".stamp")
 
@@ -53,9 +57,9 @@ def command(out: Path = LIBRARY) -> list[str]:
     root = dnnl_root()
     libdir = _libdir(root)
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or "c++"
-    return [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
+    return [cxx, "-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
             "-fvisibility-inlines-hidden", "-Wno-return-type",
-            f"-I{jax.ffi.include_dir()}", f"-I{root / 'include'}", str(SOURCE),
+            f"-I{jax.ffi.include_dir()}", f"-I{root / 'include'}", *map(str, SOURCES),
             f"-L{libdir}", "-ldnnl", f"-Wl,-rpath,{libdir}", "-o", str(out)]
 
 
@@ -63,7 +67,8 @@ def _fingerprint(cmd: list[str]) -> str:
     import jax
 
     h = hashlib.sha256(" ".join(cmd).encode())
-    h.update(SOURCE.read_bytes())
+    for path in SOURCES + HEADERS:
+        h.update(path.read_bytes())
     h.update((Path(jax.ffi.include_dir()) / "xla/ffi/api/c_api.h").read_bytes())
     return h.hexdigest()
 

@@ -25,9 +25,9 @@ import jax
 import numpy as np
 from jax import lax
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
 
-from jaxcnn.ops.native.partition import batch_parallel
+from jaxcnn.ops.native import lowering
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 Pair = tuple[int, int]
@@ -102,23 +102,11 @@ def _abstract_eval(prim):
     return rule
 
 
-def _lowering(prim):
+def _call(prim):
     def call(a, b, **params):
         out = jax.ShapeDtypeStruct(_SHAPES[prim](a, b, **params), a.dtype)
         return jax.ffi.ffi_call(prim.name, out)(a, b, params=params["spec"].params())
-
-    def lower(ctx, a, b, **params):
-        # In a program partitioned over several devices (jit over a Mesh), the
-        # call is partitioned over the batch; on one device, under pmap or in a
-        # fully manual shard_map, it runs as it is.
-        context = ctx.module_context.axis_context
-        spmd = getattr(context, "num_devices", 1) > 1 and getattr(context, "device_assignment", None) is not None
-        fn = functools.partial(call, **params)
-        if spmd:
-            fn = batch_parallel(fn, sums_batch=prim is weight_grad_p)
-        return mlir.lower_fun(fn, multiple_results=False)(ctx, a, b)
-
-    return lower
+    return call
 
 
 def _batching(prim):
@@ -134,25 +122,13 @@ def _batching(prim):
     return rule
 
 
-def _needs_devices(prim) -> None:
-    """Ask JAX to lower `prim` knowing the device assignment (a private registry,
-    the one custom_partitioning itself is in)."""
-    try:
-        from jax._src import dispatch
-        dispatch.prim_requires_devices_during_lowering.add(prim)
-    except (ImportError, AttributeError):
-        pass
-
-
 for _prim in (forward_p, input_grad_p, weight_grad_p):
     _prim.def_impl(lambda *args, _prim=_prim, **params: jax.jit(functools.partial(_prim.bind, **params))(*args))
     _prim.def_abstract_eval(_abstract_eval(_prim))
-    # Not cacheable, and lowered knowing the devices: a cached lowering would
-    # hide the device assignment that custom_partitioning needs. (Without the
-    # registry below, a Mesh program still computes the right values, with the
-    # whole batch gathered onto every device.)
-    mlir.register_lowering(_prim, _lowering(_prim), cacheable=False)
-    _needs_devices(_prim)
+    # The weight gradient's operands are both images and its result a sum over the batch; the
+    # forward pass and the input gradient take images and a kernel and give images.
+    lowering.register(_prim, _call(_prim), in_batched=(True, _prim is weight_grad_p),
+                      sums_batch=_prim is weight_grad_p)
     batching.primitive_batchers[_prim] = _batching(_prim)
 
 

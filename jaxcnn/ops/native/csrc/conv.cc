@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
@@ -131,13 +132,7 @@ std::unique_ptr<Plan> make_plan(Kind kind, const Geometry& g) {
   return plan;
 }
 
-// One convolution at a time: oneDNN already spreads each one over every core,
-// and two at once (XLA may run independent thunks concurrently) would put two
-// OpenMP teams on the same cores. The lock also guards the scratch arena.
-std::mutex& run_mutex() {
-  static std::mutex m;
-  return m;
-}
+using jaxcnn::run_mutex;  // one native kernel at a time (common.h)
 
 // Memory for the scratchpads and the reordered kernel, kept between calls
 // (only touched under `run_mutex`) so that large convolutions do not fault in
@@ -265,7 +260,6 @@ ffi::Error ConvBwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::
 }  // namespace
 
 // The library is built with hidden visibility; these are its entry points.
-#define JAXCNN_EXPORT extern "C" __attribute__((visibility("default")))
 JAXCNN_EXPORT XLA_FFI_Error* jaxcnn_conv_fwd(XLA_FFI_CallFrame*);
 JAXCNN_EXPORT XLA_FFI_Error* jaxcnn_conv_bwd_data(XLA_FFI_CallFrame*);
 JAXCNN_EXPORT XLA_FFI_Error* jaxcnn_conv_bwd_weights(XLA_FFI_CallFrame*);
