@@ -34,25 +34,58 @@ def test_vgg16_conv_arithmetic():
     assert VGG16_CONVS == 14_714_688
 
 
-@pytest.mark.parametrize("name,extra", [
-    ("fcn32s", 0),
-    ("fcn16s", 512 * 21 + 21),                           # score_pool4
-    ("fcn8s", 512 * 21 + 21 + 256 * 21 + 21),            # + score_pool3
+@pytest.mark.parametrize("name,extra,learned_2x", [
+    ("fcn32s", 0, 0),
+    ("fcn16s", 512 * 21 + 21, 1),                           # score_pool4; upscore2
+    ("fcn8s", 512 * 21 + 21 + 256 * 21 + 21, 2),            # + score_pool3; + upscore_pool4
 ])
-def test_fcn_param_counts(name, extra):
+def test_fcn_param_counts(name, extra, learned_2x):
     # Long et al. 2015 / voc-fcn8s: VGG16 convs + fc6 (7x7x512x4096) + fc7 (1x1x4096x4096) + score_fr
     common = VGG16_CONVS + conv(7, 512, 4096) + conv(1, 4096, 4096) + conv(1, 4096, 21)
-    variables, out = shapes(jaxcnn.create_model(name), (1, 500, 500, 3))
+    variables, out = shapes(jaxcnn.create_model(name, upsampling="fixed"), (1, 500, 500, 3))
     assert jaxcnn.count_params(variables) == common + extra
     assert out.shape == (1, 500, 500, 21)
     if name == "fcn8s":
         assert common + extra == 134_362_751
+    # The paper's upsampling (sec. 4.3): each intermediate 2x layer (4x4x21x21, no bias) is learned, the final
+    # one is a fixed constant.
+    variables, _ = shapes(jaxcnn.create_model(name), (1, 64, 64, 3))
+    assert jaxcnn.count_params(variables) == common + extra + learned_2x * 4 * 4 * 21 * 21
+    assert "upscore" not in variables["params"]
 
 
 def test_fcn_learned_upsampling_counts():
     # upscore2, upscore_pool4 (4x4x21x21 each) and upscore (16x16x21x21), no bias
-    variables, _ = shapes(jaxcnn.create_model("fcn8s", learn_upsampling=True), (1, 64, 64, 3))
+    variables, _ = shapes(jaxcnn.create_model("fcn8s", upsampling="learned"), (1, 64, 64, 3))
     assert jaxcnn.count_params(variables) == 134_362_751 + 2 * 4 * 4 * 21 * 21 + 16 * 16 * 21 * 21
+    with pytest.warns(DeprecationWarning, match="upsampling='learned'"):
+        old, _ = shapes(jaxcnn.create_model("fcn8s", learn_upsampling=True), (1, 64, 64, 3))
+    assert jaxcnn.count_params(old) == jaxcnn.count_params(variables)
+    with pytest.raises(ValueError, match="upsampling"):
+        shapes(jaxcnn.create_model("fcn8s", upsampling="bilinear"), (1, 64, 64, 3))
+
+
+def test_fcn_initialisation_as_the_paper():
+    # Score layers and their biases start at zero; the 2x layers start as bilinear interpolation.
+    small = dict(widths=((4,), (4,), (4,), (8,), (8,)), fc_width=8, fc6_kernel=3, pad=17, num_classes=3,
+                 in_channels=1)
+    model = jaxcnn.create_model("fcn8s", **small)
+    v = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 1)))["params"]
+    for name in ("score_fr", "score_pool4", "score_pool3"):
+        assert not np.any(v[name]["kernel"]) and not np.any(v[name]["bias"]), name
+    assert np.any(v["fc7"]["kernel"])
+    # bilinear 4x4 (factor 2, centre 1.5): weights 1 - |i - 1.5| / 2 = (0.25, 0.75, 0.75, 0.25) per axis, per class
+    tap = np.array([0.25, 0.75, 0.75, 0.25])
+    for name in ("upscore2", "upscore_pool4"):
+        k = np.asarray(v[name]["kernel"])
+        np.testing.assert_allclose(k[:, :, 1, 1], np.outer(tap, tap))
+        assert not np.any(k[:, :, 0, 1])  # each class upsampled on its own
+    # A net with zero score layers outputs zero logits at the start (uniform over the classes).
+    out = jax.jit(model.apply)({"params": v}, jax.random.normal(jax.random.key(1), (1, 64, 64, 1)))
+    assert not np.any(out)
+    v = jax.eval_shape(jaxcnn.create_model("fcn8s", zero_score=False, **small).init, jax.random.key(0),
+                       jnp.zeros((1, 64, 64, 1)))
+    assert "score_fr" in v["params"]
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (33, 47), (224, 224), (375, 500)])

@@ -412,6 +412,35 @@ def test_engine_passes_progress_to_scheduled_models_only():
     assert train_setup.build(tiny_config()).strategy.step_kwargs["progress_fn"] is None
 
 
+def test_init_from_takes_the_variables_a_finished_run_shares(tmp_path):
+    # FCN's staged training: FCN-16s starts from FCN-32s. A saved FCN-32s (its variables random numbers, as a
+    # trained run's would be) hands every shared variable over; FCN-16s's own score_pool4 keeps its zeros and
+    # upscore2 its bilinear kernel.
+    small = dict(widths=((4,), (4,), (4,), (8,), (8,)), fc_width=8, fc6_kernel=3, pad=17, num_classes=3,
+                 in_channels=1)
+    x = jnp.zeros((1, 64, 64, 1))
+    shapes32 = jax.eval_shape(jaxcnn.create_model("fcn32s", **small).init, jax.random.key(0), x)
+    rng = np.random.default_rng(0)
+    params32 = jax.tree_util.tree_map(lambda s: rng.standard_normal(s.shape).astype(np.float32), shapes32["params"])
+    ckpt = Checkpointer(str(tmp_path / "fcn32s" / "seed3" / "checkpoints"))
+    ckpt.save(10, {"step": np.int32(10), "params": params32})
+    ckpt.close()
+    c = tiny_config(**{"synthetic_shape": (64, 64, 1), "num_classes": 3, "seed": 3,
+                       "init_from": str(tmp_path / "fcn32s" / "seed{seed}")})
+    c.model = __import__("ml_collections").ConfigDict({"name": "fcn16s", **small})
+    params = train_setup.build(c).init_state().params
+    for name in params32:
+        for leaf in params32[name]:
+            np.testing.assert_array_equal(params[name][leaf], params32[name][leaf])
+    assert not np.any(params["score_pool4"]["kernel"]) and "upscore2" in params and "score_pool4" not in params32
+    c.seed = 4  # no run of seed 4
+    with pytest.raises(ValueError, match="init_from.*seed4.*has no checkpoints"):
+        train_setup.build(c)
+    c.seed, c.model.num_classes, c.num_classes = 3, 5, 5
+    with pytest.raises(ValueError, match=r"score_fr/\w+ is .* in .* but .*5.* here; start from a run"):
+        train_setup.build(c).init_state()
+
+
 def nn_dense_apply(p, x):
     return x.reshape((x.shape[0], -1)) @ p["kernel"] + p["bias"]
 

@@ -1,14 +1,18 @@
 """FCN-8s (Long et al. 2015) on the garment canvases' masks (fashion_mnist_segmentation: 11 classes,
 0 background, 1..10 garments), through the engine with task "segmentation" (per-pixel softmax
 cross-entropy; pixel accuracy, mean IoU). The same architecture as the reference nets (VGG16's 13
-convolutions in 5 stages, ceil-mode pooling, fc6/fc7 as convolutions, score layers, fixed bilinear
-upsampling, skips from pool4 (16s) and pool3 (8s), crops from the coordinate maps) scaled down for a CPU:
+convolutions in 5 stages, ceil-mode pooling, fc6/fc7 as convolutions, score layers started at zero, the 2x
+upsampling layers learned from bilinear and the final one fixed bilinear, skips from pool4 (16s) and pool3
+(8s), crops from the coordinate maps) scaled down for a CPU:
 one 3x3 convolution per stage (not VGG16's 2-2-3-3-3) of widths 16-32-32-64-64 (not 64-128-256-512-512),
 fc6/fc7 of 64 (not 4096) with a 3x3 fc6 (not 7x7),
 conv1_1 padded by 17 (not 100: the smallest pad whose crops fit all three variants at 64x64), no dropout, trained from scratch (not from
-ImageNet VGG16, hence He initialisation: with Flax's default a deep plain ReLU stack did not train), all three
-variants with the same budget (not staged from each other).
+ImageNet VGG16, hence He initialisation: with Flax's default a deep plain ReLU stack did not train). Staged
+as the paper (section 4.2): it starts from the trained FCN-16s of the same seed (config.init_from; its new
+score layer at zero, so it begins where FCN-16s ended) and trains for the same budget again; from scratch:
+--config.init_from=''.
 
+    python scripts/train.py --config experiments/configs/fcn16s.py --workdir runs/segmentation/fcn16s/seed0   # first
     python scripts/train.py --config experiments/configs/fcn8s.py --workdir runs/segmentation/fcn8s/seed0
 """
 
@@ -23,6 +27,7 @@ def get_config():
     c.task = "segmentation"
     c.dataset = "fashion_mnist_segmentation"
     c.model.name = "fcn8s"
+    c.init_from = "runs/segmentation/fcn16s/seed{seed}"  # staged: the same seed's trained FCN-16s
     c.model.update(SMALL)
     c.preprocess.mean, c.preprocess.std = (0.25,), (0.25,)
     c.optimizer.name = "adam"

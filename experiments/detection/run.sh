@@ -21,10 +21,13 @@ esac
 for seed in $SEEDS; do
   for m in $MODELS; do
     wd=$RUNS/$GROUP/$m/seed$seed
+    # FCN is staged as the paper: 16s starts from the same seed's 32s, 8s from its 16s (config.init_from)
+    case $m in fcn16s) stage=(--config.init_from="$RUNS/$GROUP/fcn32s/seed$seed") ;;
+               fcn8s) stage=(--config.init_from="$RUNS/$GROUP/fcn16s/seed$seed") ;; *) stage=() ;; esac
     if [ ! -f "$wd/eval_test.json" ]; then
       echo "== $(date +%T) train $m seed $seed -> $wd (load $(cut -d' ' -f1-3 /proc/loadavg))"
       $PY scripts/train.py --config experiments/configs/$m.py --workdir "$wd" --config.seed=$seed \
-        --config.progress=False || { echo "train $m seed $seed failed"; continue; }
+        --config.progress=False "${stage[@]}" || { echo "train $m seed $seed failed"; continue; }
       echo "== $(date +%T) evaluate $m seed $seed (load $(cut -d' ' -f1-3 /proc/loadavg))"
       $PY scripts/evaluate.py --workdir "$wd" --split test > "$wd/evaluate.log" 2>&1 \
         || { echo "evaluate $m seed $seed failed: see $wd/evaluate.log"; continue; }

@@ -9,10 +9,20 @@ Follows the reference Caffe nets (voc-fcn{32,16,8}s):
 * fc6 is a 7x7 VALID convolution to 4096, fc7 a 1x1 to 4096 (both ReLU and
   dropout 0.5 when training), score_fr a 1x1 to num_classes.
 * upsampling is a transposed convolution (kernel 2s, stride s, no bias)
-  initialised to bilinear interpolation, per class. By default these kernels
-  are fixed constants and are NOT parameters (the reference nets keep them
-  frozen at bilinear, lr_mult 0); `learn_upsampling=True` makes them learned
-  parameters initialised to bilinear (then they are counted).
+  initialised to bilinear interpolation, per class. As the paper (section
+  4.3, "Upsampling"): the intermediate 2x layers (upscore2, upscore_pool4) start
+  bilinear and are learned parameters; the final one (upscore) is fixed to
+  bilinear, a constant and not a parameter (`upsampling="paper"`, the
+  default). `upsampling="fixed"` fixes them all (the released reference nets'
+  lr_mult 0); `"learned"` learns them all.
+* the class scoring layers (score_fr, score_pool4, score_pool3) start at zero,
+  kernels and biases (sections 4.2-4.3: "zero-initializing the class scoring
+  layer"; the skips' new layers likewise); `zero_score=False` gives them the
+  other convolutions' initialisation.
+* staged training (section 4.2): FCN-16s starts from a trained FCN-32s and FCN-8s
+  from a trained 16s, every variable they share taken over (config.init_from,
+  jaxcnn.train); the new score layers start at zero, so the finer net begins
+  exactly where the coarser one ended.
 * skip fusion, with the reference crop offsets: FCN-16s crops score_pool4 at
   offset 5 and the final 32x32 stride-16 upsampling at 27; FCN-8s crops
   score_pool4 at 5, score_pool3 at 9 and the final 16x16 stride-8 upsampling
@@ -22,13 +32,15 @@ Follows the reference Caffe nets (voc-fcn{32,16,8}s):
   as in the staged nets of the paper).
 
 Output: (N, H, W, num_classes) logits, exactly the input's H and W.
-Learned parameters on 21 classes: FCN-32s 134,346,581, FCN-16s 134,357,354,
-FCN-8s 134,362,751.
+Learned parameters on 21 classes with every upsampling fixed: FCN-32s 134,346,581, FCN-16s 134,357,354,
+FCN-8s 134,362,751; the paper's learned 2x layers (4x4x21x21 each) add 7,056 to FCN-16s and 14,112 to FCN-8s.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
+
+import warnings
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -39,6 +51,7 @@ from jaxcnn._validation import check_choice
 from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
 from jaxcnn.models.registry import register_model
 
+UPSAMPLINGS = ("paper", "fixed", "learned")
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
 
@@ -145,7 +158,12 @@ class FCN(nn.Module):
     Attributes:
       variant: "32s", "16s" or "8s".
       num_classes: output channels (21 for PASCAL VOC, background included).
-      learn_upsampling: make the bilinear upsampling kernels learned params.
+      upsampling: "paper" (the 2x layers learned from bilinear, the final one fixed bilinear), "fixed" or
+        "learned" (all of them).
+      learn_upsampling: deprecated; True is upsampling="learned", False "fixed"; None (default) follows
+        `upsampling`.
+      zero_score: the score layers' kernels and biases start at zero (the paper); False: as the other
+        convolutions.
       skip_scaling: scale pool4 by 0.01 and pool3 by 1e-4 before scoring.
       dropout_rate: dropout after fc6 and fc7 when training.
       widths: the channels of each convolution, per stage (VGG16's by default).
@@ -162,7 +180,9 @@ class FCN(nn.Module):
 
     variant: str = "8s"
     num_classes: int = 21
-    learn_upsampling: bool = False
+    upsampling: str = "paper"
+    learn_upsampling: Optional[bool] = None
+    zero_score: bool = True
     skip_scaling: bool = False
     dropout_rate: float = 0.5
     in_channels: int = 3
@@ -181,6 +201,13 @@ class FCN(nn.Module):
         if len(self.widths) != 5:
             raise ValueError(f"widths must give the convolutions of 5 stages, got {len(self.widths)}")
         check_choice("weight_init", self.weight_init, ("lecun", "he"))
+        check_choice("upsampling", self.upsampling, UPSAMPLINGS)
+        upsampling = self.upsampling
+        if self.learn_upsampling is not None:
+            warnings.warn("FCN's learn_upsampling is deprecated; use upsampling='learned' or 'fixed' (the paper's "
+                          "default, 'paper', learns the 2x layers and fixes the final one).", DeprecationWarning,
+                          stacklevel=2)
+            upsampling = "learned" if self.learn_upsampling else "fixed"
         validate_image(x, model=f"fcn{self.variant}", channels=self.in_channels, min_size=1)
         offsets = crop_offsets(self.variant, self.pad, self.fc6_kernel)
         h, w = x.shape[1:3]
@@ -203,19 +230,25 @@ class FCN(nn.Module):
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
         y = nn.relu(conv(self.fc_width, 1, "fc7")(y))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-        score = conv(self.num_classes, 1, "score_fr")(y)
-        learn = self.learn_upsampling
+        zeros = nn.initializers.zeros
+        score_conv = conv_for(self, kernel_init=zeros, bias_init=zeros) if self.zero_score else bound
+
+        def score_layer(y, name):
+            return score_conv(self.num_classes, 1, padding=0, name=name)(y)
+
+        score = score_layer(y, "score_fr")
+        learn_2x, learn_final = upsampling != "fixed", upsampling == "learned"
         if self.variant == "32s":
-            return _crop(Upsample(32, learn, name="upscore")(score), offsets["final"], (h, w))
-        up = Upsample(2, learn, name="upscore2")(score)
+            return _crop(Upsample(32, learn_final, name="upscore")(score), offsets["final"], (h, w))
+        up = Upsample(2, learn_2x, name="upscore2")(score)
         p4 = feats[4] * 0.01 if self.skip_scaling else feats[4]
-        score = up + _crop(conv(self.num_classes, 1, "score_pool4")(p4), offsets["pool4"], up.shape[1:3])
+        score = up + _crop(score_layer(p4, "score_pool4"), offsets["pool4"], up.shape[1:3])
         if self.variant == "16s":
-            return _crop(Upsample(16, learn, name="upscore")(score), offsets["final"], (h, w))
-        up = Upsample(2, learn, name="upscore_pool4")(score)
+            return _crop(Upsample(16, learn_final, name="upscore")(score), offsets["final"], (h, w))
+        up = Upsample(2, learn_2x, name="upscore_pool4")(score)
         p3 = feats[3] * 1e-4 if self.skip_scaling else feats[3]
-        score = up + _crop(conv(self.num_classes, 1, "score_pool3")(p3), offsets["pool3"], up.shape[1:3])
-        return _crop(Upsample(8, learn, name="upscore")(score), offsets["final"], (h, w))
+        score = up + _crop(score_layer(p3, "score_pool3"), offsets["pool3"], up.shape[1:3])
+        return _crop(Upsample(8, learn_final, name="upscore")(score), offsets["final"], (h, w))
 
 
 for _v in ("32s", "16s", "8s"):

@@ -66,6 +66,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.nan_policy = "stop"  # "stop" | "skip"
 
     c.seed = 0
+    # A finished run's workdir (or its checkpoints/ folder) whose latest params and batch_stats start every
+    # variable this model shares with it (the same path and shape); the rest keep their initialisation. FCN's
+    # staged training: FCN-16s from a trained FCN-32s, FCN-8s from a trained FCN-16s. "{seed}" in it is replaced
+    # by config.seed (each seed's run from the same seed's coarser run). "" = a fresh start.
+    c.init_from = ""
     c.batch_size = 128  # global, over all devices and processes
     c.eval_batch_size = 1000
     c.num_steps = 2000

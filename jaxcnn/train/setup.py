@@ -360,14 +360,63 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
         raise ValueError(f"config.batch_size={config.batch_size} is larger than the training split "
                          f"({len(train_data)} examples); lower it.")
 
+    source = config.init_from.replace("{seed}", str(config.seed))
+    if source:
+        _checkpoint_directory(source)  # refused here, before a workdir is touched
     if init_state is None:
         def init_state():
             init_key = jax.random.split(jax.random.key(config.seed))[0]
             state = create_train_state(model, tx, init_key, shape)
-            return state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
+            state = state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
+            return init_from_workdir(state, source) if source else state
 
     return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
                  init_state, first_step, phase, test_data)
+
+
+def _checkpoint_directory(path: str) -> str:
+    directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.isdir(os.path.join(directory, "checkpoints")):
+        directory = os.path.join(directory, "checkpoints")
+    if not os.path.isdir(directory):
+        raise ValueError(f"config.init_from={path!r} has no checkpoints; pass the --workdir of a finished "
+                         "training run (or \"\" to start afresh).")
+    return directory
+
+
+def init_from_workdir(state: TrainState, path: str) -> TrainState:
+    """`state` with every params / batch_stats array that the latest checkpoint of the run in `path` holds at
+    the same path taken from it (the optimizer state stays fresh). A shared path of another shape, or no
+    shared path at all, is refused: the runs are of different networks."""
+    from flax import traverse_util
+
+    from jaxcnn.train.checkpoint import Checkpointer
+
+    directory = _checkpoint_directory(path)
+    ckpt = Checkpointer(directory)
+    try:
+        step = ckpt.latest_step()
+        if step is None:
+            raise ValueError(f"config.init_from={path!r}: no checkpoint in {directory}; train that run first.")
+        saved = ckpt.restore_variables(step)
+    finally:
+        ckpt.close()
+    taken, out = 0, {}
+    for collection in ("params", "batch_stats"):
+        ours = traverse_util.flatten_dict(dict(getattr(state, collection) or {}))
+        theirs = traverse_util.flatten_dict(dict(saved.get(collection) or {}))
+        for key, value in theirs.items():
+            if key in ours and tuple(ours[key].shape) != tuple(value.shape):
+                raise ValueError(f"config.init_from: {collection}/{'/'.join(key)} is {tuple(value.shape)} in "
+                                 f"{directory} (step {step}) but {tuple(ours[key].shape)} here; start from a run "
+                                 "of the same network (num_classes and widths included).")
+        shared = {k: np.asarray(theirs[k], ours[k].dtype) for k in ours if k in theirs}
+        taken += len(shared)
+        out[collection] = traverse_util.unflatten_dict({**ours, **shared}) if ours else getattr(state, collection)
+    if not taken:
+        raise ValueError(f"config.init_from: the run in {directory} shares no variable with this model; pass a "
+                         "run of the coarser network (FCN-16s starts from FCN-32s).")
+    return state.replace(**out)
 
 
 def train_key(config) -> np.ndarray:
