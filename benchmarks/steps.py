@@ -49,6 +49,9 @@ TRAIN_CASES = (
     # VGG's classifier is built for VGG.image_size: at 64x64 fc6 sees 2x2x512.
     TrainCase("vgg11", (64, 64, 3), 32, {"num_classes": 10, "image_size": 64}),
     TrainCase("resnet50", (224, 224, 3), 16),
+    TrainCase("resnet18", (112, 112, 3), 32),
+    TrainCase("densenet_bc_100_12", (32, 32, 3), 64),
+    TrainCase("alexnet", (227, 227, 3), 32),
 )
 # --quick: a smoke test. Tiny batches; VGG-11 at 32x32, a quarter as wide, with a narrow head; no ResNet-50, whose
 # train step alone takes a minute or more to compile on a CPU (its twins are checked by

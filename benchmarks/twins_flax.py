@@ -145,6 +145,22 @@ class _Basic(nn.Module):
         return nn.relu(y + sc)
 
 
+class _BasicB(nn.Module):
+    """torchvision's basic block: two 3x3 conv-BN, projection shortcut (1x1 conv-BN) where the shape changes."""
+
+    features: int
+    strides: int
+
+    @nn.compact
+    def __call__(self, x, train):
+        y = nn.relu(_bn(train, "bn1")(_conv(self.features, 3, self.strides, "conv1")(x)))
+        y = _bn(train, "bn2")(_conv(self.features, 3, 1, "conv2")(y))
+        sc = x
+        if self.strides != 1 or x.shape[-1] != self.features:
+            sc = _Projection(self.features, self.strides, name="downsample")(x, train)
+        return nn.relu(y + sc)
+
+
 class _Bottleneck(nn.Module):
     """1x1, 3x3 (strided, "v1.5"), 1x1 x4 conv-BN; projection shortcut where the shape changes."""
 
@@ -180,18 +196,20 @@ class CifarResNet(nn.Module):
 
 
 class ImageNetResNet(nn.Module):
-    """torchvision's bottleneck ResNet: 7x7/2 stem, 3x3/2 max pool, stages of 64-128-256-512 (x4)."""
+    """torchvision's ResNet: 7x7/2 stem, 3x3/2 max pool, stages of 64-128-256-512 (x4 for bottlenecks)."""
 
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
     num_classes: int = 1000
+    block: str = "bottleneck"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = nn.relu(_bn(train, "bn1")(_conv(64, 7, 2, "conv1")(x)))
         x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        block = _Bottleneck if self.block == "bottleneck" else _BasicB
         for s, n in enumerate(self.stage_sizes):
             for b in range(n):
-                x = _Bottleneck(64 * 2 ** s, 2 if (s > 0 and b == 0) else 1, name=f"layer{s + 1}_{b}")(x, train)
+                x = block(64 * 2 ** s, 2 if (s > 0 and b == 0) else 1, name=f"layer{s + 1}_{b}")(x, train)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="fc")(x)
 
@@ -215,6 +233,93 @@ class VGG(nn.Module):
         for j, f in enumerate(self.fc_features):
             x = nn.relu(nn.Dense(f, name=f"fc{6 + j}")(x))
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, name=f"fc{6 + len(self.fc_features)}")(x)
+
+
+class _DenseLayer(nn.Module):
+    growth_rate: int
+    bn_size: int
+
+    @nn.compact
+    def __call__(self, x, train):
+        y = _conv(self.bn_size * self.growth_rate, 1, name="conv1")(nn.relu(_bn(train, "norm1")(x)))
+        return _conv(self.growth_rate, 3, name="conv2")(nn.relu(_bn(train, "norm2")(y)))
+
+
+class _DenseBlock(nn.Module):
+    num_layers: int
+    growth_rate: int
+    bn_size: int
+
+    @nn.compact
+    def __call__(self, x, train):
+        for j in range(1, self.num_layers + 1):
+            x = jnp.concatenate([x, _DenseLayer(self.growth_rate, self.bn_size, name=f"denselayer{j}")(x, train)], -1)
+        return x
+
+
+class _Transition(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x, train):
+        x = _conv(self.features, 1, name="conv")(nn.relu(_bn(train, "norm")(x)))
+        return nn.avg_pool(x, (2, 2), (2, 2))
+
+
+class DenseNetBC(nn.Module):
+    """DenseNet-BC on CIFAR (Huang et al. 2017): a 3x3 stem of 2k maps, dense blocks of bottleneck layers
+    (BN-ReLU-1x1 conv 4k, BN-ReLU-3x3 conv k), transitions (BN-ReLU-1x1 conv halving the maps, 2x2 average
+    pool), BN-ReLU, global average pool, classifier."""
+
+    block_sizes: Sequence[int] = (16, 16, 16)
+    growth_rate: int = 12
+    init_features: int = 24
+    bn_size: int = 4
+    compression: float = 0.5
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = _conv(self.init_features, 3, name="conv0")(x)
+        for i, n in enumerate(self.block_sizes, start=1):
+            x = _DenseBlock(n, self.growth_rate, self.bn_size, name=f"denseblock{i}")(x, train)
+            if i < len(self.block_sizes):
+                x = _Transition(int(x.shape[-1] * self.compression), name=f"transition{i}")(x, train)
+        x = jnp.mean(nn.relu(_bn(train, "norm5")(x)), axis=(1, 2))
+        return nn.Dense(self.num_classes, name="classifier")(x)
+
+
+def _lrn(x, size=5, k=2.0, alpha=1e-4, beta=0.75):
+    """Krizhevsky et al.'s local response normalisation across channels (alpha on the sum itself)."""
+    half = size // 2
+    s = lax.reduce_window(jnp.square(x), 0.0, lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+                          ((0, 0), (0, 0), (0, 0), (half, size - 1 - half)))
+    return x / (k + alpha * s) ** beta
+
+
+class AlexNet(nn.Module):
+    """Krizhevsky et al. 2012 on 227x227: conv1 11x11/4, LRN, 3x3/2 max pool, conv2 5x5 in two groups, LRN,
+    pool, conv3, conv4 and conv5 (two groups), pool, fc6 and fc7 with dropout on their outputs, fc8."""
+
+    widths: Sequence[int] = (96, 256, 384, 384, 256)
+    fc_features: Sequence[int] = (4096, 4096)
+    groups: int = 2
+    dropout_rate: float = 0.5
+    num_classes: int = 1000
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        w, g = self.widths, self.groups
+        pool = lambda x: nn.max_pool(x, (3, 3), (2, 2))  # noqa: E731
+        x = pool(_lrn(nn.relu(nn.Conv(w[0], (11, 11), (4, 4), padding="VALID", name="conv1")(x))))
+        x = pool(_lrn(nn.relu(nn.Conv(w[1], (5, 5), padding=((2, 2), (2, 2)), feature_group_count=g, name="conv2")(x))))
+        x = nn.relu(nn.Conv(w[2], (3, 3), padding=((1, 1), (1, 1)), name="conv3")(x))
+        x = nn.relu(nn.Conv(w[3], (3, 3), padding=((1, 1), (1, 1)), feature_group_count=g, name="conv4")(x))
+        x = pool(nn.relu(nn.Conv(w[4], (3, 3), padding=((1, 1), (1, 1)), feature_group_count=g, name="conv5")(x)))
+        x = x.reshape((x.shape[0], -1))
+        for j, f in enumerate(self.fc_features):
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(nn.Dense(f, name=f"fc{6 + j}")(x)))
         return nn.Dense(self.num_classes, name=f"fc{6 + len(self.fc_features)}")(x)
 
 
@@ -246,15 +351,27 @@ def twin_config(name: str, model) -> tuple[str, dict]:
         if model.stem == "cifar":
             _require(model, name, block="basic", base_width=16, shortcut="A")
             return "cifar_resnet", dict(stage_sizes=tuple(model.stage_sizes), num_classes=model.num_classes)
-        _require(model, name, block="bottleneck", base_width=64, shortcut="B", stem="imagenet")
-        return "imagenet_resnet", dict(stage_sizes=tuple(model.stage_sizes), num_classes=model.num_classes)
+        _require(model, name, base_width=64, shortcut="B", stem="imagenet")
+        return "imagenet_resnet", dict(stage_sizes=tuple(model.stage_sizes), num_classes=model.num_classes,
+                                       block=model.block)
+    if name.startswith("densenet"):
+        _require(model, name, bottleneck=True, stem="cifar", dropout_rate=0.0, bn_axis_name=None, **common)
+        return "densenet_bc", dict(block_sizes=tuple(model.block_sizes), growth_rate=model.growth_rate,
+                                   init_features=model.init_features, bn_size=model.bn_size,
+                                   compression=float(model.compression), num_classes=model.num_classes)
+    if name == "alexnet":
+        _require(model, name, conv1_padding=0, image_size=227, lrn=True, overlap_pool=True,
+                 dropout_placement="outputs", **common)
+        return "alexnet", dict(widths=tuple(model.widths), fc_features=tuple(model.fc_features),
+                               groups=model.groups, dropout_rate=float(model.dropout_rate),
+                               num_classes=model.num_classes)
     if name.startswith("vgg"):
         _require(model, name, batch_norm=False, kernel_plan="3x3", bn_axis_name=None, **common)
         return "vgg", dict(stage_sizes=tuple(model.stage_sizes), widths=tuple(model.widths),
                            fc_features=tuple(model.fc_features), dropout_rate=float(model.dropout_rate),
                            num_classes=model.num_classes, image_size=int(model.image_size))
     raise ValueError(f"no benchmark twin for model {name!r}; twins exist for lenet5, keras_cifar_cnn, "
-                     "CIFAR ResNets, bottleneck ImageNet ResNets and VGG without BatchNorm.")
+                     "CIFAR ResNets, ImageNet ResNets, VGG without BatchNorm, CIFAR DenseNet-BC and AlexNet.")
 
 
 def flax_twin(name: str, model) -> nn.Module:
@@ -268,6 +385,10 @@ def flax_twin(name: str, model) -> nn.Module:
         return CifarResNet(**cfg)
     if kind == "imagenet_resnet":
         return ImageNetResNet(**cfg)
+    if kind == "densenet_bc":
+        return DenseNetBC(**cfg)
+    if kind == "alexnet":
+        return AlexNet(**cfg)
     cfg = dict(cfg)
     cfg.pop("image_size")
     return VGG(**cfg)

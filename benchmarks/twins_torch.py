@@ -120,7 +120,28 @@ class _Basic(nn.Module):
         return F.relu(y + sc)
 
 
+class _BasicB(nn.Module):
+    """torchvision's BasicBlock: two 3x3 conv-BN, projection shortcut where the shape changes."""
+
+    expansion = 1
+
+    def __init__(self, cin, f, stride):
+        super().__init__()
+        self.conv1, self.bn1 = _conv(cin, f, 3, stride), _bn(f)
+        self.conv2, self.bn2 = _conv(f, f, 3), _bn(f)
+        self.downsample = None
+        if stride != 1 or cin != f:
+            self.downsample = nn.Sequential(_conv(cin, f, 1, stride), _bn(f))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
 class _Bottleneck(nn.Module):
+    expansion = 4
+
     def __init__(self, cin, f, stride):
         super().__init__()
         self.conv1, self.bn1 = _conv(cin, f, 1), _bn(f)
@@ -156,15 +177,16 @@ class CifarResNet(nn.Module):
 
 
 class ImageNetResNet(nn.Module):
-    def __init__(self, stage_sizes=(3, 4, 6, 3), num_classes=1000):
+    def __init__(self, stage_sizes=(3, 4, 6, 3), num_classes=1000, block="bottleneck"):
         super().__init__()
         self.conv1, self.bn1 = _conv(3, 64, 7, 2), _bn(64)
+        kind = _Bottleneck if block == "bottleneck" else _BasicB
         blocks, cin = [], 64
         for s, n in enumerate(stage_sizes):
             for b in range(n):
                 f = 64 * 2 ** s
-                blocks.append(_Bottleneck(cin, f, 2 if (s > 0 and b == 0) else 1))
-                cin = 4 * f
+                blocks.append(kind(cin, f, 2 if (s > 0 and b == 0) else 1))
+                cin = kind.expansion * f
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(cin, num_classes)
 
@@ -197,6 +219,66 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class _DenseLayer(nn.Module):
+    def __init__(self, cin, growth_rate, bn_size):
+        super().__init__()
+        self.norm1, self.conv1 = _bn(cin), _conv(cin, bn_size * growth_rate, 1)
+        self.norm2, self.conv2 = _bn(bn_size * growth_rate), _conv(bn_size * growth_rate, growth_rate, 3)
+
+    def forward(self, x):
+        y = self.conv1(F.relu(self.norm1(x)))
+        return torch.cat([x, self.conv2(F.relu(self.norm2(y)))], 1)
+
+
+class DenseNetBC(nn.Module):
+    """DenseNet-BC on CIFAR, as benchmarks.twins_flax.DenseNetBC."""
+
+    def __init__(self, block_sizes=(16, 16, 16), growth_rate=12, init_features=24, bn_size=4, compression=0.5,
+                 num_classes=10):
+        super().__init__()
+        layers, c = [_conv(3, init_features, 3)], init_features
+        for i, n in enumerate(block_sizes, start=1):
+            for _ in range(n):
+                layers.append(_DenseLayer(c, growth_rate, bn_size))
+                c += growth_rate
+            if i < len(block_sizes):
+                out = int(c * compression)
+                layers += [_bn(c), nn.ReLU(), _conv(c, out, 1), nn.AvgPool2d(2, 2)]
+                c = out
+        layers += [_bn(c), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+class AlexNet(nn.Module):
+    """Krizhevsky et al. 2012 on 227x227, as benchmarks.twins_flax.AlexNet (torch's LocalResponseNorm divides
+    alpha by the window size, so it is given alpha * 5)."""
+
+    def __init__(self, widths=(96, 256, 384, 384, 256), fc_features=(4096, 4096), groups=2, dropout_rate=0.5,
+                 num_classes=1000):
+        super().__init__()
+        w = widths
+        lrn = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w[0], 11, 4), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[0], w[1], 5, padding=2, groups=groups), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[1], w[2], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w[2], w[3], 3, padding=1, groups=groups), nn.ReLU(),
+            nn.Conv2d(w[3], w[4], 3, padding=1, groups=groups), nn.ReLU(), nn.MaxPool2d(3, 2))
+        head, fin = [], w[4] * 6 * 6
+        for f in fc_features:
+            head += [nn.Linear(fin, f), nn.ReLU(), nn.Dropout(dropout_rate)]
+            fin = f
+        head.append(nn.Linear(fin, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 def torch_twin(name: str, model) -> nn.Module:
     """The torch twin of jaxcnn model instance `model` (registered as `name`).
 
@@ -205,7 +287,7 @@ def torch_twin(name: str, model) -> nn.Module:
     """
     kind, cfg = twin_config(name, model)
     return {"lenet5": LeNet5, "keras_cifar_cnn": KerasCifarCNN, "cifar_resnet": CifarResNet,
-            "imagenet_resnet": ImageNetResNet, "vgg": VGG}[kind](**cfg)
+            "imagenet_resnet": ImageNetResNet, "vgg": VGG, "densenet_bc": DenseNetBC, "alexnet": AlexNet}[kind](**cfg)
 
 
 def count_params(module: nn.Module) -> int:

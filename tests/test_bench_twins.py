@@ -25,6 +25,21 @@ def _basic(cin, c):
     return 9 * cin * c + 9 * c * c + 2 * 2 * c
 
 
+def _densenet_bc(blocks=(16, 16, 16), k=12, classes=10):
+    """DenseNet-BC on CIFAR (Huang et al. 2017): a 3x3 stem of 2k maps; each layer on c maps has BN (2c),
+    a 1x1 conv to 4k (4k c), BN (2 * 4k) and a 3x3 conv to k (9 * 4k * k); a transition on c maps BN (2c)
+    and a 1x1 conv to c // 2; then BN and the classifier. DenseNet-BC-100 k=12: 0.8M in the paper's Table 2."""
+    c, total = 2 * k, 27 * 2 * k
+    for i, n in enumerate(blocks):
+        for _ in range(n):
+            total += 2 * c + 4 * k * c + 2 * 4 * k + 9 * 4 * k * k
+            c += k
+        if i < len(blocks) - 1:
+            total += 2 * c + c * (c // 2)
+            c //= 2
+    return total + 2 * c + c * classes + classes
+
+
 # Parameter counts by arithmetic (weights + biases; BatchNorm: scale + bias).
 VGG11_64 = (  # Simonyan & Zisserman 2015, Table 1 config A, at 64x64 with 10 classes: fc6 sees 2x2x512
     (3 * 9 + 1) * 64 + (64 * 9 + 1) * 128 + (128 * 9 + 1) * 256 + (256 * 9 + 1) * 256
@@ -38,6 +53,11 @@ EXPECTED = {
                 + _basic(32, 64) + 2 * _basic(64, 64) + 64 * 10 + 10,
     "vgg11": VGG11_64,
     "resnet50": 25_557_032,  # torchvision's resnet50 (He et al. 2015, table 1, 50-layer)
+    "resnet18": 11_689_512,  # torchvision's resnet18 (He et al. 2015, table 1, 18-layer); global pool, so any size
+    "densenet_bc_100_12": _densenet_bc(),
+    # Krizhevsky et al. 2012 with its two towers (groups 2 in conv2, conv4, conv5): conv1 34,944, conv2 307,456,
+    # conv3 885,120, conv4 663,936, conv5 442,624, fc6 37,752,832, fc7 16,781,312, fc8 4,097,000.
+    "alexnet": 34_944 + 307_456 + 885_120 + 663_936 + 442_624 + 37_752_832 + 16_781_312 + 4_097_000,
 }
 
 
@@ -128,7 +148,10 @@ def test_flax_twin_computes_the_same_function(name, monkeypatch):
     """Training-mode forward on jaxcnn's own variables: the same logits and BatchNorm statistics."""
     # The twins call XLA's convolution; so does jaxcnn here, for the same operations in the same order
     # (its native CPU convolutions equal XLA's to rounding: tests/test_ops_native.py).
-    monkeypatch.setenv("JAXCNN_NATIVE_CONV", "0")
+    from jaxcnn.ops import native
+
+    for switch in native.SWITCHES.values():  # XLA's convolutions, BatchNorm and pooling, as the twins
+        monkeypatch.setenv(switch, "0")
     case = next(c for c in QUICK_CASES if c.model == name)
     model = _model(case)
     x = jax.random.normal(jax.random.key(2), (4,) + tuple(case.input_shape))
