@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn.detection import boxes as B
+from jaxcnn.models.detection import boxes as B
 from jaxcnn.detection import coco_map, yolo_targets
 from jaxcnn.detection.tasks import FastRCNNTask, YOLOTask
 from jaxcnn.models.detection import yolo_loss
@@ -245,3 +245,13 @@ def test_svm_solver_separates_separable_data():
     w, b = train_svms(x, y, steps=300)
     assert ((x @ w[:, 0] + b[0] > 0) == (y[:, 0] > 0)).mean() > 0.97
     np.testing.assert_allclose(w[:, 1], 0, atol=1e-3)
+
+
+def test_the_old_boxes_path_warns_and_gives_the_same_functions():
+    import importlib
+    import sys
+
+    sys.modules.pop("jaxcnn.detection.boxes", None)
+    with pytest.warns(DeprecationWarning, match="jaxcnn.models.detection.boxes"):
+        old = importlib.import_module("jaxcnn.detection.boxes")
+    assert old.encode is B.encode and old.sample_rois is B.sample_rois and old.box_iou is B.box_iou

@@ -31,9 +31,11 @@ import dataclasses
 import os
 import re
 
+from jaxcnn._validation import suggest
+from jaxcnn.ablation.analyses import FACTS
 from jaxcnn.models import create_model, module_fields
 from jaxcnn.train import cli
-from jaxcnn.train.config import flat, validate_config
+from jaxcnn.train.config import base_config, flat, validate_config
 from jaxcnn.train.setup import build_model
 
 EXTRAS = ("grad_norms", "twin_flip", "kernels")
@@ -80,8 +82,6 @@ def load_ablation(name: str, directory: str):
     path = os.path.join(directory, f"{name}.py")
     if not os.path.exists(path):
         known = list_ablations(directory)
-        from jaxcnn._validation import suggest
-
         raise ValueError(f"unknown ablation {name!r}.{suggest(name, known)} Known: {', '.join(known)}.")
     config = cli.load_config(path)
     validate_ablation(config)
@@ -205,16 +205,12 @@ def validate_ablation(config) -> None:
     bad = sorted(set(ab.extras) - set(EXTRAS))
     if bad:
         raise ValueError(f"ablation {name!r}: unknown extras {bad}; allowed: {EXTRAS}.")
-    from jaxcnn.ablation.analyses import FACTS
-
     bad = sorted(set(ab.facts) - set(FACTS))
     if bad:
         raise ValueError(f"ablation {name!r}: unknown facts {bad}; allowed: {sorted(FACTS)}.")
     field = set(fields_of(config))
     if not field:
         raise ValueError(f"ablation {name!r}: ablation.field names no config key.")
-    from jaxcnn.ablation.tuning import validate_tune
-
     validate_tune(config, fields_of(config))
     if ab.tune and ab.finetune:
         raise ValueError(f"ablation {name!r}: ablation.tune is for training runs; a fine-tuning ablation "
@@ -243,8 +239,6 @@ def ablation_config(name: str, *, title: str, claim: str, field: str, arms, clai
     momentum and a cosine schedule, seeds 0, 1, 2, the full test split; `model` (a dict: name and fields) is
     shared by every arm (config.model), `arms` are [{label, overrides}] of dotted config keys; ablation.quick is a smoke
     budget of 300 steps at batch 64 on 2,000 test images."""
-    from jaxcnn.train.config import base_config
-
     c = base_config()
     c.model.update(dict(model or {}))
     c.ablation.name, c.ablation.title, c.ablation.claim = name, title, claim
@@ -259,3 +253,45 @@ def ablation_config(name: str, *, title: str, claim: str, field: str, arms, clai
     c.parallel = "none"
     c.progress = False
     return c
+
+
+# ablation.tune, the schema of jaxcnn.ablation.tuning (which runs it)
+TUNE_METRICS = ("steps_to_target", "train_error", "train_loss")
+TUNE_KEYS = ("key", "values", "seed", "metric", "num_steps")
+
+
+def validate_tune(config, fields) -> None:
+    """ablation.tune's own checks (when set): known keys, key among the ablated fields, a grid of at least two
+    values, a training metric, and a seed that no scored run uses."""
+    tune = config.ablation.tune
+    if not tune:
+        return
+    name = config.ablation.name or "?"
+    unknown = sorted(set(tune) - set(TUNE_KEYS))
+    if unknown:
+        raise ValueError(f"ablation {name!r}: unknown ablation.tune keys {unknown}; allowed: {list(TUNE_KEYS)}.")
+    for k in ("key", "values", "seed", "metric"):
+        if k not in tune:
+            raise ValueError(f"ablation {name!r}: ablation.tune needs {k!r}, e.g. {{'key': "
+                             "'optimizer.learning_rate', 'values': (0.01, 0.1), 'seed': 100, 'metric': "
+                             "'steps_to_target'}.")
+    if tune["key"] not in fields:
+        raise ValueError(f"ablation {name!r}: ablation.tune.key {tune['key']!r} must be one of ablation.field's "
+                         f"keys ({', '.join(fields)}): tuned arms may differ in it; add it to ablation.field.")
+    values = list(tune["values"]) if isinstance(tune["values"], (tuple, list)) else []
+    if len(values) < 2 or len(set(map(repr, values))) != len(values):
+        raise ValueError(f"ablation {name!r}: ablation.tune.values must be at least two distinct values, got "
+                         f"{tune['values']!r}.")
+    if tune["metric"] not in TUNE_METRICS:
+        raise ValueError(f"ablation {name!r}: ablation.tune.metric must be a training metric, one of "
+                         f"{', '.join(TUNE_METRICS)} (the test split never selects), got {tune['metric']!r}.")
+    seed = tune["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"ablation {name!r}: ablation.tune.seed must be an int in 0..2**32-1, got {seed!r}.")
+    if seed in set(config.ablation.seeds):
+        raise ValueError(f"ablation {name!r}: ablation.tune.seed {seed} is one of the scored seeds "
+                         f"{tuple(config.ablation.seeds)}; tune on a seed of its own, e.g. 100.")
+    steps = tune.get("num_steps", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"ablation {name!r}: ablation.tune.num_steps must be an int >= 0 (0 = num_steps), "
+                         f"got {steps!r}.")

@@ -22,47 +22,10 @@ import json
 import math
 import os
 
+# validate_tune and TUNE_METRICS (the schema of ablation.tune) live in spec; importable from here as before
+from jaxcnn.ablation.spec import TUNE_METRICS, Arm, arm_config, validate_tune  # noqa: F401
+from jaxcnn.train.errors import TrainingDiverged
 from jaxcnn.train.workdir import read_metrics, write_atomic
-
-TUNE_METRICS = ("steps_to_target", "train_error", "train_loss")
-_KEYS = ("key", "values", "seed", "metric", "num_steps")
-
-
-def validate_tune(config, fields) -> None:
-    """ablation.tune's own checks (when set): known keys, key among the ablated fields, a grid of at least two
-    values, a training metric, and a seed that no scored run uses."""
-    tune = config.ablation.tune
-    if not tune:
-        return
-    name = config.ablation.name or "?"
-    unknown = sorted(set(tune) - set(_KEYS))
-    if unknown:
-        raise ValueError(f"ablation {name!r}: unknown ablation.tune keys {unknown}; allowed: {list(_KEYS)}.")
-    for k in ("key", "values", "seed", "metric"):
-        if k not in tune:
-            raise ValueError(f"ablation {name!r}: ablation.tune needs {k!r}, e.g. {{'key': "
-                             "'optimizer.learning_rate', 'values': (0.01, 0.1), 'seed': 100, 'metric': "
-                             "'steps_to_target'}.")
-    if tune["key"] not in fields:
-        raise ValueError(f"ablation {name!r}: ablation.tune.key {tune['key']!r} must be one of ablation.field's "
-                         f"keys ({', '.join(fields)}): tuned arms may differ in it; add it to ablation.field.")
-    values = list(tune["values"]) if isinstance(tune["values"], (tuple, list)) else []
-    if len(values) < 2 or len(set(map(repr, values))) != len(values):
-        raise ValueError(f"ablation {name!r}: ablation.tune.values must be at least two distinct values, got "
-                         f"{tune['values']!r}.")
-    if tune["metric"] not in TUNE_METRICS:
-        raise ValueError(f"ablation {name!r}: ablation.tune.metric must be a training metric, one of "
-                         f"{', '.join(TUNE_METRICS)} (the test split never selects), got {tune['metric']!r}.")
-    seed = tune["seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ValueError(f"ablation {name!r}: ablation.tune.seed must be an int in 0..2**32-1, got {seed!r}.")
-    if seed in set(config.ablation.seeds):
-        raise ValueError(f"ablation {name!r}: ablation.tune.seed {seed} is one of the scored seeds "
-                         f"{tuple(config.ablation.seeds)}; tune on a seed of its own, e.g. 100.")
-    steps = tune.get("num_steps", 0)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"ablation {name!r}: ablation.tune.num_steps must be an int >= 0 (0 = num_steps), "
-                         f"got {steps!r}.")
 
 
 def value_slug(value) -> str:
@@ -87,9 +50,6 @@ def tune_arms(config, arms, workdirs: str, train_one, summarize, log) -> dict:
     (a diverged trial's metric and train_loss are None).
     train_one(arm, seed, workdir, num_steps) trains one run (raising TrainingDiverged if it diverges);
     summarize(workdir, config) is the runner's summary of a finished run's metrics."""
-    from jaxcnn.ablation.spec import Arm, arm_config
-    from jaxcnn.train.engine import TrainingDiverged
-
     tune = config.ablation.tune
     key, metric, seed = tune["key"], tune["metric"], int(tune["seed"])
     steps = int(tune.get("num_steps", 0)) or int(config.num_steps)

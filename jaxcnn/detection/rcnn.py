@@ -36,7 +36,7 @@ import numpy as np
 import optax
 
 from jaxcnn.data.proposals import iou_matrix, warp_crops
-from jaxcnn.detection import boxes as B
+from jaxcnn.models.detection import boxes as B
 
 KINDS = ("rcnn", "spp_net")
 SVM_NEG_IOU = 0.3

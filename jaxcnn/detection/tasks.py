@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn.detection import boxes as B
 from jaxcnn.detection.coco import coco_map
+from jaxcnn.models.detection import boxes as B
 from jaxcnn.models.detection import decode_yolo, yolo_loss_terms
 from jaxcnn.train.tasks import Classification
 

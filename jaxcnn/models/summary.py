@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.models.registry import create_model, default_input_shape
+
 # Collections that describe a run rather than the model.
 _NOT_VARIABLES = {"intermediates"}
 
@@ -78,7 +80,6 @@ class Summary:
 
 def _resolve(name_or_module, input_shape):
     if isinstance(name_or_module, str):
-        from jaxcnn.models import create_model, default_input_shape
         module = create_model(name_or_module)
         shape = tuple(input_shape) if input_shape is not None else default_input_shape(name_or_module)
         return module, shape, name_or_module
