@@ -24,7 +24,7 @@ from jaxcnn.models import (
     Summary,
     summary,
 )
-from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
+from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights, load_weights
 from jaxcnn.runtime import xla_cpu_status
 from jaxcnn._version import __version__
 
@@ -36,6 +36,7 @@ __all__ = [
     "list_models",
     "load_checkpoint_weights",
     "load_torchvision_weights",
+    "load_weights",
     "ops",
     "Summary",
     "summary",

@@ -1,145 +1,16 @@
 #!/usr/bin/env python
 """Run one ablation: every arm x seed a run of the training engine, then the
-table, the claims' verdicts and the plots.
 
-    python scripts/ablate.py --list
-    python scripts/ablate.py skip                        # the full budget -> experiments/results/skip/
-    python scripts/ablate.py skip --quick                # a smoke run -> runs/ablations_quick/skip/
-    python scripts/ablate.py skip --config.parallel=mesh --config.num_steps=4000   # overrides for every arm
-    python scripts/ablate.py --summary                   # the claims/verdict table over experiments/results
-    python scripts/ablate.py --summary --readme experiments/README.md   # ... written into its marked block
-
-The same command after a kill trains nothing that finished and resumes the run
-that was going on (workdirs under runs/ablations/NAME/ARM/seedN). Every
-finished run also leaves a record in the output folder (OUT/runs/ARM/seedN.json):
-on a machine without the workdirs the same command takes the finished runs
-from there and trains only the rest, so an ablation longer than one sitting
-finishes over several (--no-carry trains everything again). The output
-folder is checked before any training starts; --quick never writes over a
-committed (full) result. Exit status: 0 done, 1 diverged, 2 bad input, 130/143
-interrupted (checkpoint saved; the same command resumes).
+The command is jaxcnn.commands.ablate (installed as `jaxcnn-ablate`); `python scripts/ablate.py --help`
+says everything. This file runs it from a checkout without installing jaxcnn.
 """
 
-from __future__ import annotations
-
-import json
 import os
-import shlex
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from jaxcnn.train import cli  # noqa: E402
-
-
-def _check_out(out: str, quick: bool) -> str:
-    from jaxcnn.train.workdir import check_writable
-
-    out = check_writable(out)
-    previous = os.path.join(out, "run.json")
-    if quick and os.path.exists(previous):
-        try:
-            with open(previous) as f:
-                committed = json.load(f).get("quick") is False
-        except (OSError, ValueError):
-            committed = False
-        if committed:
-            raise ValueError(f"{out} holds a full (not --quick) result; a --quick run never writes over it: pass "
-                             "another --out.")
-    return out
-
-
-MARKERS = ("<!-- overview:start -->", "<!-- overview:end -->")
-
-
-def _summary(args) -> int:
-    from jaxcnn import ablation
-
-    if not os.path.isdir(args.results):
-        cli.fail(f"no results folder {args.results}; pass --results DIR")
-    order = ablation.list_ablations(args.ablations) if os.path.isdir(args.ablations) else []
-    table = ablation.overview_table(args.results, order=order)
-    print(table)
-    if args.readme:
-        try:
-            ablation.report.replace_block(args.readme, MARKERS, table)
-        except ValueError as e:
-            cli.fail(str(e))
-    return 0
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    p = cli.parser(__doc__, config_required=False,
-                   config_help="(not used: the ablation NAME is the config; override its keys with "
-                               "--config.KEY=VALUE)")
-    p.add_argument("name", nargs="?", help="ablation name: ABLATIONS/NAME.py")
-    p.add_argument("--quick", action="store_true", help="the ablation's smoke budget (ablation.quick)")
-    p.add_argument("--out", help="output folder (default experiments/results/NAME, or runs/ablations_quick/NAME "
-                                 "with --quick)")
-    p.add_argument("--workdirs", help="where each arm x seed trains (default runs/ablations[_quick]/NAME/runs)")
-    p.add_argument("--ablations", default=os.path.join(ROOT, "experiments", "ablations"),
-                   help="directory of the ablation configs (default: the repository's experiments/ablations)")
-    p.add_argument("--no-carry", action="store_true",
-                   help="train every run whose workdir is absent, even where OUT/runs holds its finished record")
-    p.add_argument("--list", action="store_true", help="list the ablations and exit")
-    p.add_argument("--summary", action="store_true",
-                   help="print the claims / verdict / budget table of every committed result and exit")
-    p.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"),
-                   help="with --summary: the folder of results (default experiments/results)")
-    p.add_argument("--readme", help=f"with --summary: also write the table between the lines {MARKERS[0]} and "
-                                    f"{MARKERS[1]} of this Markdown file")
-    overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
-    args, _ = cli.parse(p, [a for a in argv if not a.startswith("--config.")])
-    from jaxcnn import ablation
-
-    if args.summary:
-        return _summary(args)
-    if args.list or not args.name:
-        try:
-            names = ablation.list_ablations(args.ablations)
-        except ValueError as e:
-            cli.fail(str(e))
-        for n in names:
-            print(f"{n}: {cli.load_config(os.path.join(args.ablations, n + '.py')).ablation.title}")
-        if not args.list:
-            cli.fail("name an ablation (see the list above), e.g. python scripts/ablate.py skip")
-        return 0
-    cli.setup_process()
-
-    def job():
-        config = ablation.load_ablation(args.name, args.ablations)
-        if args.quick:
-            config = ablation.with_quick(config)
-        cli.apply_overrides(config, overrides)
-        ablation.validate_ablation(config)
-        kind = "ablations_quick" if args.quick else "ablations"
-        out = _check_out(args.out or (os.path.join(ROOT, "runs", kind, args.name) if args.quick
-                                      else os.path.join(ROOT, "experiments", "results", args.name)), args.quick)
-        workdirs = args.workdirs or os.path.join(ROOT, "runs", kind, args.name, "runs")
-        ab = config.ablation
-        print(f"{ab.name}: {ab.title}\n  {len(ab.arms)} arms x seeds {tuple(ab.seeds)}, {config.num_steps} steps "
-              f"at batch {config.batch_size}; runs in {workdirs}", flush=True)
-        load_before = ablation.report.load_average()
-        t0 = time.time()
-        carry = None if args.no_carry else os.path.join(out, ablation.carried.FOLDER)
-        result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True), carry=carry)
-        wall = time.time() - t0
-        command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
-        files = ablation.write_results(result, out, config=config, command=command, wall_time_s=wall,
-                                       quick=args.quick, load_before=load_before)
-        print(ablation.markdown_table(result["rows"], result["claims"]))
-        if result["claims"]:
-            print(ablation.claims_table(result["claims"]))
-        print(f"wall time {wall:.0f} s; wrote " + ", ".join(os.path.relpath(f, ROOT) for f in files))
-        if result["carried_runs"]:
-            print(f"{len(result['carried_runs'])} of {len(ab.arms) * len(ab.seeds)} runs were carried from their "
-                  f"records in {os.path.relpath(carry, ROOT)} (trained in an earlier invocation)")
-
-    return cli.main(job)
-
+from jaxcnn.commands.ablate import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(cli.entry(main))
+    sys.exit(main())

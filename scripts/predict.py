@@ -1,51 +1,16 @@
 #!/usr/bin/env python
 """Classify image files with a trained run: the workdir's own config.json and its latest checkpoint.
 
-    python scripts/predict.py --workdir runs/fashion shirt.png boot.jpg [--top 5] [--json]
-
-Each image is converted to the run's channels (grey or RGB) and resized to the size of the run's dataset
-images, then preprocessed as at evaluation. Prints the `--top` most probable classes with their probabilities
-for each file. Exit status 2 for a bad workdir or an unreadable image.
+The command is jaxcnn.commands.predict (installed as `jaxcnn-predict`); `python scripts/predict.py --help`
+says everything. This file runs it from a checkout without installing jaxcnn.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from jaxcnn.train import cli  # noqa: E402
-
-
-def main(argv=None) -> int:
-    first, _, rest = __doc__.strip().partition("\n\n")
-    p = argparse.ArgumentParser(description=first, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", required=True, help="a scripts/train.py workdir (config.json + checkpoints/)")
-    p.add_argument("--top", type=int, default=5, help="how many classes to print per image (default 5)")
-    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    args = p.parse_args(argv)
-    if args.top < 1:
-        p.error("--top must be at least 1")
-    cli.setup_process()
-
-    def job():
-        from jaxcnn.train.inference import predict_files
-
-        results = predict_files(args.workdir, args.images, top=args.top)
-        if args.json:
-            print(json.dumps(results, indent=1))
-            return
-        for r in results:
-            print(r["path"])
-            for t in r["top"]:
-                print(f"  {t['probability']:7.2%}  {t['name']} (class {t['class']})")
-
-    return cli.main(job)
-
+from jaxcnn.commands.predict import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

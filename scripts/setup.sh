@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for jaxcnn: Debian's Fashion-MNIST files (the offline
-# default dataset), a virtual environment .venv with jaxcnn and its test
-# extras, and on Linux x86-64 the native CPU convolutions (oneDNN from PyPI,
+# default dataset), a virtual environment .venv with jaxcnn and every extra
+# but torch (jaxcnn[all]; docs/install.md), and on Linux x86-64 the native CPU convolutions (oneDNN from PyPI,
 # compiled with g++). Safe to run again: it only installs or builds what is
 # missing or out of date.
 set -euo pipefail
@@ -22,9 +22,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-extras="test,plots"
-if [ "$native" = 1 ]; then extras="$extras,native"; fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+# [all]: data, train, detection, native (its oneDNN wheels are Linux x86-64 only) and test; torch is below.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all]"
 
 # The oneDNN convolution extension (jaxcnn.ops.native): rebuilt only when its
 # source, the XLA FFI headers or the command changed. Elsewhere jaxcnn uses

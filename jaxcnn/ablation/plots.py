@@ -8,8 +8,11 @@ import textwrap
 
 import numpy as np
 
+from jaxcnn._extras import require
+
 
 def _pyplot():
+    require("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -70,6 +70,9 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     from jaxcnn.data.sources import open_split
 
     if isinstance(name, str) and name.startswith("fashion_mnist_") and name != OFFLINE:
+        from jaxcnn._extras import require
+
+        require("tensorflow_datasets")
         from jaxcnn.data import canvases  # detection / segmentation canvases of garments
 
         if name in canvases.NAMES:

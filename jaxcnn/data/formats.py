@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from jaxcnn._extras import require
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FOLDER_TEST_FRACTION = 0.1  # held out per class when an image folder has no test/
 FOLDER_SPLIT_SEED = 0
@@ -42,6 +44,7 @@ def pixel_tensor(shape):
     """A fixed-size uint8 image feature stored as raw bytes. TFDS's default
     encoding writes each pixel as an int64 varint: 1.5x the bytes of random
     pixels and, at 96x96x3, 9x slower to parse (474 vs 55 us per example)."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     return tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES)
@@ -75,6 +78,7 @@ def _class_files(split_dir: str) -> dict[str, list[str]]:
 
 def _image_header(path: str) -> tuple[int, int]:
     """(height, width) from the file's header, refusing anything but a JPEG or PNG."""
+    require("PIL")
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -88,6 +92,7 @@ def _image_header(path: str) -> tuple[int, int]:
 
 def check_image(path: str, data: bytes) -> None:
     """Decode `data` fully (JPEG at 1/8 scale, which still reads every byte) or refuse the file."""
+    require("PIL")
     from PIL import Image
 
     try:
@@ -107,6 +112,7 @@ def plan_image_folder(root: str) -> Plan:
     of each class (rounded, at least one from every class of two or more
     images) becomes the test split.
     """
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
@@ -194,6 +200,7 @@ def _read_tar(archive: str) -> dict[str, bytes]:
 
 def plan_cifar(archive: str, kind: str) -> Plan:
     """CIFAR-10 (`kind="cifar10"`) or CIFAR-100 (`"cifar100"`: fine `label`, plus `coarse_label`)."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     spec = CIFAR[kind]
@@ -280,6 +287,7 @@ def read_idx_file(path: str, rank: int) -> np.ndarray:
 
 def plan_mnist(root: str) -> Plan:
     """The four MNIST IDX files in `root` (each as named by LeCun's site, `.gz` or not)."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     if not os.path.isdir(root):

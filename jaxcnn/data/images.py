@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from jaxcnn._extras import require
+
 SCALE = (0.08, 1.0)  # Szegedy et al. 2015 / torchvision RandomResizedCrop
 RATIO = (3 / 4, 4 / 3)
 ATTEMPTS = 10
@@ -21,6 +23,7 @@ UNIFORMS = 4 * ATTEMPTS + 1  # per example: 4 per crop attempt, 1 for the flip
 
 def open_image(data, channels: int):
     """A PIL image, not yet decoded, from encoded bytes (JPEG/PNG) or a uint8 (H, W, C) array."""
+    require("PIL")
     from PIL import Image
 
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -33,6 +36,7 @@ def open_image(data, channels: int):
 
 def _convert(im, channels: int):
     """`im` in mode L (channels=1) or RGB; a 16-bit grey PNG keeps its top 8 bits (convert() would clip)."""
+    require("PIL")
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
@@ -86,6 +90,7 @@ def _resize_box(im, box, size, channels: int) -> np.ndarray:
     pixels) of `im` to `size` (h, w), bilinear with antialiasing. A JPEG is first
     decoded at the smallest 1/2, 1/4 or 1/8 scale that keeps the region at least
     `size` (libjpeg's DCT scaling; much faster for large photos, deterministic)."""
+    require("PIL")
     from PIL import Image
 
     full_w, full_h = im.size

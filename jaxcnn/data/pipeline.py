@@ -28,6 +28,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from jaxcnn._extras import require
 from jaxcnn.data import images as imgs
 from jaxcnn.data.sharding import check_divisible, epoch_permutation, process_slice
 
@@ -171,6 +172,7 @@ class BatchIterator:
 
 def _grain_iter(batches: _Batches, start: int, stop: int, *, workers: int, threads: int, prefetch: int):
     """Grain over the batch numbers [start, stop): threads in this process, or worker processes."""
+    require("grain")
     import grain
 
     if batches.split.in_memory:

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from jaxcnn._extras import require
 from jaxcnn.data import formats
 from jaxcnn.data.formats import SourceError
 
@@ -56,6 +57,7 @@ def check_name(name: str) -> None:
                           "e.g. --name my_photos")
     if name in RESERVED:
         raise SourceError(f"dataset name {name!r} is jaxcnn's own; choose another --name")
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     if name in tfds.list_builders(with_community_datasets=False):
@@ -101,6 +103,7 @@ def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: boo
     end: a failure leaves nothing behind. (TFDS's own writer would hold a split
     in memory and, past 1 GB, spill through TensorFlow.)
     """
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     from jaxcnn.data.datasets import data_dir as default_data_dir
@@ -126,7 +129,9 @@ def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: boo
 
 def _write_split(directory, name, split, count, example, features, quiet):
     """Serialize and write one split's examples in shuffled order; its tfds.core.SplitInfo."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
+    require("array_record")
     from array_record.python.array_record_module import ArrayRecordWriter
 
     if count == 0:

@@ -26,6 +26,8 @@ import re
 
 import numpy as np
 
+from jaxcnn._extras import require
+
 MAX_PROPOSALS = 160
 CHUNK = 500
 MIN_SIDE = 4.0
@@ -35,6 +37,7 @@ UPSCALE = 2
 def selective_search(image: np.ndarray) -> np.ndarray:
     """Proposals of one (H, W, 1) uint8 canvas: float32 (MAX_PROPOSALS, 4) corners in canvas pixels
     (continuous: x2 = x + w), unused rows zero."""
+    require("cv2")
     import cv2
 
     cv2.setNumThreads(1)

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from jaxcnn._extras import require
 from jaxcnn._validation import suggest
 from jaxcnn.data.datasets import OFFLINE, STOCK, ArrayDataset, synthetic
 from jaxcnn.data.datasets import data_dir as resolve_data_dir
@@ -36,6 +37,7 @@ def _split_names(spec: str) -> list[str]:
 
 def _absolute(name: str, spec: str, sizes: dict[str, int]) -> list[tuple[str, int, int]]:
     """TFDS split syntax ("train", "train[:90%]", "train[10:20]+test") as (split, start, stop) runs."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import splits as splits_lib
 
@@ -101,6 +103,7 @@ class Split:
     def _data_source(self):
         with self._lock:
             if self._source is None:
+                require("tensorflow_datasets")
                 import tensorflow_datasets as tfds
 
                 builder = tfds.builder_from_directory(self._tfds_dir)
@@ -145,6 +148,7 @@ class Split:
 def _builder(name: str, directory: str):
     """The TFDS builder of `name` under `directory`: jaxcnn's offline Fashion-MNIST
     (prepared here on first use), one written by prepare_data, or a stock one."""
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     if name == OFFLINE:
@@ -235,6 +239,7 @@ def open_split(name: str, split: str, *, data_dir: Optional[str] = None, synthet
     runs = _absolute(name, split, {s: info.splits[s].num_examples for s in info.splits})
     length = sum(b - a for _, a, b in runs)
     image_feature, label_feature = info.features[image_key], info.features[label_key]
+    require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
     encoded = isinstance(image_feature, tfds.features.Image)

@@ -16,6 +16,8 @@ import io
 
 import numpy as np
 
+from jaxcnn._extras import require
+
 
 def _coco_objects(dets, gts, num_classes: int, image_size):
     h, w = image_size
@@ -42,6 +44,7 @@ def _coco_objects(dets, gts, num_classes: int, image_size):
 def coco_map(dets, gts, *, num_classes: int, image_size=(64, 64)) -> dict:
     """{"map50", "map", "map75", "ap50_per_class" (list, None where a class has no ground truth),
     "num_images", "num_detections"} from pycocotools' COCOeval (bbox)."""
+    require("pycocotools")
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

@@ -7,6 +7,8 @@ as Flax variables.
 
     variables = jaxcnn.load_checkpoint_weights("fashion_cnn_small", "runs/fmnist")   # scripts/train.py's workdir
 
+    model, variables = jaxcnn.load_weights("runs/fmnist")   # or an exported .safetensors, a .pth, a cached name
+
 The conversion is explicit, one rule per kind of tensor (`conversion_plan`
 lists every key; see jaxcnn.pretrained.torchvision). Models with a torchvision
 counterpart: alexnet_owt (torchvision's alexnet), vgg11/13/16/19 and their _bn
@@ -24,6 +26,7 @@ torch tensors; it is not a dependency of jaxcnn.
 from jaxcnn.models import IMAGENET_MEAN, IMAGENET_STD
 from jaxcnn.pretrained.checkpoint import load_checkpoint_weights
 from jaxcnn.pretrained.files import read_safetensors, read_state_dict
+from jaxcnn.pretrained.load import cache_dir, find_weights, load_weights
 from jaxcnn.pretrained.torchvision import (
     TORCHVISION_MODELS,
     Entry,
@@ -34,7 +37,7 @@ from jaxcnn.pretrained.torchvision import (
 )
 
 __all__ = [
-    "Entry", "IMAGENET_MEAN", "IMAGENET_STD", "TORCHVISION_MODELS", "conversion_plan", "load_checkpoint_weights",
-    "load_torchvision_weights", "read_safetensors", "read_state_dict", "torchvision_counterparts",
+    "Entry", "IMAGENET_MEAN", "IMAGENET_STD", "TORCHVISION_MODELS", "cache_dir", "conversion_plan", "find_weights",
+    "load_checkpoint_weights", "load_torchvision_weights", "load_weights", "read_safetensors", "read_state_dict", "torchvision_counterparts",
     "torchvision_keys",
 ]

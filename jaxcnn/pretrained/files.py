@@ -11,6 +11,8 @@ from typing import Mapping
 import jax
 import numpy as np
 
+from jaxcnn._extras import require
+
 
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
@@ -76,6 +78,7 @@ def _to_numpy(key, value) -> np.ndarray:
 
 def _read_torch(path: str):
     try:
+        require("torch")
         import torch
     except ImportError:
         raise ValueError(f"reading {path} needs torch (pip install torch), which is optional for jaxcnn; "

@@ -15,7 +15,6 @@ traceback above an error's one line, and keeps the libraries' late reports.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import os
 import signal
@@ -25,37 +24,72 @@ from typing import Callable, Optional
 import ml_collections
 
 from jaxcnn import runtime
+from jaxcnn._extras import MissingExtra
+from jaxcnn._validation import suggest
 from jaxcnn.train import distributed
 from jaxcnn.train.config import check_key
 from jaxcnn.train.errors import CheckpointError, TrainingDiverged, TrainingInterrupted, tracebacks_asked
 
 OVERRIDE_HELP = """\
-Any key of the config can be overridden: --config.KEY=VALUE, e.g.
-  --config.num_steps=500 --config.batch_size=64 --config.optimizer.learning_rate=0.01
+--config FILE is a config file defining get_config(), or the name of a packaged config (jaxcnn/configs:
+default, resnet20, ...; `--config list` names them all). Any key of the config can be overridden, as
+ml_collections' config_flags reads it: --config.KEY=VALUE or --config.KEY VALUE, e.g.
+  --config.num_steps=500 --config.batch_size 64 --config.optimizer.learning_rate=0.01
   --config.model.name=resnet20 --config.model.skip=False --config.parallel=pmap --config.dataset=synthetic
+Booleans and keys the config does not define yet (model fields) take their value after '=' (or
+--config.KEY / --noconfig.KEY for booleans). --print_config prints the resolved config and exits.
 Every key, with its default, is listed in jaxcnn/train/config.py (base_config); keys of config.model
 other than name are fields of the model."""
+
+PACKAGED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 class UsageError(ValueError):
     """A bad command line or config file (exit status 2)."""
 
 
-def parser(doc: str, *, config_help: str = "config file (experiments/configs/*.py) defining get_config()",
-           config_required: bool = True) -> argparse.ArgumentParser:
-    """An argparse parser with --config FILE whose --help also explains the --config.KEY=VALUE overrides."""
+def parser(doc: str, *, config_help: str = "config file defining get_config(), or a packaged config's name",
+           config_required: bool = True, print_config: bool = True, config_flag: bool = True
+           ) -> argparse.ArgumentParser:
+    """An argparse parser with --config FILE (and --print_config) whose --help also explains the
+    --config.KEY=VALUE overrides. config_flag=False: a script whose config follows from its other flags
+    (`parse(..., load=...)`) takes the overrides without a --config FILE."""
     first, _, rest = (doc or "").strip().partition("\n\n")
     p = argparse.ArgumentParser(description=first, epilog=OVERRIDE_HELP + ("\n\n" + rest if rest else ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=config_required, metavar="FILE", help=config_help)
+    if config_flag:
+        p.add_argument("--config", required=config_required, metavar="FILE", help=config_help)
+    if print_config:
+        p.add_argument("--print_config", action="store_true",
+                       help="print the resolved config (the file with every override applied) and exit")
     return p
 
 
+def packaged_configs() -> list[str]:
+    """The names of the configs shipped inside the package (jaxcnn/configs/NAME.py), for --config NAME."""
+    if not os.path.isdir(PACKAGED):
+        return []
+    return sorted(n[:-3] for n in os.listdir(PACKAGED) if n.endswith(".py") and not n.startswith("_"))
+
+
+def resolve_config(name_or_path: str) -> str:
+    """The config file `name_or_path` names: an existing file, else a packaged config's name (with or
+    without .py); one-line UsageError naming the packaged configs otherwise."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    stem = name_or_path[:-3] if name_or_path.endswith(".py") else name_or_path
+    if os.sep not in stem and stem in packaged_configs():
+        return os.path.join(PACKAGED, stem + ".py")
+    names = packaged_configs()
+    raise UsageError(f"no config file {name_or_path!r} and no packaged config of that name; pass an existing file "
+                     f"(such as experiments/configs/default.py) or one of: {', '.join(names)}."
+                     + suggest(stem, names))
+
+
 def load_config(path: str) -> ml_collections.ConfigDict:
-    """get_config() of the Python file `path`; one-line UsageError for a missing file, a syntax error, a file
-    without get_config or one whose get_config fails."""
-    if not os.path.isfile(path):
-        raise UsageError(f"no config file {path!r}; pass an existing file such as experiments/configs/default.py.")
+    """get_config() of the Python file `path` (or of the packaged config so named); one-line UsageError for a
+    missing file, a syntax error, a file without get_config or one whose get_config fails."""
+    path = resolve_config(path)
     name = "jaxcnn_config_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -83,63 +117,87 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
-def _parse_value(key: str, text: str, current):
-    """`text` as the type of the key's current value (a new model field: a Python literal, else a str)."""
-    def literal():
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return text
+def _is_override(arg: str) -> bool:
+    return arg.split("=", 1)[0].lstrip("-").removeprefix("no").startswith("config.") and arg.startswith("-")
 
-    if isinstance(current, bool):
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise UsageError(f"--config.{key} takes True or False, got {text!r}.")
-    if isinstance(current, int):
+
+def _without_config_file(argv: list[str]) -> list[str]:
+    """argv less its `--config FILE` / `--config=FILE` (read by argparse; config_flags reads the overrides)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--config", "-config"):
+            skip = True
+        elif not arg.startswith(("--config=", "-config=")):
+            out.append(arg)
+    return out
+
+
+def override(config, argv: list[str]) -> list[str]:
+    """Apply the --config.KEY=VALUE / --config.KEY VALUE flags of `argv` to `config` in place, through
+    ml_collections' config_flags (which parses each value as the type of the key it overrides: a key the
+    config does not define yet, such as a model field, as a Python literal, else a string); returns the rest of
+    argv in order. A misspelt key is one UsageError suggesting close ones."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = _without_config_file(list(argv))
+    if not any(_is_override(a) for a in argv):
+        return argv
+    for arg in argv:
+        if _is_override(arg):
+            try:
+                check_key(arg.split("=", 1)[0].lstrip("-").removeprefix("no").removeprefix("config."))
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+    values = flags.FlagValues()
+    program = ["jaxcnn"]
+    with config.unlocked() if hasattr(config, "unlocked") else _nothing():
         try:
-            return int(text)
-        except ValueError:
-            raise UsageError(f"--config.{key} takes an int (like {current}), got {text!r}.") from None
-    if isinstance(current, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise UsageError(f"--config.{key} takes a number (like {current}), got {text!r}.") from None
-    if isinstance(current, str):
-        return text
-    if isinstance(current, (tuple, list)):
-        value = literal()
-        if isinstance(value, (tuple, list)):
-            return tuple(value)
-        return () if text.strip() == "" else (value,)
-    return literal()
+            config_flags.DEFINE_config_dict("config", config, flag_values=values, lock_config=False,
+                                            accept_new_attributes=True, sys_argv=program + argv)
+            rest = values(program + argv, known_only=True)[1:]
+        except (flags.Error, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise UsageError(_first_line(e).removeprefix("flag ")) from None
+    _refuse_stranded_values(values, argv, rest)
+    return rest
+
+
+def _refuse_stranded_values(values, argv: list[str], rest: list[str]) -> None:
+    """`--config.KEY VALUE` where KEY is a boolean or a key the config does not define (config_flags reads those
+    as flags without a value, `--config.model.skip` = True): VALUE would be left over as a stray argument, so it
+    is refused in one line that shows the form to write."""
+    for i, arg in enumerate(argv[:-1]):
+        if not _is_override(arg) or "=" in arg or argv[i + 1].startswith("-"):
+            continue
+        name = arg.lstrip("-")
+        flag = values[name] if name in values else None
+        if flag is not None and flag.boolean and argv[i + 1] in rest:
+            key = name.removeprefix("config.")
+            raise UsageError(f"--config.{key} {argv[i + 1]}: a boolean, or a key the config file does not define, "
+                             f"takes its value after '=': --config.{key}={argv[i + 1]}.")
+
+
+def _without_overrides(argv: list[str]) -> list[str]:
+    """argv less its --config.KEY flags and the VALUE after each that has no '='."""
+    out, i = [], 0
+    while i < len(argv):
+        if _is_override(argv[i]):
+            i += 2 if "=" not in argv[i] and i + 1 < len(argv) and not argv[i + 1].startswith("-") else 1
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def apply_overrides(config, overrides: list[str]):
-    """Apply ["KEY=VALUE", ...] (dotted keys, without the --config. prefix) to `config` in place."""
+    """Apply ["KEY=VALUE", ...] (dotted keys, without the --config. prefix) to `config` in place, as the
+    command line's --config.KEY=VALUE flags are (config_flags)."""
     for item in overrides:
         if "=" not in item:
             raise UsageError(f"--config.{item} needs a value: --config.{item}=VALUE.")
-        key, text = item.split("=", 1)
-        try:
-            check_key(key)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            if part not in node:
-                raise UsageError(f"unknown config key {key!r}; see jaxcnn/train/config.py:base_config.")
-            node = node[part]
-        current = node[leaf] if leaf in node else None
-        value = _parse_value(key, text, current)
-        with node.unlocked() if hasattr(node, "unlocked") else _nothing():
-            try:
-                node[leaf] = value
-            except (TypeError, ValueError) as e:
-                raise UsageError(f"--config.{key}={text}: {_first_line(e)}") from None
+    override(config, [f"--config.{item}" for item in overrides])
     return config
 
 
@@ -151,26 +209,35 @@ class _nothing:
         return False
 
 
-def parse(p: argparse.ArgumentParser, argv: Optional[list[str]] = None, *, config_path: Optional[str] = None):
-    """(args, config): the script's flags and the config (from --config, or `config_path`) with every
-    --config.KEY=VALUE applied. Bad flags end the process with one line and status 2."""
+def parse(p: argparse.ArgumentParser, argv: Optional[list[str]] = None, *, config_path: Optional[str] = None,
+          load: Optional[Callable] = None):
+    """(args, config): the script's flags and the config (from --config, `config_path`, or `load(args)` for a
+    script whose config follows from its other flags) with every --config.KEY override applied. Bad flags end
+    the process with one line and status 2; --print_config prints the resolved config and exits 0."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    overrides, rest = [], []
-    for i, arg in enumerate(argv):
-        if arg.startswith("--config."):
-            overrides.append(arg[len("--config."):])
-        else:
-            rest.append(arg)
-    args = p.parse_args(rest)
-    path = getattr(args, "config", None) or config_path
+    if "--print_config" in argv:  # only the config is needed to print it (not --workdir)
+        for action in p._actions:
+            if action.dest != "config":
+                action.required = False
     try:
-        config = load_config(path) if path else None
-        if config is not None:
-            apply_overrides(config, overrides)
-        elif overrides:
-            raise UsageError("--config.KEY=VALUE overrides need a config (--config FILE).")
+        # The script's own flags first (less the --config.KEY flags and their values), to find the config...
+        first = p.parse_args(_without_overrides(argv))
+        path = getattr(first, "config", None) or config_path
+        config = load(first) if load is not None else load_config(path) if path else None
+        if config is None:
+            if any(_is_override(a) for a in argv):
+                raise UsageError("--config.KEY=VALUE overrides need a config (--config FILE).")
+            args = first
+        else:  # ...then config_flags takes its overrides, and argparse checks the rest again
+            rest = override(config, argv)
+            args = p.parse_args(rest + (["--config", first.config] if getattr(first, "config", None) else []))
     except UsageError as e:
         fail(str(e))
+    if getattr(args, "print_config", False):
+        if config is None:
+            fail("--print_config needs a config (--config FILE).")
+        print(config)
+        sys.exit(0)
     return args, config
 
 
@@ -221,6 +288,8 @@ def _main(fn: Callable[[], Optional[int]]) -> tuple[int, Optional[str]]:
     """(exit status, the one line to print or None)."""
     try:
         return fn() or 0, None
+    except MissingExtra as e:  # a feature whose optional library is not installed: the extra to install
+        return 2, f"error: {e}"
     except TrainingDiverged as e:
         return 1, f"error: {e}"
     except TrainingInterrupted as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from jaxcnn._extras import require
 from jaxcnn.train.workdir import read_metrics, to_jsonable, write_atomic
 
 
@@ -27,6 +28,7 @@ class MetricsLog:
         self.kept = read_metrics(self.path, upto=start)
         write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.kept))
         if tensorboard:
+            require("tensorboardX")
             from tensorboardX import SummaryWriter
 
             # Steps after `start` are about to be redone: purged from earlier event files (start itself is kept).
@@ -94,6 +96,7 @@ class Progress:
     """A tqdm bar with the live loss, throughput and evaluation accuracy (off when disabled)."""
 
     def __init__(self, *, total: int, initial: int, desc: str, enabled: bool):
+        require("tqdm")
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step",

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn._extras import require
 from jaxcnn import runtime
 from jaxcnn.data import augment, datasets
 from jaxcnn.data.integrity import readable
@@ -243,6 +244,7 @@ def open_streams(config):
 
 def _quiet_tfds(config) -> None:
     if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
+        require("tensorflow_datasets")
         import tensorflow_datasets as tfds
 
         tfds.disable_progress_bar()  # preparing a dataset draws bars on stderr: only for a live terminal

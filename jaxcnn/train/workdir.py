@@ -305,14 +305,18 @@ def workdir_config(workdir: str) -> ml_collections.ConfigDict:
     return config
 
 
-def restore(setup, workdir: str):
-    """The host TrainState of the latest checkpoint of `workdir` (checked against setup's model)."""
+def restore(setup, workdir: str, step: Optional[int] = None):
+    """The host TrainState of `workdir`'s checkpoint at `step` (default: the latest), checked against setup's
+    model; a step without a checkpoint is one ValueError naming the steps there are."""
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         if ckpt.latest_step() is None:
             raise ValueError(f"no checkpoint in {workdir}/checkpoints; train it first (scripts/train.py).")
+        if step is not None and int(step) not in ckpt.all_steps():
+            raise ValueError(f"{workdir} has no checkpoint of step {step}; its steps: "
+                             f"{', '.join(map(str, ckpt.all_steps()))} (--step N picks one).")
         template = setup.init_state()
-        arrays, _ = ckpt.restore(template.arrays())
+        arrays, _ = ckpt.restore(template.arrays(), None if step is None else int(step))
         return template.replace_arrays(arrays)
     finally:
         ckpt.close()
