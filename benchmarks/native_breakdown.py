@@ -20,6 +20,9 @@ from benchmarks import steps
 from benchmarks.timing import calibrate, interleaved, warm_up
 from jaxcnn.ops import native
 
+# Beyond bench.py's cases: the skip ablation's deepest arm (ResNet-56 at half width on 28x28x1, batch 128).
+EXTRA_CASES = {"resnet56_half": steps.TrainCase("resnet56", (28, 28, 1), 128, {"base_width": 8, "num_classes": 10})}
+
 CONFIGS = {
     "native": {},
     "conv off": {"conv": "0"},
@@ -45,7 +48,8 @@ def variant_with(case, batch, switches: dict, name: str):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="resnet20,resnet50,vgg11")
+    p.add_argument("--models", default="resnet20,resnet50,vgg11",
+                   help=f"bench.py's train cases, or {', '.join(EXTRA_CASES)}")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--no-torch", action="store_true")
     args = p.parse_args(argv)
@@ -54,7 +58,10 @@ def main(argv=None) -> int:
     torch, why = (None, "--no-torch") if args.no_torch else steps.torch_available()
     if torch is not None:
         steps.torch_setup_threads()
-    for case in steps.select_cases(False, args.models):
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    extra = [EXTRA_CASES[m] for m in names if m in EXTRA_CASES]
+    rest = ",".join(m for m in names if m not in EXTRA_CASES)
+    for case in (steps.select_cases(False, rest) if rest else ()) + tuple(extra):
         print(f"\n== {case.label}", flush=True)
         batch = steps.make_batch(case, getattr(steps.jaxcnn_parts(case)[0], "num_classes", 10))
         variants = [variant_with(case, batch, sw, name) for name, sw in CONFIGS.items()]
