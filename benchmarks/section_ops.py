@@ -28,6 +28,10 @@ FULL = (
     ("ResNet-20 stage 1", (128, 32, 32, 16), (3, 3, 16, 16), 1, "SAME"),
     ("ResNet-20 stage 2", (128, 16, 16, 32), (3, 3, 32, 32), 1, "SAME"),
     ("ResNet-20 stage 3", (128, 8, 8, 64), (3, 3, 64, 64), 1, "SAME"),
+    # VGG-11 at 64x64, batch 32: its second, fourth and fifth stages.
+    ("VGG-11 conv2 32x32 64->128", (32, 32, 32, 64), (3, 3, 64, 128), 1, "SAME"),
+    ("VGG-11 conv4 8x8 512", (32, 8, 8, 512), (3, 3, 512, 512), 1, "SAME"),
+    ("VGG-11 conv5 4x4 512", (32, 4, 4, 512), (3, 3, 512, 512), 1, "SAME"),
     # ResNet-50 at 224, batch 16: the stem, and the 1x1 reductions and expansions of the first stage.
     ("ResNet-50 stem 7x7 s2", (16, 224, 224, 3), (7, 7, 3, 64), 2, ((3, 3), (3, 3))),
     ("ResNet-50 1x1 256->64", (16, 56, 56, 256), (1, 1, 256, 64), 1, "VALID"),

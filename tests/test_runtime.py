@@ -82,3 +82,55 @@ def test_the_main_script_applies_the_flags(tmp_path):
                         "--config.progress=False"], capture_output=True, text=True, timeout=300, env=_env({}))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "XLA:CPU flags of jaxcnn.runtime: applied" in r.stdout
+
+
+# A 256 MiB block allocated from a thread other than the main one (as XLA allocates each execution's
+# temporary buffer), touched, freed, then allocated and touched again: the minor page faults of the second
+# round. With glibc's defaults the block is a fresh mmap each time (65,536 zeroed 4 KiB pages faulted in);
+# after configure_malloc() it comes back from the heap already faulted in.
+FAULTS = """
+import ctypes, resource, threading
+{before}
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def round_():  # malloc, touch every page, free (numpy would ask for huge pages; XLA does not)
+    p = libc.malloc(2**28); ctypes.memset(p, 1, 2**28); libc.free(p)
+def second_round_faults():
+    out = []
+    def work():
+        round_()
+        r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        round_()
+        out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+    t = threading.Thread(target=work); t.start(); t.join()
+    return out[0]
+print(second_round_faults())
+"""
+
+
+def _faults(env_extra, before):
+    r = subprocess.run([sys.executable, "-c", FAULTS.format(before=before)], capture_output=True, text=True,
+                       env=_env(env_extra), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return int(r.stdout.strip().splitlines()[-1])
+
+
+def test_configure_malloc_lets_a_large_block_be_reused_without_page_faults():
+    tuned = "import jaxcnn.runtime; print(jaxcnn.runtime.configure_malloc())"
+    assert _faults({}, "") > 2**28 // 4096 // 2  # glibc's defaults: every page faulted in again
+    assert _faults({}, tuned) < 2**28 // 4096 // 20
+    assert _faults({"JAXCNN_MALLOC_TUNING": "0"}, tuned) > 2**28 // 4096 // 2  # the opt-out
+
+
+def test_configure_malloc_status_and_refusal(monkeypatch):
+    import jaxcnn.runtime
+
+    monkeypatch.setenv("JAXCNN_MALLOC_TUNING", "0")
+    assert jaxcnn.runtime.configure_malloc() == "disabled by JAXCNN_MALLOC_TUNING=0"
+    assert jaxcnn.runtime.malloc_status() == "disabled by JAXCNN_MALLOC_TUNING=0"
+    monkeypatch.setenv("JAXCNN_MALLOC_TUNING", "yes")
+    import pytest
+
+    with pytest.raises(ValueError, match="JAXCNN_MALLOC_TUNING='yes'"):
+        jaxcnn.runtime.configure_malloc()

@@ -19,6 +19,19 @@ still possible. In a notebook, call it first:
   keras_cifar_cnn's 1.2-1.5x (benchmarks/RESULTS.md against
   benchmarks/RESULTS_ynnpack_on.md, PyTorch's column as the control).
 
+`configure()` also tunes glibc's allocator (Linux), unless the environment
+has JAXCNN_MALLOC_TUNING=0: one malloc arena for every thread, no mmap for
+large blocks, and freed memory kept (no trimming of the heap). XLA:CPU
+allocates each execution's temporary buffer (192 MiB for ResNet-20's train
+step at batch 128) from the thread that runs it; with glibc's defaults a block
+that size from a thread's arena is always a fresh mmap, freed with munmap
+after the step, so every step faulted in 49,000 zeroed pages (118 ms of system
+time per 242 ms step on 2 cores). With the tuning the block is reused from
+step to step (no faults, 196 ms; PyTorch's step in the same process 199 ms).
+The price: the process keeps the memory it has freed, up to its peak, rather
+than returning it to the system. `malloc_status()`
+says what was done.
+
 The flags are xla_cpu_* flags, so GPU and TPU programs are untouched. Nothing
 is changed when
 
@@ -49,14 +62,54 @@ def _backends_started() -> bool:
     return bool(started()) if started is not None else False
 
 
-def configure(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
-    """Append `flags` to XLA_FLAGS if JAX has not started a backend yet.
+# mallopt(3) parameters and the values configure() gives them: one arena (M_ARENA_MAX), no mmap-ed
+# blocks (M_MMAP_MAX), and no trimming of the heap's top (M_TRIM_THRESHOLD -1, as mallopt(3) documents).
+MALLOPT = {"M_ARENA_MAX": (-8, 1), "M_MMAP_MAX": (-4, 0), "M_TRIM_THRESHOLD": (-1, -1)}
+_malloc_status = "not attempted"
 
-    Returns (and remembers, for `xla_cpu_status`) what happened: "applied",
+
+def configure_malloc() -> str:
+    """Tune glibc's allocator so that XLA reuses its per-step buffers (see the module docstring).
+    Returns "applied", "disabled by JAXCNN_MALLOC_TUNING=0" or "unavailable: <why>"."""
+    global _malloc_status
+    value = os.environ.get("JAXCNN_MALLOC_TUNING", "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"JAXCNN_MALLOC_TUNING={value!r}: set it to 0 (glibc's defaults) or 1 (the tuning, "
+                         "the default), or unset it.")
+    if value == "0":
+        _malloc_status = "disabled by JAXCNN_MALLOC_TUNING=0"
+        return _malloc_status
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        _malloc_status = "unavailable: not glibc on Linux"
+        return _malloc_status
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        failed = [name for name, (param, v) in MALLOPT.items() if libc.mallopt(param, v) != 1]
+    except (OSError, AttributeError) as e:
+        failed = [str(e)]
+    _malloc_status = f"unavailable: mallopt refused {', '.join(failed)}" if failed else "applied"
+    return _malloc_status
+
+
+def malloc_status() -> str:
+    """What `configure` did to the allocator in this process."""
+    return _malloc_status
+
+
+def configure(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
+    """Append `flags` to XLA_FLAGS if JAX has not started a backend yet, and tune the allocator
+    (`configure_malloc`).
+
+    Returns (and remembers, for `xla_cpu_status`) what happened to the flags: "applied",
     "kept the user's XLA_FLAGS", "disabled by JAXCNN_XLA_CPU_FLAGS=0" or
     "too late: JAX had already started a backend".
     """
     global _status
+    configure_malloc()
     if os.environ.get("JAXCNN_XLA_CPU_FLAGS", "1") == "0":
         _status = "disabled by JAXCNN_XLA_CPU_FLAGS=0"
         return _status
