@@ -25,7 +25,7 @@ SCRIPT = os.path.join(ROOT, "scripts", "ablate.py")
 EXPECTED_FIELDS = {
     "skip": {"model.skip"},
     "kernel_plan": {"model.kernel_plan", "model.stage_sizes"},
-    "bottleneck": {"model.bottleneck"},
+    "bottleneck": {"model.bottleneck", "model.width"},  # matched multiply-adds: the arm without reductions is narrower
     "conv_mode": {"model.conv_mode"},
     "alexnet_pooling": {"model.overlap_pool"},
     "alexnet_lrn": {"model.lrn"},
