@@ -41,6 +41,19 @@ def parse_sections(text: str) -> list[str]:
     return [s for s in SECTIONS if s in names]  # run in the canonical order
 
 
+def bounded_int(low: int, high: int):
+    """An argparse type: an int in low..high, else the one-line usage error naming the flag."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give one in {low}..{high}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give an integer in {low}..{high}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench.py", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,13 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run these sections only ({', '.join(SECTIONS)})")
     p.add_argument("--models", default=None, metavar="NAME[,..]",
                    help="train/memory sections: only these models (lenet5, keras_cifar_cnn, resnet20, vgg11, resnet50)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 10; quick 3)")
+    p.add_argument("--rounds", type=bounded_int(1, 1000), default=None,
+                   help="interleaved rounds per section, 1..1000 (default 10; quick 3); 0 is refused, not read as "
+                        "the default")
     p.add_argument("--out", default=None, help="directory for RESULTS.md and results.json "
                                                "(default benchmarks/, or benchmarks/quick/ with --quick)")
     p.add_argument("--xla-flags", default="", metavar='"FLAGS"',
                    help='appended to XLA_FLAGS before JAX is imported; write --xla-flags="--xla_..." (with "=")')
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch columns")
-    p.add_argument("--torch-threads", type=int, default=None,
+    p.add_argument("--torch-threads", type=bounded_int(1, max(4, 2 * (os.cpu_count() or 1))), default=None,
                    help="torch.set_num_threads (default: os.cpu_count(), with --quick 1; fewer on an "
                         "oversubscribed machine, where OpenMP barriers stall)")
     # Hidden child modes (fresh processes for the compile and parallel sections).

@@ -2,12 +2,18 @@
 
     python -m benchmarks.data_pipeline [--data_dir /tmp/jaxcnn_bench_data] [--only fmnist,raw,jpeg]
                                        [--seconds 10] [--max-load 1.5]
+    python -m benchmarks.data_pipeline --only rss [--rss-sizes 36,500,4200] [--rss-steps 30]
 
 Three sets, each run in a fresh process per configuration:
 - fmnist: Fashion-MNIST's 60,000 training images (28x28x1, batch 256);
 - raw: synthetic 96x96x3 uint8 arrays, 16,000 (1x, 442 MB) and 64,000 (4x, 1.77 GB), batch 256;
 - jpeg: synthetic JPEG photos of 160-400 px a side, 5,000 (1x) and 20,000 (4x), decoded and
   given Inception's crop to 224x224 plus a flip, batch 64 (ImageNet-style).
+- rss: peak resident memory against dataset size: training itself (scripts/train.py's engine: a tiny CNN,
+  preprocess.image_size=28, batch 32, --rss-steps steps, then the evaluation of the test split) on image
+  folders of 256x256 JPEG photos of --rss-sizes training images each (default 36, 500 and 4,200; the test
+  split a tenth of that), one fresh process per size. Streaming is flat when the peak does not grow with
+  the size. Memory, not time: a busy machine moves it little.
 The synthetic sets are written once into --data_dir with jaxcnn.data.prepare_data.write.
 
 Per configuration: the time to the first batch (opening; the in-memory path reads the whole
@@ -66,7 +72,7 @@ def _photo(rng, h, w):
     return np.clip(im + rng.integers(-12, 13, im.shape), 0, 255).astype(np.uint8)
 
 
-def _plan(kind: str, n: int):
+def _plan(kind: str, n: int, test: int = 100):
     import io
 
     import tensorflow_datasets as tfds
@@ -80,17 +86,17 @@ def _plan(kind: str, n: int):
             label = int(rng.integers(0, 10))
             if kind == "raw":
                 return {"image": rng.integers(0, 256, RAW, dtype=np.uint8), "label": label}
-            h, w = (int(v) for v in rng.integers(160, 401, 2))
+            h, w = (256, 256) if kind == "jpeg256" else (int(v) for v in rng.integers(160, 401, 2))
             buf = io.BytesIO()
             Image.fromarray(_photo(rng, h, w)).save(buf, format="JPEG", quality=90)
             return {"image": buf.getvalue(), "label": label}
 
         return count, example
 
-    image = (pixel_tensor(RAW) if kind == "raw"
-             else tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"))
+    image = (pixel_tensor(RAW) if kind == "raw" else
+             tfds.features.Image(shape=(256, 256, 3) if kind == "jpeg256" else (None, None, 3), encoding_format="jpeg"))
     return Plan(features={"image": image, "label": tfds.features.ClassLabel(num_classes=10)},
-                splits={"train": reader("train", n), "test": reader("test", 100)},
+                splits={"train": reader("train", n), "test": reader("test", test)},
                 description=f"Synthetic {kind} set for benchmarks/data_pipeline.py.")
 
 
@@ -105,6 +111,77 @@ def ensure_sets(data_dir: str, names):
             t = time.perf_counter()
             write(name, _plan(*SETS[name]), data_dir=data_dir)
             print(f"# wrote {name} in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def rss_name(n: int) -> str:
+    return f"bench_rss_{n}"
+
+
+def ensure_rss_sets(data_dir: str, sizes) -> None:
+    """The 256x256 JPEG sets of the rss group: n training images, a tenth of that (at least 8) for testing."""
+    from jaxcnn.data.prepare_data import DATASET_VERSION, write
+
+    for n in sizes:
+        name = rss_name(n)
+        if not os.path.exists(os.path.join(data_dir, name, DATASET_VERSION, "dataset_info.json")):
+            t = time.perf_counter()
+            write(name, _plan("jpeg256", n, test=max(8, n // 10)), data_dir=data_dir, quiet=True)
+            print(f"# wrote {name} in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def measure_training(n: int, data_dir: str, steps: int, workdir: str) -> dict:
+    """Peak RSS of a short training run on bench_rss_N (see the module docstring), in this process."""
+    import jaxcnn.runtime
+
+    jaxcnn.runtime.configure()
+    import psutil
+
+    from jaxcnn.train import base_config, train_and_evaluate
+
+    baseline = psutil.Process().memory_info().rss  # after the imports
+    sampler = _PeakRss()
+    sampler.start()
+    c = base_config()
+    c.dataset, c.data_dir = rss_name(n), data_dir
+    c.model.name, c.model.in_channels = "fashion_cnn_tiny", 3
+    c.preprocess.image_size, c.preprocess.mean, c.preprocess.std = 28, (0.5,), (0.25,)
+    c.parallel, c.batch_size, c.eval_batch_size = "none", 32, 64
+    c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = steps, steps, 0, 0
+    c.progress, c.optimizer.warmup_steps = False, 0
+    t0 = time.perf_counter()
+    record = train_and_evaluate(c, workdir)
+    wall = time.perf_counter() - t0
+    sampler.stop = True
+    sampler.join()
+    return dict(examples=n, baseline_mb=baseline / 2**20, peak_self_mb=sampler.peak_self / 2**20,
+                peak_all_mb=sampler.peak_all / 2**20, wall_s=wall, eval_accuracy=record["eval_accuracy"])
+
+
+def rss_table(args) -> None:
+    import shutil
+    import tempfile
+
+    sizes = [int(v) for v in args.rss_sizes.split(",")]
+    ensure_rss_sets(args.data_dir, sizes)
+    print("| training images (256x256 JPEG) | prepared (MiB) | peak RSS, process (MB) | peak RSS, all processes (MB) "
+          "| baseline (MB) | wall (s) | load before/after |")
+    print("|--:|--:|--:|--:|--:|--:|---|")
+    for n in sizes:
+        folder = os.path.join(args.data_dir, rss_name(n))
+        mib = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs) / 2**20
+        before = _load()
+        work = tempfile.mkdtemp(prefix="rss_")
+        spec = json.dumps({"rss": n, "steps": args.rss_steps, "workdir": work})
+        r = subprocess.run([sys.executable, "-m", "benchmarks.data_pipeline", "--child", spec,
+                            "--data_dir", args.data_dir], capture_output=True, text=True, cwd=HERE,
+                           env={**os.environ, "PYTHONPATH": HERE, "JAX_PLATFORMS": "cpu"})
+        shutil.rmtree(work, ignore_errors=True)
+        if r.returncode:
+            print(f"| {n:,} | failed: {(r.stderr.strip().splitlines() or ['?'])[-1]} |")
+            continue
+        m = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"| {n:,} | {mib:,.1f} | {m['peak_self_mb']:,.0f} | {m['peak_all_mb']:,.0f} | {m['baseline_mb']:,.0f} "
+              f"| {m['wall_s']:.0f} | {before:.2f}/{_load():.2f} |", flush=True)
 
 
 # ----------------------------------------------------------------------------- one measurement (child)
@@ -195,13 +272,25 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per configuration")
     parser.add_argument("--max-load", type=float, default=1.5, help="wait until the 1-min load is below this")
     parser.add_argument("--wait", type=float, default=900.0, help="give up waiting for a quiet machine after (s)")
+    parser.add_argument("--rss-sizes", default="36,500,4200", help="rss group: training images per set")
+    parser.add_argument("--rss-steps", type=int, default=30, help="rss group: training steps per run")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
+        if "rss" in spec:
+            print(json.dumps(measure_training(spec["rss"], args.data_dir, spec["steps"], spec["workdir"])))
+            return
         print(json.dumps(measure(spec["dataset"], spec["split_kw"], spec["batch_kw"], args.data_dir, args.seconds)))
         return
     groups = args.only.split(",")
+    if "rss" in groups:
+        print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, python {platform.python_version()}")
+        print(f"# command: python -m benchmarks.data_pipeline {' '.join(argv or sys.argv[1:])}")
+        rss_table(args)
+        groups = [g for g in groups if g != "rss"]
+        if not groups:
+            return
     configs = [c for c in CONFIGS if c[0] in groups]
     ensure_sets(args.data_dir, {c[2] for c in configs})
     cpu = platform.processor() or platform.machine()

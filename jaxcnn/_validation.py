@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import operator
+import re
 from typing import Iterable
 
 import numpy as np
@@ -128,3 +129,37 @@ def check_array(x, what: str = "x", *, kind: str = "float", ndim=None, layout: s
     if ndim is not None and len(x.shape) != ndim:
         raise ValueError(f"{what} must have rank {ndim}{' ' + layout if layout else ''}, got shape "
                          f"{tuple(x.shape)}.")
+
+
+# A split expression, whole: NAME, NAME[from:to] (ints, percents or shards), an optional rounding, parts
+# joined by "+" (TFDS's syntax). Checked as one string, so nothing after a valid prefix is ignored.
+_NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
+_BOUND = r"-?\d+(?:%|shard)?"
+_PART = rf" *{_NAME} *(?:\[ *(?:{_BOUND})? *(?:: *(?:{_BOUND})? *)?\] *(?:\((?:closest|pct1_dropremainder)\))?)? *"
+SPLIT_EXPRESSION = re.compile(rf"{_PART}(?:\+{_PART})*")
+
+
+def check_split(spec, what: str = "split") -> str:
+    """`spec` if it is a whole TFDS split expression ("train", "train[:90%]", "train[10:20]+test"), else a
+    one-line ValueError naming `what` and examples."""
+    if not isinstance(spec, str) or len(spec) > 200 or not SPLIT_EXPRESSION.fullmatch(spec):
+        raise ValueError(f"cannot read {what} {spec!r}: it is not a split expression; write e.g. 'train', "
+                         "'train[:90%]', 'train[90%:]', 'test[:1000]' or 'train[:10%]+test'.")
+    return spec
+
+
+def max_workers() -> int:
+    """The most data worker processes or threads accepted: twice the CPU cores (at least 4). More only add
+    processes that wait for cores, and each holds its own copy of the decoding libraries."""
+    import os
+
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+def check_workers(value, what: str) -> int:
+    """`value` if it is an int in 0..max_workers(), else a one-line ValueError naming `what`."""
+    top = max_workers()
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise ValueError(f"{what} must be an int in 0..{top} (twice this machine's {__import__('os').cpu_count()} "
+                         f"cores), got {value!r}; e.g. {min(4, top)}.")
+    return value

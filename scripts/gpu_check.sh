@@ -36,16 +36,36 @@ cd "$ROOT"
 
 SMOKE=0
 RESULTS_DIR=""
+fail() { echo "error: $*" >&2; exit 2; }
+# Arguments are read with set -u in force: a flag without its value is one line, never an unbound variable.
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu-smoke) SMOKE=1 ;;
-    --results-dir) RESULTS_DIR=$2; shift ;;
-    --results-dir=*) RESULTS_DIR=${1#*=} ;;
+    --results-dir)
+      if [ $# -lt 2 ] || [ -z "${2:-}" ] || [ "${2#-}" != "$2" ]; then
+        fail "--results-dir needs a folder: --results-dir DIR"
+      fi
+      RESULTS_DIR=$2; shift ;;
+    --results-dir=*) RESULTS_DIR=${1#*=}; [ -n "$RESULTS_DIR" ] || fail "--results-dir= needs a folder: --results-dir=DIR" ;;
     -h|--help) sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) fail "unknown option $1 (see --help)" ;;
   esac
   shift
 done
+# Every variable read below holds one of its documented values, checked before any work starts.
+int_var() {  # NAME VALUE LOW HIGH
+  case "$2" in ''|*[!0-9]*) fail "$1=$2 must be an integer in $3..$4; fix or unset it" ;; esac
+  [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || fail "$1=$2 must be an integer in $3..$4; fix or unset it"
+}
+[ -z "${GPU_CHECK_BUDGET_S+x}" ] || int_var GPU_CHECK_BUDGET_S "$GPU_CHECK_BUDGET_S" 60 86400
+[ -z "${GPU_CHECK_TEST_WORKERS+x}" ] || int_var GPU_CHECK_TEST_WORKERS "$GPU_CHECK_TEST_WORKERS" 1 256
+case "${GPU_CHECK_INSTALL:-0}" in 0|1) ;; *) fail "GPU_CHECK_INSTALL=${GPU_CHECK_INSTALL} must be 0 or 1; fix or unset it" ;; esac
+if [ -n "$RESULTS_DIR" ] && [ -e "$RESULTS_DIR" ] && [ ! -d "$RESULTS_DIR" ]; then
+  fail "--results-dir $RESULTS_DIR is a file, not a folder; pass a folder (it is created if missing)"
+fi
+if [ -n "${GPU_CHECK_WORK:-}" ] && [ -e "$GPU_CHECK_WORK" ] && [ ! -d "$GPU_CHECK_WORK" ]; then
+  fail "GPU_CHECK_WORK=$GPU_CHECK_WORK is a file, not a folder; fix or unset it"
+fi
 
 PY=${PYTHON:-python3}
 # On the CPU nothing is rationed, and a busy machine can be several times slower: the limits are 4x there.
@@ -57,7 +77,7 @@ mkdir -p "$WORK" "$OUTDIR"
 if [ -z "$RESULTS_DIR" ]; then
   if [ "$SMOKE" = 1 ]; then RESULTS_DIR=$WORK/results; else RESULTS_DIR=$ROOT/benchmarks; fi
 fi
-mkdir -p "$RESULTS_DIR"
+mkdir -p "$RESULTS_DIR" 2>/dev/null || fail "cannot create --results-dir $RESULTS_DIR; pass a folder you can write"
 LOG=$OUTDIR/gpu_check.log
 : >"$WORK/steps.tsv"
 exec > >(tee -a "$LOG") 2>&1

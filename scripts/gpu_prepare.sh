@@ -16,6 +16,11 @@
 # to finish if the wheels leave a requirement unmet (neither carried nor in the device image's package list
 # below) or if the tree plus the carry would exceed 64 MiB.
 set -euo pipefail
+case "${1:-}" in  # no arguments (set -u safe): a stray one is refused, not ignored
+  '') ;;
+  -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "error: bash scripts/gpu_prepare.sh takes no arguments, got $1 (see --help)" >&2; exit 2 ;;
+esac
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARRY="$ROOT/.gpu_carry"

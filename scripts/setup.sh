@@ -5,6 +5,11 @@
 # compiled with g++). Safe to run again: it only installs or builds what is
 # missing or out of date.
 set -euo pipefail
+case "${1:-}" in  # no arguments (set -u safe): a stray one is refused, not ignored
+  '') ;;
+  -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "error: bash scripts/setup.sh takes no arguments, got $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 native=0

@@ -345,14 +345,14 @@ def test_two_runs_started_together_one_trains(tmp_path, shared):
 # Damaged dataset files
 
 
-def _idx_files(directory, n_train=64, n_test=32):
+def _idx_files(directory, n_train=64, n_test=32, seed=0):
     """Small Fashion-MNIST-format IDX files (what Debian's package holds, smaller)."""
     import gzip
 
     import numpy as np
 
     os.makedirs(directory, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = (np.arange(n) % 10).astype(np.uint8)
@@ -436,3 +436,141 @@ def test_damaged_dataset_files_are_one_line_and_the_fix_works(tmp_path, shared):
     again, wd = train("fixed_source")
     assert again.returncode == 0 and fault_tools.metrics(wd) == fault_tools.metrics(good_wd), again.stderr[-2000:]
     _count("damaged dataset file", "refused")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The data changed under a workdir (issue 35): the dataset prepared again from other files under its name
+
+
+def _script_cmd(name: str, *args: str) -> list:
+    return [sys.executable, os.path.join(ROOT, "scripts", name), *args]
+
+
+def _workdir_files(wd: str) -> dict:
+    out = {}
+    for d, _, fs in os.walk(wd):
+        for f in fs:
+            if f != ".lock":
+                with open(os.path.join(d, f), "rb") as fh:
+                    out[os.path.relpath(os.path.join(d, f), wd)] = fh.read()
+    return out
+
+
+DATA_CHANGES = [
+    ("other images, the same classes and sizes", lambda src: _idx_files(src, seed=1)),
+    ("fewer training examples", lambda src: _idx_files(src, n_train=48)),
+]
+
+
+def test_data_changed_under_a_workdir_is_refused_where_it_is_resumed_evaluated_or_predicted(tmp_path, shared):
+    from PIL import Image
+
+    src, tfds_dir = str(tmp_path / "idx"), str(tmp_path / "tfds")
+    _idx_files(src)
+    os.makedirs(tfds_dir)
+    env = {**shared["env"], "JAXCNN_FASHION_MNIST_DIR": src}
+    flags = ["--config.dataset=fashion_mnist_offline", f"--config.data_dir={tfds_dir}", "--config.eval_every=0",
+             "--config.checkpoint_every=2"]
+    wd = str(tmp_path / "w")
+    picture = str(tmp_path / "garment.png")
+    Image.new("L", (28, 28), 128).save(picture)
+
+    def run(cmd):
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    first = run(_cmd(shared["config"], wd, *flags, "--config.num_steps=4"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = fault_tools.metrics(wd)
+    folder = os.path.join(tfds_dir, "fashion_mnist_offline")
+    actions = [("resume", _cmd(shared["config"], wd, *flags, "--config.num_steps=6")),
+               ("evaluate", _script_cmd("evaluate.py", "--workdir", wd)),
+               ("predict with", _script_cmd("predict.py", "--workdir", wd, picture))]
+    for what, change in DATA_CHANGES:
+        shutil.rmtree(folder)  # prepared again, on first use, from the changed files
+        change(src)
+        for action, cmd in actions:
+            before = _workdir_files(wd)
+            r = run(cmd)
+            lines = _lines(r.stderr)
+            ok = (r.returncode == 2 and len(lines) == 1 and lines[0].startswith(
+                f"error: cannot {action} {wd}: dataset 'fashion_mnist_offline' is not the data this run was trained on")
+                and _workdir_files(wd) == before)
+            _count("data changed under a workdir", "refused" if ok else "lost")
+            assert ok, (what, action, r.returncode, r.stderr[-2000:])
+    shutil.rmtree(folder)  # the fix the line names: the original data back, prepared again
+    _idx_files(src)
+    again = run(actions[0][1])
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = fault_tools.metrics(wd)
+    assert records[:len(kept)] == kept and records[-1]["step"] == 6  # the run resumed where it stopped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Concurrent writers (issue 35): two processes writing one target at once
+
+
+def test_concurrent_writers_take_turns_or_are_refused_naming_the_holder(tmp_path, shared):
+    import _data_fakes
+
+    env = shared["env"]
+    # 1. two preparations of one dataset name, from different folders, at once
+    data_dir = str(tmp_path / "tfds_prep")
+    folders = {("cat", "dog"): str(tmp_path / "a"), ("apple", "banana", "cherry"): str(tmp_path / "b")}
+    for classes, folder in folders.items():
+        _data_fakes.image_folder(folder, classes=classes, per_class=40, test_per_class=2, sizes=((12, 13), (12, 13)))
+    procs = {classes: subprocess.Popen(_script_cmd("prepare_data.py", "image_folder", folder, "--name", "x",
+                                                   "--data_dir", data_dir), env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True) for classes, folder in folders.items()}
+    outs = {c: p.communicate(timeout=600) for c, p in procs.items()}
+    won = [c for c, p in procs.items() if p.returncode == 0]
+    lost = [outs[c][1] for c, p in procs.items() if p.returncode != 0]
+    ok = len(won) == 1 and all(p.returncode in (0, 2) for p in procs.values()) and all(
+        len(_lines(e)) == 1 and ("is being written by pid" in e or "already exists" in e) for e in lost)
+    if ok:
+        check = subprocess.run([sys.executable, "-c", "import sys; from jaxcnn.data import open_split; "
+                                f"s = open_split('x', 'train', data_dir={data_dir!r}); "
+                                "print(','.join(s.class_names), len(s))"], env=env, capture_output=True, text=True,
+                               timeout=300)
+        ok = check.stdout.split() == [f"{','.join(won[0])}", str(40 * len(won[0]))]
+    _count("concurrent writers", "refused" if ok else "lost")
+    assert ok, (outs, won)
+
+    # 2. two first uses of an unprepared dataset at once (the TFDS cache): one prepares, the other waits
+    src, tfds_dir = str(tmp_path / "idx"), str(tmp_path / "tfds")
+    _idx_files(src)
+    os.makedirs(tfds_dir)
+    fenv = {**env, "JAXCNN_FASHION_MNIST_DIR": src}
+    flags = ["--config.dataset=fashion_mnist_offline", f"--config.data_dir={tfds_dir}", "--config.num_steps=2",
+             "--config.eval_every=0", "--config.checkpoint_every=0"]
+    wds = [str(tmp_path / f"first_use{i}") for i in range(2)]
+    procs = [subprocess.Popen(_cmd(shared["config"], w, *flags), env=fenv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for w in wds]
+    outs = [p.communicate(timeout=600) for p in procs]
+    ok = all(p.returncode == 0 for p in procs) and fault_tools.metrics(wds[0]) == fault_tools.metrics(wds[1])
+    _count("concurrent writers", "survived" if ok else "lost")
+    assert ok, ([p.returncode for p in procs], [o[1][-2000:] for o in outs], fault_tools.metrics(wds[0]),
+                fault_tools.metrics(wds[1]))
+
+    # 3. two evaluations of one workdir at once: each writes through its own temporary file
+    procs = [subprocess.Popen(_script_cmd("evaluate.py", "--workdir", wds[0]), env=fenv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    ok = all(p.returncode == 0 for p in procs)
+    if ok:
+        with open(os.path.join(wds[0], "eval.json")) as f:
+            ok = json.load(f)["step"] == 2 and not [n for n in os.listdir(wds[0]) if ".tmp" in n]
+    _count("concurrent writers", "survived" if ok else "lost")
+    assert ok, [o[1][-2000:] for o in outs]
+
+    # 4. two writers of different blocks of one README, 20 times each at once: neither block is lost
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- a:start -->\n<!-- a:end -->\n<!-- b:start -->\n<!-- b:end -->\n")
+    code = ("import sys; from jaxcnn.ablation.report import replace_block as r; k = sys.argv[1]\n"
+            "for i in range(20): r(sys.argv[2], (f'<!-- {k}:start -->', f'<!-- {k}:end -->'), f'{k} {i}')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, k, str(readme)], env=env, stderr=subprocess.PIPE,
+                              text=True) for k in "ab"]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    text = readme.read_text()
+    ok = all(p.returncode == 0 for p in procs) and "\na 19\n" in text and "\nb 19\n" in text
+    _count("concurrent writers", "survived" if ok else "lost")
+    assert ok, (errs, text)

@@ -15,7 +15,7 @@ what the papers claim, with a verdict that follows from a confidence interval.
 * report.py, plots.py   the files of a result, and the overview table over all committed results
 """
 
-from jaxcnn.ablation import carried
+from jaxcnn.ablation import carried, protect
 from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
 from jaxcnn.ablation.report import claims_table, markdown_table, overview_table, write_results
 from jaxcnn.ablation.runner import run_ablation
@@ -36,7 +36,7 @@ from jaxcnn.ablation.spec import (
 from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 
 __all__ = [
-    "Arm", "Claim", "carried", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
+    "Arm", "Claim", "carried", "protect", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
     "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table",
     "mean_std", "overview_table", "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation",
     "verdict", "with_quick", "write_results",

@@ -234,12 +234,17 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
 
 def replace_block(path: str, markers: tuple, text: str) -> None:
     """Write `text` between the lines markers[0] and markers[1] of the file at `path` (a generated table in a
-    hand-written README); ValueError naming the markers when the file lacks them."""
-    with open(path) as f:
-        old = f.read()
-    start, end = markers
-    if start not in old or end not in old or old.index(start) > old.index(end):
-        raise ValueError(f"{path} has no block between the lines {start} and {end}; add them where the table goes.")
-    head, rest = old.split(start, 1)
-    _, tail = rest.split(end, 1)
-    write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")
+    hand-written README); ValueError naming the markers when the file lacks them. Two writers of one file take
+    turns (a lock per file), so neither block is lost."""
+    from jaxcnn._locks import target_lock
+
+    with target_lock(path, f"the blocks of {path}", wait=True):
+        with open(path) as f:
+            old = f.read()
+        start, end = markers
+        if start not in old or end not in old or old.index(start) > old.index(end):
+            raise ValueError(f"{path} has no block between the lines {start} and {end}; add them where the table "
+                             "goes.")
+        head, rest = old.split(start, 1)
+        _, tail = rest.split(end, 1)
+        write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")

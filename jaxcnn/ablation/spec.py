@@ -78,8 +78,11 @@ def list_ablations(directory: str) -> list[str]:
 
 
 def load_ablation(name: str, directory: str):
-    """get_config() of DIRECTORY/NAME.py, validated; ValueError naming the known ones."""
-    path = os.path.join(directory, f"{name}.py")
+    """get_config() of DIRECTORY/NAME.py, validated; ValueError naming the known ones. NAME is an identifier
+    (jaxcnn.ablation.protect.check_name), never a path."""
+    from jaxcnn.ablation.protect import check_name
+
+    path = os.path.join(directory, f"{check_name(name)}.py")
     if not os.path.exists(path):
         known = list_ablations(directory)
         raise ValueError(f"unknown ablation {name!r}.{suggest(name, known)} Known: {', '.join(known)}.")

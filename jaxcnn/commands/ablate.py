@@ -14,14 +14,17 @@ finished run also leaves a record in the output folder (OUT/runs/ARM/seedN.json)
 on a machine without the workdirs the same command takes the finished runs
 from there and trains only the rest, so an ablation longer than one sitting
 finishes over several (--no-carry trains everything again). The output
-folder is checked before any training starts; --quick never writes over a
-committed (full) result. Exit status: 0 done, 1 diverged, 2 bad input, 130/143
+folder is checked before any training starts: a committed (full) result is
+written over only by a run of its own design (the same seeds, or more, the
+same budget and arms); any other run goes under runs/ (without --out) or needs
+--force, and --quick never writes over one. NAME is an identifier (a-z, 0-9,
+_), never a path. Two ablations never write one output folder at once: the
+second is refused naming the first. Exit status: 0 done, 1 diverged, 2 bad input, 130/143
 interrupted (checkpoint saved; the same command resumes).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -40,21 +43,42 @@ def _root() -> str:
 ROOT = _root()
 
 
-def _check_out(out: str, quick: bool) -> str:
+def _check_out(out: str, quick: bool, config=None, force: bool = False, file_config=None) -> str:
+    """The output folder, checked: writable, and a committed result there is written over only by its own
+    design (jaxcnn.ablation.protect) or with --force; a --quick run never writes over one."""
+    from jaxcnn.ablation import protect
     from jaxcnn.train.workdir import check_writable
 
     out = check_writable(out)
-    previous = os.path.join(out, "run.json")
-    if quick and os.path.exists(previous):
-        try:
-            with open(previous) as f:
-                committed = json.load(f).get("quick") is False
-        except (OSError, ValueError):
-            committed = False
-        if committed:
-            raise ValueError(f"{out} holds a full (not --quick) result; a --quick run never writes over it: pass "
-                             "another --out.")
+    run = protect.committed(out)
+    if run is None:
+        return out
+    if quick:
+        raise ValueError(f"{out} holds a full (not --quick) result; a --quick run never writes over it: pass "
+                         "another --out.")
+    differ = protect.differences(run, config, file_config) if config is not None else []
+    if differ and not force:
+        raise ValueError(f"{out} holds the committed result of another design: this run differs in "
+                         f"{'; '.join(differ[:3])}; leave --out unset (it then goes under runs/), pass another "
+                         "--out, or --force to replace the committed result.")
     return out
+
+
+def _default_out(name: str, quick: bool, config, file_config=None) -> tuple[str, str]:
+    """(output folder, a note or ''): experiments/results/NAME for the committed design, else under runs/."""
+    from jaxcnn.ablation import protect
+
+    if quick:
+        return os.path.join(ROOT, "runs", "ablations_quick", name), ""
+    committed_out = os.path.join(ROOT, "experiments", "results", name)
+    run = protect.committed(committed_out)
+    differ = protect.differences(run, config, file_config) if run is not None else []
+    if not differ:
+        return committed_out, ""
+    out = os.path.join(ROOT, "runs", "ablations_custom", name)
+    return out, (f"  not the committed design of {os.path.relpath(committed_out, ROOT)} ({'; '.join(differ[:3])}): "
+                 f"writing to {os.path.relpath(out, ROOT)} instead (--out {os.path.relpath(committed_out, ROOT)} "
+                 "--force replaces the committed result)")
 
 
 MARKERS = ("<!-- overview:start -->", "<!-- overview:end -->")
@@ -88,6 +112,8 @@ def _main(argv=None) -> int:
     p.add_argument("--workdirs", help="where each arm x seed trains (default runs/ablations[_quick]/NAME/runs)")
     p.add_argument("--ablations", default=os.path.join(ROOT, "experiments", "ablations"),
                    help="directory of the ablation configs (default: the repository's experiments/ablations)")
+    p.add_argument("--force", action="store_true",
+                   help="write over a committed result in --out even when this run is not its design")
     p.add_argument("--no-carry", action="store_true",
                    help="train every run whose workdir is absent, even where OUT/runs holds its finished record")
     p.add_argument("--list", action="store_true", help="list the ablations and exit")
@@ -128,9 +154,18 @@ def _main(argv=None) -> int:
         config = loaded
         ablation.validate_ablation(config)
         kind = "ablations_quick" if args.quick else "ablations"
-        out = _check_out(args.out or (os.path.join(ROOT, "runs", kind, args.name) if args.quick
-                                      else os.path.join(ROOT, "experiments", "results", args.name)), args.quick)
+        file_config = ablation.load_ablation(args.name, args.ablations)  # the design its file commits
+        out, note = (args.out, "") if args.out else _default_out(args.name, args.quick, config, file_config)
+        out = _check_out(out, args.quick, config, args.force, file_config)
+        if note:
+            print(note, flush=True)
         workdirs = args.workdirs or os.path.join(ROOT, "runs", kind, args.name, "runs")
+        from jaxcnn._locks import target_lock
+
+        with target_lock(os.path.join(out, ".ablate"), f"ablation results {out}"):  # a second writer is refused
+            _run(config, out, workdirs)
+
+    def _run(config, out, workdirs):
         ab = config.ablation
         print(f"{ab.name}: {ab.title}\n  {len(ab.arms)} arms x seeds {tuple(ab.seeds)}, {config.num_steps} steps "
               f"at batch {config.batch_size}; runs in {workdirs}", flush=True)

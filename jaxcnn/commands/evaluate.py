@@ -23,7 +23,7 @@ def format_result(result: dict) -> str:
     """The result for a reader: the scalar figures, then (classification) per-class accuracy and the confusion
     matrix; the whole record is in the JSON files named at the end."""
     skip = {"per_class_accuracy", "confusion_matrix", "class_names", "written", "files", "config", "notes",
-            "second_stage", "eval_ap50_per_class", "eval_iou_per_class"}
+            "second_stage", "eval_ap50_per_class", "eval_iou_per_class", "note"}
     lines = [f"{k}: {v}" for k, v in result.items() if k not in skip and not isinstance(v, (dict, list))]
     if "confusion_matrix" in result:
         names = result["class_names"]
@@ -52,14 +52,20 @@ def main(argv=None) -> int:
     p.add_argument("--split", default=None, help="split to score (default: the run's eval split; detection: "
                                                  "test); slices such as test[:500] allowed")
     p.add_argument("--step", type=int, default=None, help="the checkpoint step to score (default: the latest)")
+    p.add_argument("--allow_split_overlap", action="store_true",
+                   help="score a split that shares examples with the run's training split (e.g. --split train, "
+                        "for the training accuracy); refused otherwise")
     args = p.parse_args(argv)
     cli.setup_process()
 
     def job():
         from jaxcnn.train.inference import evaluate_workdir
 
-        result = evaluate_workdir(args.workdir, split=args.split, step=args.step)
+        result = evaluate_workdir(args.workdir, split=args.split, step=args.step,
+                                  allow_overlap=args.allow_split_overlap)
         print(format_result(result))
+        if result.get("note"):  # an unfinished or interrupted run says so where it is scored
+            print(f"note: {result['note']}", file=sys.stderr)
 
     return cli.main(job)
 

@@ -33,6 +33,8 @@ def main(argv=None) -> int:
         from jaxcnn.train.inference import predict_files
 
         results = predict_files(args.workdir, args.images, top=args.top, step=args.step)
+        if results and results[0].get("note"):  # an unfinished or interrupted run says so
+            print(f"note: {results[0]['note']}", file=sys.stderr)
         if args.json:
             print(json.dumps(results, indent=1))
             return

@@ -30,6 +30,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or "
                                                          "~/tensorflow_datasets)")
     args = parser.parse_args(argv)
+    from jaxcnn._env import check_environment
+
+    try:
+        check_environment()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     from absl import logging
 
@@ -39,7 +46,7 @@ def main(argv=None) -> int:
 
     try:
         path = prepare(args.kind, args.source, name=args.name, data_dir=args.data_dir)
-    except (SourceError, OSError, MissingExtra) as e:
+    except (ValueError, OSError, MissingExtra) as e:  # SourceError; a second writer of the name (_locks.Busy)
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     import tensorflow_datasets as tfds

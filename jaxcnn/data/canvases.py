@@ -218,7 +218,10 @@ NAMES = {
 def builder(config: str, data_dir: str) -> FashionMnistCanvases:
     b = FashionMnistCanvases(config=config, data_dir=data_dir)
     if not b.is_prepared():
-        b.download_and_prepare()
+        from jaxcnn.data.sources import prepare_once
+
+        prepare_once(b, f"fashion_mnist_canvases_{config}", data_dir)
+        b = FashionMnistCanvases(config=config, data_dir=data_dir)  # its info read from the files now written
     return b
 
 

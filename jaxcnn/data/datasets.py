@@ -47,7 +47,9 @@ class ArrayDataset:
 
 def data_dir(path: Optional[str] = None) -> str:
     """The TFDS data dir: `path`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    return os.path.expanduser(path or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    from jaxcnn._env import check
+
+    return os.path.expanduser(path or check("TFDS_DATA_DIR") or "~/tensorflow_datasets")
 
 
 @readable  # a damaged file is one line naming the dataset and how to rebuild it

@@ -33,7 +33,9 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 def source_dir() -> str:
     """Where the IDX files are read from: $JAXCNN_FASHION_MNIST_DIR or Debian's directory."""
-    return os.environ.get(SOURCE_DIR_ENV, DEBIAN_DIR)
+    from jaxcnn._env import check
+
+    return check(SOURCE_DIR_ENV) or DEBIAN_DIR
 
 
 def read_idx(split: str, directory: str | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import math
 import os
 import tarfile
 from typing import Callable
@@ -52,6 +53,23 @@ def pixel_tensor(shape):
 
 # ----------------------------------------------------------------------------- image folders
 
+def check_class_names(names, where: str) -> None:
+    """Refuse class names that cannot be stored one per line or told apart: empty, holding a control character
+    (a newline would shift every later name), longer than 200 characters, or repeated."""
+    seen = set()
+    for name in names:
+        bad = [c for c in name if ord(c) < 32 or ord(c) == 127]
+        if not name.strip() or bad or len(name) > 200:
+            why = ("is empty" if not name.strip() else f"holds the control character {bad[0]!r}" if bad
+                   else "is longer than 200 characters")
+            raise SourceError(f"{where}: class name {name!r} {why}; rename it (letters, digits, spaces, "
+                              "punctuation)")
+        if name in seen:
+            raise SourceError(f"{where}: class name {name!r} appears twice; class names must be distinct, "
+                              "rename one")
+        seen.add(name)
+
+
 def _class_files(split_dir: str) -> dict[str, list[str]]:
     """{class name: sorted image paths} for DIR/<split>/<class>/*; hidden files are skipped."""
     classes = {}
@@ -59,6 +77,9 @@ def _class_files(split_dir: str) -> dict[str, list[str]]:
         path = os.path.join(split_dir, entry)
         if entry.startswith("."):
             continue
+        if os.path.islink(path) and not os.path.exists(path):
+            raise SourceError(f"{path} is a symbolic link to nothing (broken, or a loop); point it at a class "
+                              "folder or remove it")
         if not os.path.isdir(path):
             raise SourceError(f"{path} is a file, but {split_dir} must hold one folder per class; "
                               "move it into a class folder or remove it")
@@ -67,6 +88,9 @@ def _class_files(split_dir: str) -> dict[str, list[str]]:
             if name.startswith("."):
                 continue
             file = os.path.join(path, name)
+            if os.path.islink(file) and not os.path.exists(file):
+                raise SourceError(f"{file} is a symbolic link to nothing (broken, or a loop); point it at an image "
+                                  "or remove it")
             if os.path.isdir(file):
                 raise SourceError(f"{file} is a folder inside class folder {path}; class folders hold images only")
             if not name.lower().endswith(IMAGE_EXTENSIONS):
@@ -81,11 +105,21 @@ def _image_header(path: str) -> tuple[int, int]:
     require("PIL")
     from PIL import Image, UnidentifiedImageError
 
+    from jaxcnn.data.images import check_pixels
+
     try:
         with Image.open(path) as im:
             if im.format not in ("JPEG", "PNG"):
                 raise SourceError(f"{path} is a {im.format} image; only JPEG and PNG are stored, convert it")
+            try:
+                check_pixels(im.width, im.height, path)
+            except ValueError as e:
+                raise SourceError(str(e).rstrip(".")) from None
             return im.height, im.width
+    except Image.DecompressionBombError:
+        from jaxcnn.data.images import bomb
+
+        raise SourceError(str(bomb(path)).rstrip(".")) from None
     except (UnidentifiedImageError, OSError) as e:
         raise SourceError(f"{path} is not a readable image ({type(e).__name__}); remove or replace it") from None
 
@@ -127,6 +161,7 @@ def plan_image_folder(root: str) -> Plan:
         if not files:
             raise SourceError(f"{os.path.join(train_dir, cls)} has no images; add some or remove the folder")
     names = list(train)
+    check_class_names(names, train_dir)
     if os.path.isdir(test_dir):
         test = _class_files(test_dir)
         for cls in test:
@@ -189,6 +224,9 @@ CIFAR_PIXELS = 32 * 32 * 3
 
 def _read_tar(archive: str) -> dict[str, bytes]:
     """The regular files of a (gzipped) tar archive by path."""
+    if os.path.isdir(archive):
+        raise SourceError(f"{archive} is a folder; give the downloaded binary archive file itself "
+                          "(e.g. cifar-10-binary.tar.gz), not a folder")
     if not os.path.isfile(archive):
         raise SourceError(f"{archive} not found; give the path of the downloaded binary archive")
     try:
@@ -223,6 +261,7 @@ def plan_cifar(archive: str, kind: str) -> Plan:
         if len(lines) != n:
             raise SourceError(f"{archive}: {spec['folder']}/{f} lists {len(lines)} class names, expected {n}; "
                               "download the archive again")
+        check_class_names(lines, f"{archive}: {spec['folder']}/{f}")
     records = {}
     for split, files in spec["splits"].items():
         for f in files:
@@ -279,9 +318,10 @@ def read_idx_file(path: str, rank: int) -> np.ndarray:
         raise SourceError(f"{path} is not an IDX file of {rank}-d unsigned bytes (magic {found}, expected {magic}); "
                           "check the file name and download it again")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(rank)]
-    if len(raw) - header != int(np.prod(dims)):
+    size = math.prod(dims)  # Python ints: a header of 2**32-1 per dimension cannot wrap around to a match
+    if len(raw) - header != size:
         raise SourceError(f"{path} holds {len(raw) - header} bytes of data, its header says {dims} "
-                          f"({int(np.prod(dims))}); the file is truncated, download it again")
+                          f"({size}); the file is truncated, download it again")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 

@@ -19,15 +19,39 @@ SCALE = (0.08, 1.0)  # Szegedy et al. 2015 / torchvision RandomResizedCrop
 RATIO = (3 / 4, 4 / 3)
 ATTEMPTS = 10
 UNIFORMS = 4 * ATTEMPTS + 1  # per example: 4 per crop attempt, 1 for the flip
+# The most pixels an encoded image may declare (Pillow's own warning threshold, about 9,459 x 9,459): a
+# larger header is refused before anything is decoded, so a small file cannot ask for gigabytes.
+MAX_PIXELS = 89_478_485
 
 
-def open_image(data, channels: int):
-    """A PIL image, not yet decoded, from encoded bytes (JPEG/PNG) or a uint8 (H, W, C) array."""
+def check_pixels(width: int, height: int, where: str = "image") -> None:
+    """Refuse (ValueError, one line) an image whose header declares more than MAX_PIXELS pixels."""
+    pixels = int(width) * int(height)  # Python ints: no overflow whatever the header says
+    if pixels > MAX_PIXELS:
+        raise ValueError(f"{where} declares {int(width):,} x {int(height):,} = {pixels:,} pixels, above the limit "
+                         f"of {MAX_PIXELS:,} (jaxcnn.data.images.MAX_PIXELS); resize it, or it is not an image to "
+                         "trust.")
+
+
+def bomb(where: str) -> ValueError:
+    """The refusal of an image whose header Pillow itself would not open (more than 2 x MAX_PIXELS)."""
+    return ValueError(f"{where} declares more than {2 * MAX_PIXELS:,} pixels, above the limit of {MAX_PIXELS:,} "
+                      "(jaxcnn.data.images.MAX_PIXELS); resize it, or it is not an image to trust.")
+
+
+def open_image(data, channels: int, where: str = "image"):
+    """A PIL image, not yet decoded, from encoded bytes (JPEG/PNG) or a uint8 (H, W, C) array; a header
+    declaring more than MAX_PIXELS pixels is refused before decoding."""
     require("PIL")
     from PIL import Image
 
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return Image.open(io.BytesIO(data))
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:  # Pillow's own refusal, past twice its warning threshold
+            raise bomb(where) from None
+        check_pixels(im.width, im.height, where)
+        return im
     array = np.asarray(data)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] not in (1, 3):
         raise ValueError(f"images must be uint8 (H, W, 1 or 3) to resize, got {array.dtype} {array.shape}")
@@ -122,13 +146,14 @@ def train_image(data, u: np.ndarray, *, channels: int, size, random_resized_crop
     return out
 
 
-def eval_image(data, *, channels: int, size, crop_fraction: float = 0.875) -> np.ndarray:
+def eval_image(data, *, channels: int, size, crop_fraction: float = 0.875, where: str = "image") -> np.ndarray:
     """Resize so the shorter side is `min(size) / crop_fraction` (256 for 224), then
     take the centre crop of `size` (h, w) (as torchvision's Resize + CenterCrop),
-    done as one resize of the matching region. `size` None: decode only."""
+    done as one resize of the matching region. `size` None: decode only. `where`
+    names the image in a refusal (MAX_PIXELS)."""
     if size is None:
         return decode(data, channels)
-    im = open_image(data, channels)
+    im = open_image(data, channels, where)
     scale = round(min(size) / crop_fraction) / min(im.height, im.width)  # resized pixels per source pixel
     h, w = size[0] / scale, size[1] / scale
     cy, cx = im.height / 2, im.width / 2

@@ -39,6 +39,13 @@ def damaged(name: str, data_dir: str, error: BaseException) -> DatasetDamaged:
     """The one-line error for dataset `name` under the TFDS data dir `data_dir`, damaged as `error` says."""
     folder = os.path.join(data_dir, name)
     cause = f"{type(error).__name__}: {_first_line(error)}"
+    if isinstance(error, PermissionError):  # not damage: a folder this user may not read or write
+        where = getattr(error, "filename", None) or data_dir
+        return DatasetDamaged(f"dataset {name!r}: permission denied on {where} ({cause}); give this user access, "
+                              "or set --config.data_dir (or TFDS_DATA_DIR) to a folder it can read and write.")
+    if not os.path.exists(folder):  # nothing there to delete: it could not be prepared
+        return DatasetDamaged(f"dataset {name!r} could not be prepared in {data_dir} ({cause}); check that folder "
+                              "(space, permissions), or set --config.data_dir (or TFDS_DATA_DIR) to another.")
     if name == OFFLINE and (isinstance(error, _SOURCE_ERRORS) or "gzip" in type(error).__name__.lower()):
         from jaxcnn.data.fashion_mnist import source_dir
 

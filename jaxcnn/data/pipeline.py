@@ -76,19 +76,26 @@ class _Batches:
         step = int(step)
         if self.train:
             index = self._indices(step)[self.rows]
-        else:
-            index = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
-            mask = (index < len(self.split)).astype(np.float32)[self.rows]
-            index = np.where(index < len(self.split), index, 0)[self.rows]
-        images, labels = self.split.read(index)
-        if self.train:
-            images = self._train_images(step, images)
-        else:
-            images = self._eval_images(images)
-        batch = {"image": images, "label": np.asarray(labels, np.int32)}
-        if not self.train:
-            batch["mask"] = mask
-        return batch
+            images, labels = self.split.read(index)
+            return {"image": self._train_images(step, images), "label": np.asarray(labels, np.int32)}
+        index = np.arange(step * self.batch_size, (step + 1) * self.batch_size)[self.rows]
+        real = index < len(self.split)
+        # Only the real rows are read and decoded; the padding of the last batch is zeros (masked out).
+        images, labels = self.split.read(index[real])
+        images = self._eval_images(images) if real.any() else None
+        return {"image": _pad_rows(images, len(index), self._eval_shape(), self._image_dtype()),
+                "label": _pad_rows(np.asarray(labels, np.int32), len(index), ()),
+                "mask": real.astype(np.float32)}
+
+    def _image_dtype(self):
+        arrays = getattr(self.split, "_arrays", None)
+        return arrays.images.dtype if arrays is not None and self.size is None else np.uint8
+
+    def _eval_shape(self) -> tuple:
+        """(H, W, C) of an evaluation image as this pipeline gives it."""
+        if self.size is not None:
+            return (*self.size, self.channels)
+        return tuple(self.split.image_shape)
 
     def _train_images(self, step, images):
         resize = self.random_resized_crop or self.size is not None
@@ -122,6 +129,18 @@ class _Batches:
             raise ValueError(f"{self.split.name} split {self.split.split!r} has images of different sizes "
                              f"({sorted(shapes)[:3]}...); pass image_size=S to resize them to S x S")
         return np.stack(images)
+
+
+def _pad_rows(rows, n: int, shape: tuple, dtype=np.int32):
+    """`rows` (k, *shape) followed by zeros up to n rows; n rows of zeros of `dtype` when rows is None."""
+    if rows is None:
+        return np.zeros((n, *shape), dtype)
+    rows = np.asarray(rows)
+    if len(rows) == n:
+        return rows
+    out = np.zeros((n, *rows.shape[1:]), rows.dtype)
+    out[:len(rows)] = rows
+    return out
 
 
 class BatchIterator:
@@ -202,8 +221,14 @@ def _check_common(split, batch_size, process_index, process_count, workers, thre
     if process_index >= process_count:
         raise ValueError(f"process_index {process_index} must be below process_count {process_count}")
     check_divisible(batch_size, process_count, "batch_size (global, over the processes)")
+    from jaxcnn._validation import check_workers
+
     for value, what, minimum in ((workers, "workers", 0), (threads, "threads", 1), (prefetch, "prefetch", 1)):
         _check_int(value, what, minimum)
+    check_workers(workers, "workers")  # capped near the core count: a thousand would exhaust the machine
+    check_workers(threads, "threads")
+    if prefetch > 64:
+        raise ValueError(f"prefetch must be at most 64 batches, got {prefetch}; e.g. 2")
     return batch_size, process_index, process_count
 
 

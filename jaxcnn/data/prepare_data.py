@@ -88,6 +88,7 @@ def prepare(kind: str, source: str, *, name: str | None = None, data_dir: str | 
     name = name if name is not None else default_name(kind, source)
     check_name(name)
     root = default_data_dir(data_dir)
+    check_data_dir(root)
     target = os.path.join(root, name, DATASET_VERSION)
     if os.path.exists(os.path.join(target, "dataset_info.json")):
         raise SourceError(f"{target} already exists; remove it (rm -r {target}) or choose another --name")
@@ -106,25 +107,46 @@ def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: boo
     require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
+    from jaxcnn._locks import private_dir, target_lock
     from jaxcnn.data.datasets import data_dir as default_data_dir
 
-    parent = os.path.join(default_data_dir(data_dir), name)
-    target, tmp = os.path.join(parent, DATASET_VERSION), os.path.join(parent, f"incomplete.{DATASET_VERSION}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    features = tfds.features.FeaturesDict(dict(p.features))
-    try:
-        infos = [_write_split(tmp, name, split, count, example, features, quiet)
-                 for split, (count, example) in p.splits.items()]
-        tfds.folder_dataset.write_metadata(data_dir=tmp, features=features, split_infos=infos,
-                                           version=DATASET_VERSION, check_data=False, description=p.description,
-                                           supervised_keys=("image", "label"))
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.listdir(parent):
-            os.rmdir(parent)
+    root = default_data_dir(data_dir)
+    parent = os.path.join(root, name)
+    target = os.path.join(parent, DATASET_VERSION)
+    check_data_dir(root)
+    # One writer per dataset name (a second is refused naming the first), each in a directory of its own:
+    # two preparations of one name from different sources can never mix their files.
+    with target_lock(parent, f"dataset {name!r} in {root}"):
+        if os.path.exists(os.path.join(target, "dataset_info.json")):
+            raise SourceError(f"{target} already exists; remove it (rm -r {target}) or choose another --name")
+        tmp = private_dir(parent, f"incomplete.{DATASET_VERSION}.")
+        features = tfds.features.FeaturesDict(dict(p.features))
+        try:
+            infos = [_write_split(tmp, name, split, count, example, features, quiet)
+                     for split, (count, example) in p.splits.items()]
+            tfds.folder_dataset.write_metadata(data_dir=tmp, features=features, split_infos=infos,
+                                               version=DATASET_VERSION, check_data=False, description=p.description,
+                                               supervised_keys=("image", "label"))
+            if os.path.isdir(target):  # a dataset folder without its metadata: an earlier writer's leftover
+                shutil.rmtree(target)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if os.path.isdir(parent) and not os.listdir(parent):
+                os.rmdir(parent)
     return target
+
+
+def check_data_dir(root: str) -> None:
+    """Refuse, in one line, a TFDS data dir that is a file or cannot be written."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise SourceError(f"the TFDS data dir {root} is a file; pass --data_dir a folder (or set TFDS_DATA_DIR)")
+    probe = root
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe) or "."
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SourceError(f"the TFDS data dir {root} is not writable ({probe} is read-only to this user); pass "
+                          "--data_dir a folder you can write, or set TFDS_DATA_DIR to one")
 
 
 def _write_split(directory, name, split, count, example, features, quiet):

@@ -12,6 +12,7 @@ processes reopen the files themselves.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import Optional, Sequence
@@ -24,7 +25,7 @@ from jaxcnn.data.datasets import OFFLINE, STOCK, ArrayDataset, synthetic
 from jaxcnn.data.datasets import data_dir as resolve_data_dir
 from jaxcnn.data.images import decode
 
-# Fixed-size uint8 splits up to this many bytes are held in memory by default
+# Fixed-size uint8 arrays (not encoded images) up to this many bytes are held in memory by default
 # (in_memory=None): a batch is then one numpy gather instead of one array_record
 # read and parse per example (see README "Data" for the measured difference).
 IN_MEMORY_MAX_BYTES = 1 << 30
@@ -41,6 +42,9 @@ def _absolute(name: str, spec: str, sizes: dict[str, int]) -> list[tuple[str, in
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import splits as splits_lib
 
+    from jaxcnn._validation import check_split
+
+    check_split(spec)  # the whole expression: nothing after a valid prefix is ignored
     try:
         instruction = tfds.core.ReadInstruction.from_spec(spec)
     except (ValueError, TypeError, AssertionError) as e:
@@ -58,6 +62,22 @@ def _absolute(name: str, spec: str, sizes: dict[str, int]) -> list[tuple[str, in
         start, stop = part.from_ or 0, n if part.to is None else part.to
         runs.append((part.splitname, max(0, min(start, n)), max(0, min(stop, n))))
     return runs
+
+
+def overlap(name: str, train: str, scored: str, sizes_of) -> int:
+    """How many examples split expressions `train` and `scored` of dataset `name` share. sizes_of() gives
+    {base split: examples}; it is called only when the two name a common base split."""
+    if not set(_split_names(train)) & set(_split_names(scored)) and "all" not in _split_names(train) + _split_names(
+            scored):
+        return 0
+    sizes = sizes_of()
+    a, b = _absolute(name, train, sizes), _absolute(name, scored, sizes)
+    shared = 0
+    for split_a, start_a, stop_a in a:
+        for split_b, start_b, stop_b in b:
+            if split_a == split_b:
+                shared += max(0, min(stop_a, stop_b) - max(start_a, start_b))
+    return shared
 
 
 class Split:
@@ -156,7 +176,8 @@ def _builder(name: str, directory: str):
 
         builder = FashionMnistOffline(data_dir=directory)
         if not builder.is_prepared():
-            builder.download_and_prepare()
+            prepare_once(builder, name, directory)
+            builder = FashionMnistOffline(data_dir=directory)  # its info read from the files now written
         return builder
     try:
         builder = tfds.builder(name, data_dir=directory, file_format="array_record")
@@ -178,6 +199,23 @@ def _builder(name: str, directory: str):
             f"or use dataset {OFFLINE!r} (offline, from `apt-get install dataset-fashion-mnist`)."
         )
     return builder
+
+
+def prepare_once(builder, name: str, directory: str) -> None:
+    """builder.download_and_prepare(), by one process at a time: a second process that needs the same dataset
+    waits for the first (saying so once) and then finds it prepared. A data dir it cannot write is one line."""
+    import sys
+
+    from jaxcnn._locks import target_lock
+
+    if os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"dataset {name!r} is not prepared yet and the TFDS data dir {directory} is read-only to "
+                         "this user; set --config.data_dir (or TFDS_DATA_DIR) to a folder you can write, where it "
+                         "is prepared on first use.")
+    with target_lock(os.path.join(directory, name), f"dataset {name!r} in {directory}", wait=True,
+                     log=lambda line: print(line, file=sys.stderr, flush=True)):
+        if not builder.is_prepared():
+            builder.download_and_prepare()
 
 
 def _synthetic(split, *, shape, size, num_classes, seed):
@@ -245,9 +283,9 @@ def open_split(name: str, split: str, *, data_dir: Optional[str] = None, synthet
     encoded = isinstance(image_feature, tfds.features.Image)
     shape = tuple(image_feature.shape)
     shape = shape if all(d is not None for d in shape) else None
-    if in_memory is None:
-        in_memory = (shape is not None and np.dtype(image_feature.np_dtype) == np.uint8
-                     and length * int(np.prod(shape)) <= IN_MEMORY_MAX_BYTES)
+    if in_memory is None:  # encoded images stream: decoding a whole split at once would hold it decoded
+        in_memory = (shape is not None and not encoded and np.dtype(image_feature.np_dtype) == np.uint8
+                     and length * math.prod(shape) <= IN_MEMORY_MAX_BYTES)
     elif in_memory and shape is None:
         raise ValueError(f"{name} split {split!r} holds images of varying sizes; in_memory=True needs one "
                          "size (use in_memory=None or False to stream it)")

@@ -110,7 +110,9 @@ def configure(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
     """
     global _status
     configure_malloc()
-    if os.environ.get("JAXCNN_XLA_CPU_FLAGS", "1") == "0":
+    from jaxcnn._env import switch
+
+    if not switch("JAXCNN_XLA_CPU_FLAGS"):  # "0" or "1" only; anything else is a one-line ValueError
         _status = "disabled by JAXCNN_XLA_CPU_FLAGS=0"
         return _status
     current = os.environ.get("XLA_FLAGS", "")

@@ -350,6 +350,12 @@ def setup_process(coordinator=None, num_processes=None, process_id=None) -> None
     the other processes."""
     from absl import logging
 
+    from jaxcnn._env import check_environment
+
+    try:  # every environment variable jaxcnn reads holds one of its documented values, before any work
+        check_environment()
+    except ValueError as e:
+        fail(str(e))
     runtime.configure()
     _drop_closed_event_loop_reports()
     logging.set_verbosity(logging.ERROR)  # orbax and TFDS log every save at INFO and routine notes at WARNING

@@ -13,7 +13,7 @@ import math
 
 import ml_collections
 
-from jaxcnn._validation import check_choice, suggest
+from jaxcnn._validation import check_choice, check_split, check_workers, suggest
 from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcnn.train.parallel import PARALLEL
 
@@ -31,6 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train_split = "train"
     c.eval_split = "test"  # watched during training and reported at the end (a validation split, e.g. "train[90%:]")
     c.test_split = ""  # also evaluated once at the end, as test_loss / test_accuracy; "" = none
+    c.allow_split_overlap = False  # True: eval_split / test_split may share examples with train_split (meant)
     c.eval_examples = 0  # evaluate on the first N examples of eval_split; 0 = all of them
     # Worker processes that read, decode and augment a streamed split (jaxcnn.data.pipeline); 0 = two threads
     # of this process. The batches are the same either way.
@@ -207,6 +208,8 @@ def validate_config(config) -> None:
     for key in ("task", "dataset", "train_split", "eval_split"):
         if not given[key].strip():
             raise ValueError(f"config.{key} is empty; e.g. {base[key]!r}.")
+    for key in ("train_split", "eval_split") + (("test_split",) if given.get("test_split") else ()):
+        check_split(given[key], f"config.{key}")  # the whole expression, not its first name only
     _check_items("synthetic_shape", config.synthetic_shape, int, low=1, example=(28, 28, 1))
     _check_items("classes", config.classes, int, low=0, example=(0, 1, 2))
     _check_items("optimizer.step_boundaries", config.optimizer.step_boundaries, float, low=0, low_open=True,
@@ -251,10 +254,7 @@ def validate_config(config) -> None:
         raise ValueError(f"config.preprocess.std must be > 0 for every channel, got {tuple(p.std)}.")
     for key in ("pad_to", "resize_to", "crop_padding"):
         _check_number(f"preprocess.{key}", p[key], low=0, what=" (0 = off)")
-    workers = config.get("data_workers", 0)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"config.data_workers must be an int >= 0 (0 = threads), got {workers!r}; "
-                         "e.g. --config.data_workers=4.")
+    check_workers(config.get("data_workers", 0), "config.data_workers (0 = threads)")
     if isinstance(p.image_size, bool) or not isinstance(p.image_size, int) or p.image_size < 0:
         raise ValueError(f"config.preprocess.image_size must be an int >= 0 (0 = off), got {p.image_size!r}; "
                          "e.g. --config.preprocess.image_size=224.")

@@ -17,13 +17,15 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     Must run before anything touches a JAX device. On CPU it selects gloo
     collectives so that processes on one or several machines can all-reduce.
     """
-    coordinator = coordinator or os.environ.get(ENV["coordinator"])
+    from jaxcnn._env import check
+
+    coordinator = coordinator or check(ENV["coordinator"])
     if not coordinator:
         return False
-    if num_processes is None and ENV["num_processes"] in os.environ:
-        num_processes = int(os.environ[ENV["num_processes"]])
-    if process_id is None and ENV["process_id"] in os.environ:
-        process_id = int(os.environ[ENV["process_id"]])
+    if num_processes is None and check(ENV["num_processes"]) is not None:
+        num_processes = int(check(ENV["num_processes"]))
+    if process_id is None and check(ENV["process_id"]) is not None:
+        process_id = int(check(ENV["process_id"]))
     if num_processes is None or process_id is None:
         raise ValueError(f"a multi-process run needs the process count and id as well as the coordinator: pass "
                          f"--num_processes and --process_id (or set {ENV['num_processes']} and {ENV['process_id']}).")

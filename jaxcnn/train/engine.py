@@ -77,11 +77,21 @@ def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 
         return task.summarize(totals)
     n = len(data)
     for start in range(0, n, eval_batch):
-        idx = np.arange(start, start + eval_batch)
-        mask = (idx < n).astype(np.float32)
-        idx = np.where(idx < n, idx, 0)[sl]
-        add({**data.take(idx), "mask": mask[sl]})
+        idx = np.arange(start, start + eval_batch)[sl]
+        real = idx < n
+        # Only real rows are gathered; the last batch's padding is zeros (masked out), not copies of row 0.
+        batch = jax.tree_util.tree_map(lambda v: _padded(v, len(idx)), data.take(idx[real]))
+        add({**batch, "mask": real.astype(np.float32)})
     return task.summarize(totals)
+
+
+def _padded(rows, n: int):
+    rows = np.asarray(rows)
+    if len(rows) == n:
+        return rows
+    out = np.zeros((n, *rows.shape[1:]), rows.dtype)
+    out[:len(rows)] = rows
+    return out
 
 
 def _evaluate(setup, device_state, data, prefix: str = "eval_") -> dict:
@@ -97,7 +107,9 @@ def _evaluate(setup, device_state, data, prefix: str = "eval_") -> dict:
 def _final_evaluation(setup, device_state) -> dict:
     """The evaluation of the last step: eval_split, and config.test_split when set."""
     out = _evaluate(setup, device_state, setup.eval_data)
-    if setup.test_data is not None:
+    if setup.test_data is setup.eval_data:  # the same split (test_split names eval_split): scored once
+        out.update({"test_" + k[len("eval_"):]: v for k, v in list(out.items()) if k.startswith("eval_")})
+    elif setup.test_data is not None:
         out.update(_evaluate(setup, device_state, setup.test_data, "test_"))
     return out
 

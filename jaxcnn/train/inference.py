@@ -44,7 +44,7 @@ from jaxcnn.data.sources import open_split
 import jaxcnn.train.provenance as _provenance
 from jaxcnn.train.setup import build
 from jaxcnn.train.tasks import workdir_scorer
-from jaxcnn.train.workdir import restore, workdir_config
+from jaxcnn.train.workdir import check_data, progress_note, restore, workdir_config, write_atomic
 
 SAMPLES = 8  # predictions of the first test images kept for pictures (samples_<split>.npz)
 
@@ -61,6 +61,8 @@ class LoadedRun:
     image_shape: tuple
     class_names: tuple
     step: int
+    num_steps: int = 0  # config.num_steps: the step a finished run's checkpoint is at
+    note: Optional[str] = None  # one line when the run is unfinished or was interrupted (workdir.progress_note)
 
     def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
         """The model's logits (N, classes) on uint8 `images` (N, H, W, C), evaluation mode, in batches."""
@@ -86,15 +88,19 @@ def _apply_fn(model, preprocess):
     return apply
 
 
-def class_names_of(config, num_outputs: int) -> tuple:
-    """The names of a run's outputs: the dataset's label names (config.classes picks and orders them)."""
-    try:
-        split = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
-                           synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
-                           num_classes=config.num_classes, seed=config.seed)
-        names = list(split.class_names)
-    except (ValueError, TypeError):
-        names = []
+def class_names_of(config, num_outputs: int, recorded: Optional[dict] = None) -> tuple:
+    """The names of a run's outputs: the label names its workdir recorded (`recorded`: config.json's "data",
+    jaxcnn.data.identity), else the dataset's (config.classes picks and orders them)."""
+    if isinstance(recorded, dict) and isinstance(recorded.get("class_names"), list):
+        names = [str(n) for n in recorded["class_names"]]
+    else:
+        try:
+            split = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
+                               synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
+                               num_classes=config.num_classes, seed=config.seed)
+            names = list(split.class_names)
+        except (ValueError, TypeError):
+            names = []
     if config.classes:
         names = [names[c] if c < len(names) else str(c) for c in config.classes]
     if len(names) != num_outputs:
@@ -102,13 +108,19 @@ def class_names_of(config, num_outputs: int) -> tuple:
     return tuple(str(n) for n in names)
 
 
-def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] = None) -> LoadedRun:
+def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] = None, what: str = "use",
+             allow_overlap: bool = False) -> LoadedRun:
     """The model of `workdir` (a scripts/train.py workdir) with its latest checkpoint's weights. Only the
     first example of `split` (default: the run's eval split) is read, for the image shape (only its metadata
-    for a run with preprocess.image_size = S, whose model sees S x S)."""
+    for a run with preprocess.image_size = S, whose model sees S x S). Refused in one line (`what`: the action
+    named, e.g. "predict with") when the dataset is no longer the data the run was trained on, and when
+    `split` shares examples with the training split unless `allow_overlap` (config.allow_split_overlap)."""
     config = workdir_config(workdir)
+    recorded = check_data(workdir, config, what)
     if split:
         config.eval_split = split
+    if allow_overlap:
+        config.allow_split_overlap = True
     config.eval_examples = 0
     kw = dict(data_dir_path=config.data_dir or None, synthetic_shape=tuple(config.synthetic_shape),
               synthetic_size=config.synthetic_size, num_classes=config.num_classes, seed=config.seed)
@@ -129,17 +141,18 @@ def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] =
     variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
     num_outputs = len(config.classes) if config.classes else probe.num_classes
     return LoadedRun(config, setup.model, variables, setup.preprocess, tuple(probe.images.shape[1:]),
-                     class_names_of(config, num_outputs), int(state.step))
+                     class_names_of(config, num_outputs, recorded), int(state.step), int(config.num_steps),
+                     progress_note(workdir, int(state.step), int(config.num_steps)) if step is None else None)
 
 
 def evaluate_streamed(workdir: str, *, split: Optional[str] = None, samples: int = 8,
-                      step: Optional[int] = None) -> dict:
+                      step: Optional[int] = None, allow_overlap: bool = False) -> dict:
     """Score a classification run that reads its data through the input pipeline (preprocess.image_size = S):
     `split` (default: the run's eval split) streamed by jaxcnn.data.eval_batches (shorter side resized, the
     centre S x S, as the engine evaluates), never held in memory. Returns eval_loss (softmax cross-entropy),
     eval_accuracy, per_class_accuracy, class_names, confusion_matrix, images, seconds_per_image (the model
     alone), step, and first_predictions (the classes of the first `samples` images)."""
-    run = load_run(workdir, split=split, step=step)
+    run = load_run(workdir, split=split, step=step, what="evaluate", allow_overlap=allow_overlap)
     config = run.config
     data = open_split(config.dataset, config.eval_split, data_dir=config.data_dir or None,
                       synthetic_shape=tuple(config.synthetic_shape), synthetic_size=config.synthetic_size,
@@ -169,7 +182,8 @@ def evaluate_streamed(workdir: str, *, split: Optional[str] = None, samples: int
     n = int(confusion.sum())
     report = classification_report(confusion, run.class_names)
     timed = max(n - config.eval_batch_size, 1)
-    return {"step": run.step, "eval_loss": loss_sum / n, "eval_accuracy": report["accuracy"],
+    return {"step": run.step, "num_steps": run.num_steps, **({"note": run.note} if run.note else {}),
+            "eval_loss": loss_sum / n, "eval_accuracy": report["accuracy"],
             "per_class_accuracy": report["per_class_accuracy"], "class_names": report["class_names"],
             "confusion_matrix": report["confusion_matrix"], "images": n, "seconds_per_image": seconds / timed,
             "cnn_passes_per_image": 1.0, "first_predictions": np.asarray(first, np.int32)}
@@ -182,21 +196,26 @@ def read_image(path: str, image_shape: Sequence[int], *, crop: bool = False) -> 
     require("PIL")
     from PIL import Image, UnidentifiedImageError
 
+    from jaxcnn.data.images import bomb, check_pixels
+
     h, w, c = (int(v) for v in image_shape)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no image file {path!r}")
     if crop:
         try:
             with open(path, "rb") as f:
-                return eval_image(f.read(), channels=c, size=(h, w)).reshape(h, w, c)
+                return eval_image(f.read(), channels=c, size=(h, w), where=path).reshape(h, w, c)
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"{path} is not a readable image ({type(e).__name__}); pass PNG or JPEG files") from None
     try:
         with Image.open(path) as im:
+            check_pixels(im.width, im.height, path)  # an untrusted file: its header is checked before decoding
             im = im.convert("L" if c == 1 else "RGB")
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
             arr = np.asarray(im, np.uint8)
+    except Image.DecompressionBombError:
+        raise bomb(path) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path} is not a readable image ({type(e).__name__}); pass PNG or JPEG files") from None
     return arr.reshape(h, w, c)
@@ -207,7 +226,7 @@ def predict_files(workdir: str, paths: Sequence[str], *, top: int = 5, step: Opt
     "name", "probability"}, ...]}, ...], most probable first."""
     if not paths:
         raise ValueError("pass at least one image file")
-    run = load_run(workdir, step=step)
+    run = load_run(workdir, step=step, what="predict with")
     crop = bool(run.config.preprocess.get("image_size", 0))
     images = np.stack([read_image(p, run.image_shape, crop=crop) for p in paths])
     probs = run.probabilities(images)
@@ -216,7 +235,8 @@ def predict_files(workdir: str, paths: Sequence[str], *, top: int = 5, step: Opt
     for path, p in zip(paths, probs):
         order = np.argsort(-p, kind="stable")[:k]
         out.append({"path": path, "top": [{"class": int(i), "name": run.class_names[i],
-                                           "probability": float(p[i])} for i in order]})
+                                           "probability": float(p[i])} for i in order],
+                    **({"note": run.note} if run.note else {})})
     return out
 
 
@@ -269,7 +289,7 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str,
                             color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
+    tmp = f"{path}.tmp.{os.getpid()}.png"  # private to this process: two plots at once never mix
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
@@ -299,15 +319,21 @@ def timed_task_eval(setup, state, data, batch: int) -> tuple[dict, float, dict]:
 
 
 def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool = True, step: Optional[int] = None,
+                     allow_overlap: bool = False,
                      **task_options) -> dict:
     """Score `workdir` (a training run) on `split` (default: its eval split) with its own config.json and its
     checkpoint at `step` (default: the latest); written to WORKDIR/eval_<split>.json (`write`). See the module docstring for what is
     reported. `task_options` go to the scorer of a task whose application scores a workdir its own way (R-CNN's
-    `second_stage_images`)."""
+    `second_stage_images`). Refused in one line when the dataset is no longer the data the run was trained on,
+    and when `split` shares examples with the training split unless `allow_overlap` says it is meant; an
+    unfinished run's result carries num_steps and a "note" saying so."""
     t_start = time.time()
     load_before = os.getloadavg()
     workdir = os.path.abspath(workdir)
     config = workdir_config(workdir)
+    recorded = check_data(workdir, config, "evaluate")  # the data must be what the run was trained on
+    if allow_overlap:
+        config.allow_split_overlap = True
     config.eval_examples = 0
     scorer = workdir_scorer(config.task)
     if task_options and scorer is None:
@@ -322,12 +348,16 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
             raise ValueError(f"task {config.task!r} is scored at its latest checkpoint only; drop --step.")
         fields, samples = scorer(workdir, config, split=split, **task_options)
         result.update(fields)
+        if "step" in result:
+            note = progress_note(workdir, int(result["step"]), int(config.num_steps))
+            result.update(num_steps=int(config.num_steps), **({"note": note} if note else {}))
         return _finish(workdir, config, result, samples, write, t_start, load_before)
     if config.preprocess.get("image_size", 0):  # images of any size, read through the input pipeline
         if config.task != "classification":
             raise ValueError(f"{workdir}: task {config.task!r} with preprocess.image_size is not scored here yet; "
                              "classification runs are.")
-        report = evaluate_streamed(workdir, split=config.eval_split, step=step)
+        report = evaluate_streamed(workdir, split=config.eval_split, step=step,
+                                   allow_overlap=bool(config.allow_split_overlap))
         samples = {"prediction": report.pop("first_predictions")}
         result.update(report)
         return _finish(workdir, config, result, samples, write, t_start, load_before)
@@ -339,7 +369,10 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
     variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
-    result["step"] = int(state.step)
+    result.update(step=int(state.step), num_steps=int(config.num_steps))
+    note = progress_note(workdir, int(state.step), int(config.num_steps)) if step is None else None
+    if note:
+        result["note"] = note
     metrics, seconds, totals = timed_task_eval(setup, state, setup.eval_data, config.eval_batch_size)
     k = min(SAMPLES, len(setup.eval_data))
     if "det_boxes" in totals:
@@ -352,7 +385,7 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
                   images=len(setup.eval_data))
     if config.task == "classification":  # the confusion matrix came with the one evaluation pass
         confusion = np.asarray(totals["confusion"], np.int64)
-        names = class_names_of(config, confusion.shape[0])
+        names = class_names_of(config, confusion.shape[0], recorded)
         report = classification_report(confusion, names)
         result.update(per_class_accuracy=report["per_class_accuracy"], class_names=report["class_names"],
                       confusion_matrix=report["confusion_matrix"])
@@ -361,7 +394,8 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
 
 def _finish(workdir, config, result, samples, write, t_start, load_before) -> dict:
     """The host facts and the provenance (jaxcnn.train.provenance), then (write) eval_<split>.json, eval.json,
-    samples_<split>.npz and the confusion PNG."""
+    samples_<split>.npz and the confusion PNG, each through a private temporary file and a rename (two
+    evaluations at once never mix their files)."""
     result.update(load_average_before=[round(v, 2) for v in load_before],
                   load_average_after=[round(v, 2) for v in os.getloadavg()],
                   wall_seconds=round(time.time() - t_start, 1),
@@ -370,15 +404,14 @@ def _finish(workdir, config, result, samples, write, t_start, load_before) -> di
                   provenance=_provenance.provenance())  # looked up when called (tests replace it)
     if write:
         tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
-        np.savez(os.path.join(workdir, f"samples_{tag}.npz"), **samples)  # the first images' predictions
+        samples_path = os.path.join(workdir, f"samples_{tag}.npz")  # the first images' predictions
+        tmp = f"{samples_path}.tmp.{os.getpid()}.npz"
+        np.savez(tmp, **samples)
+        os.replace(tmp, samples_path)
         path = os.path.join(workdir, f"eval_{tag}.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(path + ".tmp", path)
+        write_atomic(path, json.dumps(result, indent=1))
         latest = os.path.join(workdir, "eval.json")  # the latest evaluation of any split
-        with open(latest + ".tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(latest + ".tmp", latest)
+        write_atomic(latest, json.dumps(result, indent=1))
         result["written"], result["files"] = path, [path, latest]
         if "confusion_matrix" in result:
             png = os.path.join(workdir, f"confusion_{tag}.png")

@@ -224,7 +224,11 @@ def open_streams(config):
     if config.data_dir and not os.path.isdir(os.path.expanduser(config.data_dir)):
         return None  # load_data names the problem
     _quiet_tfds(config)
-    train, test = (_open(config.dataset, s, **_kwargs(config)) for s in (config.train_split, config.eval_split))
+    # Under image_size every split streams: the pipeline decodes and resizes each batch, so a split held in
+    # memory would only add its whole decoded size to the peak (and keep it for the run).
+    stream = {"in_memory": False} if size else {}
+    train, test = (_open(config.dataset, s, **_kwargs(config), **stream)
+                   for s in (config.train_split, config.eval_split))
     if not size and train.in_memory and test.in_memory:
         return None
     for split in (train, test):
@@ -242,6 +246,33 @@ def open_streams(config):
     return train, test
 
 
+def check_scoring_splits(config) -> None:
+    """Refuse (one line) an eval_split or test_split that shares examples with train_split, unless
+    config.allow_split_overlap says it is meant: a score on examples the model trained on is not a test."""
+    if config.get("allow_split_overlap", False):
+        return
+    from jaxcnn.data.identity import of_config
+    from jaxcnn.data.sources import overlap
+
+    sizes = {}
+
+    def sizes_of():
+        if not sizes:
+            sizes.update(of_config(config)["splits"])
+        return sizes
+
+    for key in ("eval_split", "test_split"):
+        scored = config.get(key, "")
+        if not scored:
+            continue
+        shared = overlap(config.dataset, config.train_split, scored, sizes_of)
+        if shared:
+            raise ValueError(f"config.{key}={scored!r} shares {shared} examples with config.train_split="
+                             f"{config.train_split!r}: a score on trained examples is not a test. Choose a disjoint "
+                             f"split (e.g. train_split='train[:90%]', {key}='train[90%:]'), or set "
+                             "--config.allow_split_overlap=True if it is meant.")
+
+
 def _quiet_tfds(config) -> None:
     if config.dataset not in ("synthetic", "synthetic_shapes") and not (config.progress and sys.stderr.isatty()):
         require("tensorflow_datasets")
@@ -256,7 +287,8 @@ def load_test(config, streamed: bool):
     if not config.test_split:
         return None
     if streamed:
-        return _open(config.dataset, config.test_split, **_kwargs(config))
+        return _open(config.dataset, config.test_split, **_kwargs(config),
+                     **({"in_memory": False} if config.preprocess.image_size else {}))
     test = datasets.load(config.dataset, config.test_split, **_kwargs(config))
     if config.classes:
         test = class_subset(test, config.classes)
@@ -324,6 +356,7 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
     """
     validate_config(config)
     runtime.configure()  # XLA:CPU flags, where JAX has not started yet (scripts have done it already)
+    check_scoring_splits(config)
     loads = train_data is None or eval_data is None
     if loads:
         train_data, eval_data = open_streams(config) or load_data(config)
@@ -332,8 +365,9 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
     streamed = isinstance(train_data, Split)
     if streamed and not isinstance(eval_data, Split):
         eval_data = _as_split(eval_data, config.eval_split)
-    if loads:
-        test_data = load_test(config, streamed)
+    if loads:  # a test split that names the eval split is that split, not a second copy of it
+        same = config.test_split == config.eval_split and not config.eval_examples
+        test_data = eval_data if same else load_test(config, streamed)
     elif test_data is not None and streamed:
         test_data = _as_split(test_data, config.test_split)
     if model is None:

@@ -11,6 +11,11 @@
   (the model or any model field, the data, batch size, seed, optimizer,
   schedule, ...) is refused in one line naming the keys that differ; a
   finished run may be extended by a larger `num_steps`.
+* config.json also holds the identity of the data (key "data": the dataset's
+  name, class names, split sizes and a fingerprint of its prepared files;
+  jaxcnn.data.identity). A rerun on data that differs from it (the dataset
+  prepared again from another folder) is refused in one line, and so are
+  evaluating and predicting (`check_data`).
 * `.lock` is held (flock) while a run works, so a second run on the same
   workdir is refused in one line instead of interleaving checkpoints.
 * `metrics.jsonl` is read back tolerantly: a line cut by a crash, a line that
@@ -33,11 +38,12 @@ from jaxcnn.train.config import base_config, flat
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
+DATA_KEY = "data"  # config.json: the identity of the data (jaxcnn.data.identity)
 
 # Keys a rerun may change without changing what the checkpoints mean.
 HARMLESS = ("data_dir", "eval_split", "test_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
             "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy",
-            "data_workers")
+            "data_workers", "allow_split_overlap")
 # Sections a plain training run does not read (the application that does checks them itself).
 NOT_READ_BY_TRAINING = ("ablation.",)
 
@@ -164,11 +170,14 @@ class Workdir:
     finished_at: the step the run recorded as finished (config.json's `finished_step`), or None.
     """
 
-    def __init__(self, path: str, config, model_fields: Optional[dict] = None, *, owner: bool = True):
-        """owner=False: another process of a multi-host run owns the workdir (it alone locks and records)."""
+    def __init__(self, path: str, config, model_fields: Optional[dict] = None, *, owner: bool = True,
+                 data: Optional[dict] = None):
+        """owner=False: another process of a multi-host run owns the workdir (it alone locks and records).
+        data: the identity of the data the run reads (jaxcnn.data.identity); default: that of config.dataset."""
         self.path = check_writable(path) if owner else os.path.abspath(os.path.expanduser(os.fspath(path)))
         self.config = config
         self.model_fields = model_fields
+        self.data = data
         self.owner = owner
         self._lock = None
         self._record = None
@@ -253,6 +262,15 @@ class Workdir:
                                    "or use a new --workdir.")
             new["finished_step"] = finished
         new["provenance"] = provenance()  # of the process that (re)started the run
+        data = self.data if self.data is not None else data_identity(self.config)
+        if old is not None and data is not None:
+            from jaxcnn.data.identity import check
+
+            check(old.get(DATA_KEY), data, self.path, "resume")
+        if data is not None:
+            new[DATA_KEY] = data
+        elif old is not None and DATA_KEY in old:
+            new[DATA_KEY] = old[DATA_KEY]
         write_atomic(os.path.join(self.path, CONFIG_FILE), json.dumps(new, indent=1) + "\n")
         self._record = new
 
@@ -262,6 +280,54 @@ class Workdir:
             return
         self._record["finished_step"] = int(step)
         write_atomic(os.path.join(self.path, CONFIG_FILE), json.dumps(self._record, indent=1) + "\n")
+
+
+def data_identity(config) -> Optional[dict]:
+    """The identity of config.dataset as found now (jaxcnn.data.identity), or None when it cannot be read (an
+    unknown or unprepared dataset: loading it names that problem itself)."""
+    from jaxcnn.data.identity import of_config
+
+    if not hasattr(config, "dataset"):
+        return None
+    try:
+        return of_config(config)
+    except Exception:  # noqa: BLE001 - the data loader reports an unreadable dataset in its own words
+        return None
+
+
+def read_record(workdir: str) -> Optional[dict]:
+    """config.json of `workdir` as a dict (None when absent or unreadable)."""
+    try:
+        with open(os.path.join(workdir, CONFIG_FILE)) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def check_data(workdir: str, config, what: str) -> Optional[dict]:
+    """Refuse (jaxcnn.data.identity.DataChanged, one line) to `what` ("evaluate", "predict with", ...) the run
+    in `workdir` when the data of config.dataset found now is not the data config.json records. Returns the
+    recorded identity (None for a workdir written before identities were recorded)."""
+    from jaxcnn.data.identity import check
+
+    recorded = (read_record(workdir) or {}).get(DATA_KEY)
+    if recorded is None:
+        return None
+    found = data_identity(config)
+    if found is not None:
+        check(recorded, found, workdir, what)
+    return recorded
+
+
+def progress_note(workdir: str, step: int, num_steps: int) -> Optional[str]:
+    """None for a run whose checkpoint `step` is its last (num_steps), else one line saying that the run is
+    unfinished or was interrupted, at which step, and how to finish it."""
+    if step >= num_steps:
+        return None
+    return (f"unfinished run: its latest checkpoint is step {step} of {num_steps} (interrupted or still "
+            f"training); these figures are of that step. Finish it by running the same train command on "
+            f"--workdir {workdir}.")
 
 
 def _get(flat_meaning: dict, dotted: str):

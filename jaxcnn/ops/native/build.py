@@ -34,7 +34,9 @@ STAMP = LIBRARY.with_suffix(".stamp")
 
 def dnnl_root() -> Path:
     """The prefix holding include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so."""
-    candidates = [os.environ.get("JAXCNN_DNNL_ROOT"), sys.prefix, "/usr", "/usr/local"]
+    from jaxcnn._env import check
+
+    candidates = [check("JAXCNN_DNNL_ROOT"), sys.prefix, "/usr", "/usr/local"]
     for root in filter(None, candidates):
         root = Path(root)
         if (root / "include/oneapi/dnnl/dnnl.hpp").exists() and _libdir(root) is not None:
