@@ -18,6 +18,7 @@ from typing import Optional
 # folder), "data_dir" (a folder or a path where one can be made), "host:port".
 VARIABLES = {
     "JAXCNN_XLA_CPU_FLAGS": ("switch", "1", "0 leaves XLA_FLAGS as it is (jaxcnn.runtime)"),
+    "JAXCNN_MALLOC_TUNING": ("switch", "1", "0 leaves glibc's allocator at its defaults (jaxcnn.runtime)"),
     "JAXCNN_NATIVE_CONV": ("switch", "1", "0 turns the native CPU convolutions off (jaxcnn.ops.native)"),
     "JAXCNN_NATIVE_BN": ("switch", "1", "0 turns the native CPU BatchNorm off (jaxcnn.ops.native)"),
     "JAXCNN_NATIVE_POOL": ("switch", "1", "0 turns the native CPU pooling off (jaxcnn.ops.native)"),

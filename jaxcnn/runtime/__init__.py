@@ -72,11 +72,9 @@ def configure_malloc() -> str:
     """Tune glibc's allocator so that XLA reuses its per-step buffers (see the module docstring).
     Returns "applied", "disabled by JAXCNN_MALLOC_TUNING=0" or "unavailable: <why>"."""
     global _malloc_status
-    value = os.environ.get("JAXCNN_MALLOC_TUNING", "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"JAXCNN_MALLOC_TUNING={value!r}: set it to 0 (glibc's defaults) or 1 (the tuning, "
-                         "the default), or unset it.")
-    if value == "0":
+    from jaxcnn import _env
+
+    if not _env.switch("JAXCNN_MALLOC_TUNING"):
         _malloc_status = "disabled by JAXCNN_MALLOC_TUNING=0"
         return _malloc_status
     import ctypes

@@ -68,11 +68,9 @@ def _load():
 
 
 def _switched_off(kind: str = "conv") -> bool:
-    name = SWITCHES[kind]
-    value = os.environ.get(name, "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"{name}={value!r}: set it to 0 (XLA's path) or 1 (native, the default), or unset it.")
-    return value == "0"
+    from jaxcnn import _env
+
+    return not _env.switch(SWITCHES[kind])
 
 
 def status(kind: str = "conv") -> str:
