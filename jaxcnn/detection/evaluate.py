@@ -39,7 +39,7 @@ def score_second_stage(workdir: str, config, *, split=None, second_stage_images:
     config.batch_size = min(config.batch_size, len(probe))
     setup = build(config, train_data=probe, eval_data=probe)
     state = _workdir.restore(setup, workdir)
-    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    variables = state.variables()  # the EMA's, when the run kept one
     name = "fashion_mnist_detection_tiny_ss" if "tiny" in config.dataset else "fashion_mnist_detection_ss"
     kw = dict(data_dir_path=config.data_dir or None)
     test_split = split or "test"  # the rcnn config's own eval split holds crops; detection is on canvases

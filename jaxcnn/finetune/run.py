@@ -106,14 +106,14 @@ def run_finetune(config, workdir: str, *, stop_after_steps: Optional[int] = None
         full_cfg = _phase_config(config, full_end, ft.full_learning_rate)
         setups = []
         if ft.head_steps:
-            tx, schedule = make_optimizer(head_cfg.optimizer, head_end)
+            tx, schedule = make_optimizer(head_cfg.optimizer, head_end, config.grad_accum_steps)
             head_tx = finetune_optimizer(tx, variables["params"], head_name(model), "head")
             setups.append(lambda prev: build(
                 head_cfg, **data, model=model, optimizer=(head_tx, schedule), phase="head",
                 init_state=lambda: _host(create_finetune_state(model, variables, head_tx, mode="head"))))
         if ft.full_steps:
             def full(prev):
-                tx, schedule = make_optimizer(full_cfg.optimizer, ft.full_steps)
+                tx, schedule = make_optimizer(full_cfg.optimizer, ft.full_steps, config.grad_accum_steps)
                 if prev is None:  # no head phase: start from the pretrained network
                     prev = create_finetune_state(model, variables, tx, mode="full")
                 state = _host(unfreeze(prev, model, tx, layers=tuple(ft.train_layers)))

@@ -14,6 +14,7 @@ import math
 import ml_collections
 
 from jaxcnn._validation import check_choice, check_split, check_workers, suggest
+from jaxcnn.data.augment import AUGMENTS
 from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcnn.train.parallel import PARALLEL
 
@@ -60,8 +61,27 @@ def base_config() -> ml_collections.ConfigDict:
         "name": "adamw", "learning_rate": 2e-3, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
         "schedule": "cosine", "warmup_steps": 100, "step_boundaries": (0.5, 0.75), "step_factor": 0.1,
         "grad_clip_norm": 0.0,
+        # schedule "onecycle": rises over warmup_steps from learning_rate / div_factor to learning_rate, then
+        # falls to learning_rate / (div_factor * final_div_factor) at num_steps
+        "div_factor": 25.0, "final_div_factor": 1e4,
     })
-    c.label_smoothing = 0.0
+    # Training recipes (docs/recipes.md): each is off at its default.
+    c.label_smoothing = 0.0  # classification targets (1 - e) * one-hot + e / classes
+    # An exponential moving average of the parameters and BatchNorm statistics, updated every step with decay
+    # min(ema_decay, (1 + step) / (10 + step)), checkpointed, and what every evaluation scores; 0 = off (e.g. 0.999)
+    c.ema_decay = 0.0
+    # Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) on the device: a batch is mixed with its reverse at
+    # lambda ~ Beta(alpha, alpha); 0 = off. mixup_prob: the chance a batch is mixed at all; mixup_switch_prob: with
+    # both alphas set, the chance a mixed batch uses CutMix rather than mixup. Classification only.
+    c.mixup_alpha = 0.0
+    c.cutmix_alpha = 0.0
+    c.mixup_prob = 1.0
+    c.mixup_switch_prob = 0.5
+    # On-device training augmentation: "none" (only preprocess.crop_padding / flip), "flip_crop" (random flip
+    # and a random crop padded by preprocess.crop_padding, or 2 when that is 0), "trivial" (flip_crop, then
+    # TrivialAugment wide: one random op at a random strength per image). Classification only.
+    c.augment = "none"
+    c.grad_accum_steps = 1  # average the gradients of this many steps per update (optax.MultiSteps); 1 = off
     c.mixed_precision = False  # bf16 compute, float32 parameters
     c.parallel = "mesh"  # "none" | "pmap" | "mesh"
     c.nan_policy = "stop"  # "stop" | "skip"
@@ -242,6 +262,7 @@ def validate_config(config) -> None:
     _check_number("label_smoothing", config.label_smoothing, low=0)
     if config.label_smoothing >= 1.0:
         raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}.")
+    validate_recipe(config)
     p = config.preprocess
     if len(p.mean) != len(p.std) or not p.mean:
         raise ValueError("config.preprocess.mean and .std need one value per channel (or one for all), "
@@ -266,6 +287,33 @@ def validate_config(config) -> None:
     if len(set(classes)) != len(classes) or min(classes, default=0) < 0:
         raise ValueError(f"config.classes must be distinct class ids >= 0, got {tuple(config.classes)}.")
     validate_finetune(config.finetune)
+
+
+def validate_recipe(config) -> None:
+    """The recipe switches (docs/recipes.md): EMA, mixup/CutMix, augmentation, accumulation, one-cycle."""
+    if not 0 <= config.ema_decay < 1:
+        raise ValueError(f"config.ema_decay must be in [0, 1) (0 = off), got {config.ema_decay}; e.g. 0.999.")
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        _check_number(key, config[key], low=0, what=" (0 = off; e.g. 0.2 for mixup, 1.0 for CutMix)")
+    for key in ("mixup_prob", "mixup_switch_prob"):
+        if not 0 <= config[key] <= 1:
+            raise ValueError(f"config.{key} is a probability, in [0, 1], got {config[key]}; e.g. "
+                             f"{base_config()[key]}.")
+    mixing = config.mixup_alpha > 0 or config.cutmix_alpha > 0
+    if mixing and config.mixup_prob == 0:
+        raise ValueError("config.mixup_prob=0 never mixes a batch, but mixup_alpha/cutmix_alpha are set; set "
+                         "--config.mixup_prob=1.0, or the alphas to 0.")
+    check_choice("config.augment", config.augment, AUGMENTS)
+    if isinstance(config.grad_accum_steps, bool) or config.grad_accum_steps < 1:
+        raise ValueError(f"config.grad_accum_steps must be >= 1 (1 = no accumulation), got "
+                         f"{config.grad_accum_steps}; e.g. 4.")
+    if config.num_steps % config.grad_accum_steps:
+        raise ValueError(f"config.grad_accum_steps={config.grad_accum_steps} does not divide "
+                         f"num_steps={config.num_steps} (the last update would be cut short); set num_steps to a "
+                         f"multiple of it, e.g. {config.num_steps - config.num_steps % config.grad_accum_steps}.")
+    opt = config.optimizer
+    for key in ("div_factor", "final_div_factor"):
+        _check_number(f"optimizer.{key}", opt[key], low=0, low_open=True, what=" (one-cycle's ratios)")
 
 
 def _check_items(key: str, values, kind, *, low=None, low_open=False, example=None) -> None:

@@ -124,7 +124,8 @@ def _data_iterator(setup, start: int, saved: Optional[dict]):
     it = train_batches(setup.train_data, seed=config.seed, batch_size=config.batch_size, start_step=start,
                        process_index=jax.process_index(), process_count=jax.process_count(),
                        image_size=size or None, random_resized_crop=bool(size),
-                       flip=bool(size) and config.preprocess.flip, workers=config.get("data_workers", 0))
+                       flip=bool(size) and (config.preprocess.flip or config.get("augment", "none") != "none"),
+                       workers=config.get("data_workers", 0))
     if saved is not None:
         if int(saved.get("step", -1)) != start:
             raise ValueError(f"the checkpoint of step {start} holds the data iterator state of step "

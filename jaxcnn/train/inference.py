@@ -138,7 +138,7 @@ def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] =
     config.parallel = "none"  # one process scoring a few files: a mesh run's batch of 1 would not divide
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
-    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    variables = state.variables()  # the EMA's, when the run kept one
     num_outputs = len(config.classes) if config.classes else probe.num_classes
     return LoadedRun(config, setup.model, variables, setup.preprocess, tuple(probe.images.shape[1:]),
                      class_names_of(config, num_outputs, recorded), int(state.step), int(config.num_steps),
@@ -368,7 +368,7 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
     config.batch_size = min(config.batch_size, len(probe))  # training batches are not drawn here
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
-    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    variables = state.variables()  # the EMA's, when the run kept one
     result.update(step=int(state.step), num_steps=int(config.num_steps))
     note = progress_note(workdir, int(state.step), int(config.num_steps)) if step is None else None
     if note:

@@ -9,17 +9,29 @@ import optax
 from jaxcnn._validation import check_choice
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
 
 
 def make_schedule(opt, num_steps: int) -> Callable:
     """Learning rate as a function of the step: linear warm-up over
     `opt.warmup_steps`, then constant, cosine decay to 0 at `num_steps`, or a
     step decay multiplying by `opt.step_factor` at each of `opt.step_boundaries`
-    (fractions of num_steps if < 1, else steps)."""
+    (fractions of num_steps if < 1, else steps).
+
+    "onecycle" (Smith & Topin 2017, as PyTorch's OneCycleLR): a cosine rise over
+    `opt.warmup_steps` from lr / div_factor to lr, then a cosine fall to
+    lr / (div_factor * final_div_factor) at `num_steps`."""
     check_choice("optimizer.schedule", opt.schedule, SCHEDULES)
     lr = float(opt.learning_rate)
     warmup = int(opt.warmup_steps)
+    if opt.schedule == "onecycle":
+        if not 1 <= warmup < num_steps:
+            raise ValueError(f"config.optimizer.schedule='onecycle' rises over optimizer.warmup_steps, which must be "
+                             f"in 1..{num_steps - 1} (num_steps={num_steps}), got {warmup}; e.g. "
+                             f"--config.optimizer.warmup_steps={max(1, num_steps // 4)}.")
+        return optax.cosine_onecycle_schedule(num_steps, lr, pct_start=warmup / num_steps,
+                                              div_factor=float(opt.div_factor),
+                                              final_div_factor=float(opt.final_div_factor))
     if opt.schedule == "constant":
         main = optax.constant_schedule(lr)
     elif opt.schedule == "cosine":
@@ -32,22 +44,39 @@ def make_schedule(opt, num_steps: int) -> Callable:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def make_optimizer(opt, num_steps: int) -> tuple[optax.GradientTransformation, Callable]:
+def make_optimizer(opt, num_steps: int, grad_accum_steps: int = 1) -> tuple[optax.GradientTransformation, Callable]:
     """(optax transformation, schedule) for `opt.name` in sgd (momentum,
     nesterov, coupled L2 weight decay as in the classic papers), adamw
-    (decoupled weight decay) or adam."""
+    (decoupled weight decay) or adam.
+
+    grad_accum_steps > 1: optax.MultiSteps averages the gradients of that many
+    steps and updates the parameters once at the last of them (the effective
+    batch is grad_accum_steps times larger). The schedule still counts steps
+    (warm-up, boundaries and num_steps alike); the k-th update uses the rate of
+    the step that starts its group. The returned schedule gives the rate in
+    effect at each step."""
     check_choice("optimizer.name", opt.name, OPTIMIZERS)
+    k = int(grad_accum_steps)
+    if k < 1:
+        raise ValueError(f"config.grad_accum_steps must be >= 1 (1 = no accumulation), got {k}; e.g. 4.")
+    if num_steps % k:
+        raise ValueError(f"config.grad_accum_steps={k} does not divide the {num_steps} steps (the last update "
+                         f"would be cut short); set num_steps to a multiple of {k}.")
     schedule = make_schedule(opt, num_steps)
+    # The inner optimizer counts updates; update u starts at step u * k.
+    inner = schedule if k == 1 else (lambda count: schedule(count * k))
     wd = float(opt.weight_decay)
     if opt.name == "sgd":
         tx = optax.chain(
             optax.add_decayed_weights(wd) if wd else optax.identity(),
-            optax.sgd(schedule, momentum=float(opt.momentum) or None, nesterov=bool(opt.nesterov)),
+            optax.sgd(inner, momentum=float(opt.momentum) or None, nesterov=bool(opt.nesterov)),
         )
     elif opt.name == "adamw":
-        tx = optax.adamw(schedule, weight_decay=wd)
+        tx = optax.adamw(inner, weight_decay=wd)
     else:
-        tx = optax.adam(schedule)
+        tx = optax.adam(inner)
     if opt.get("grad_clip_norm", 0.0):
         tx = optax.chain(optax.clip_by_global_norm(float(opt.grad_clip_norm)), tx)
-    return tx, schedule
+    if k == 1:
+        return tx, schedule
+    return optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation(), lambda step: schedule((step // k) * k)

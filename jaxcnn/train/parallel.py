@@ -43,9 +43,10 @@ class Strategy:
     name: str
 
     def __init__(self, *, preprocess: Callable, task=None, label_smoothing: float = 0.0, aux_weight: float = 0.3,
-                 learning_rate_fn=None, progress_fn=None):
+                 learning_rate_fn=None, progress_fn=None, ema_decay: float = 0.0, mix=None):
         self.step_kwargs = dict(preprocess=preprocess, task=task, label_smoothing=label_smoothing,
-                                aux_weight=aux_weight, learning_rate_fn=learning_rate_fn, progress_fn=progress_fn)
+                                aux_weight=aux_weight, learning_rate_fn=learning_rate_fn, progress_fn=progress_fn,
+                                ema_decay=ema_decay, mix=mix)
         self.eval_kwargs = dict(preprocess=preprocess, task=task)
 
     @property

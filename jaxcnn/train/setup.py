@@ -32,7 +32,7 @@ from jaxcnn.models import create_model, family_of, get_spec, module_fields
 from jaxcnn.train.config import validate_config
 from jaxcnn.train.optim import make_optimizer
 from jaxcnn.train.parallel import PMAP_AXIS, Strategy, make_strategy
-from jaxcnn.train.state import TrainState, create_train_state
+from jaxcnn.train.state import TrainState, create_train_state, with_ema
 from jaxcnn.train.tasks import get_task
 
 
@@ -105,9 +105,16 @@ def _check_field_types(spec, overrides) -> None:
 
 
 def make_preprocess_fn(config, channels: int, *, flip: Optional[bool] = None):
-    """The on-device preprocessing of config.preprocess for images of `channels` channels. flip=False leaves
-    the flip to the input pipeline (it flips the random-resized crops when preprocess.image_size is set)."""
+    """The on-device preprocessing of config.preprocess and config.augment for images of `channels` channels.
+    flip=False leaves the flip to the input pipeline (it flips the random-resized crops when
+    preprocess.image_size is set, and then crops no further on the device)."""
     p = config.preprocess
+    aug = config.get("augment", "none")
+    crop = p.crop_padding
+    if aug != "none" and not crop and not p.image_size:
+        crop = augment.FLIP_CROP_PADDING
+    if flip is None:
+        flip = p.flip or aug != "none"
     mean, std = tuple(p.mean), tuple(p.std)
     if p.to_rgb:
         channels = 3
@@ -117,9 +124,8 @@ def make_preprocess_fn(config, channels: int, *, flip: Optional[bool] = None):
         raise ValueError(f"config.preprocess.mean has {len(mean)} values for images of {channels} channels; "
                          "give one per channel.")
     return augment.make_preprocess(mean=mean, std=std, pad_to=p.pad_to or None, resize_to=p.resize_to or None,
-                                   crop_padding=p.crop_padding, flip=p.flip if flip is None else flip,
-                                   pca_jitter=p.pca_jitter,
-                                   to_rgb=p.to_rgb)
+                                   crop_padding=crop, flip=flip, pca_jitter=p.pca_jitter, to_rgb=p.to_rgb,
+                                   trivial=aug == "trivial")
 
 
 def class_subset(dataset, classes, per_class: Optional[int] = None, seed: int = 0):
@@ -381,14 +387,20 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
     family = family_of(model)
     task = get_task(config.task, config=config, aux_weight=float(family.aux_weight(model)),
                     num_classes=getattr(model, "num_classes", train_data.num_classes))
+    mix = recipe_mix(config)
+    if (mix or config.augment != "none") and not getattr(task, "image_labels", False):
+        raise ValueError(f"config.task={config.task!r} has labels that an image augmentation would have to move "
+                         "too; set --config.augment=none, --config.mixup_alpha=0 and --config.cutmix_alpha=0.")
     steps = config.num_steps - first_step
     if steps <= 0:
         raise ValueError(f"config.num_steps={config.num_steps} leaves no steps after step {first_step}; raise it.")
-    tx, schedule = optimizer if optimizer is not None else make_optimizer(config.optimizer, steps)
+    tx, schedule = optimizer if optimizer is not None else make_optimizer(config.optimizer, steps,
+                                                                           config.grad_accum_steps)
     # Models scheduled over training (NASNet's drop path) see the fraction of this run's steps done.
     progress_fn = (lambda s: (s - first_step) / steps) if family.takes_progress(model) else None
     strategy = make_strategy(config.parallel, preprocess=preprocess, task=task,
-                             learning_rate_fn=lambda s: schedule(s - first_step), progress_fn=progress_fn)
+                             learning_rate_fn=lambda s: schedule(s - first_step), progress_fn=progress_fn,
+                             ema_decay=config.ema_decay, mix=mix)
     strategy.check_batch(config.batch_size, "batch_size")
     strategy.check_batch(config.eval_batch_size, "eval_batch_size")
     process_slice(config.batch_size, jax.process_index(), jax.process_count())
@@ -405,6 +417,13 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
             state = create_train_state(model, tx, init_key, shape)
             state = state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
             return init_from_workdir(state, source) if source else state
+
+    if config.ema_decay:  # the EMA starts at the first step's weights (a given state may carry one already)
+        given_init = init_state
+
+        def init_state():
+            state = given_init()
+            return state if state.ema is not None else with_ema(state)
 
     return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
                  init_state, first_step, phase, test_data)
@@ -453,6 +472,16 @@ def init_from_workdir(state: TrainState, path: str) -> TrainState:
         raise ValueError(f"config.init_from: the run in {directory} shares no variable with this model; pass a "
                          "run of the coarser network (FCN-16s starts from FCN-32s).")
     return state.replace(**out)
+
+
+
+def recipe_mix(config) -> Optional[dict]:
+    """jaxcnn.data.augment.mix_batch's settings from config.mixup_alpha / cutmix_alpha / mixup_prob /
+    mixup_switch_prob; None when both alphas are 0."""
+    if not (config.mixup_alpha > 0 or config.cutmix_alpha > 0):
+        return None
+    return dict(mixup_alpha=float(config.mixup_alpha), cutmix_alpha=float(config.cutmix_alpha),
+                prob=float(config.mixup_prob), switch_prob=float(config.mixup_switch_prob))
 
 
 def train_key(config) -> np.ndarray:

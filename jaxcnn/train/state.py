@@ -14,7 +14,9 @@ import optax
 class TrainState:
     """params, batch_stats, opt_state and step are pytree leaves (saved,
     replicated, sharded); apply_fn and tx are static (part of the tree's
-    structure, not of its data)."""
+    structure, not of its data). ema: None, or {"params", "batch_stats"} (an
+    exponential moving average of both, config.ema_decay), saved with the rest
+    and what evaluation scores."""
 
     step: jax.Array
     params: Any
@@ -22,11 +24,21 @@ class TrainState:
     opt_state: Any
     apply_fn: Callable = flax.struct.field(pytree_node=False)
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    ema: Any = None
 
     def arrays(self) -> dict:
-        """The state's data as a plain dict (what a checkpoint holds)."""
-        return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
-                "opt_state": self.opt_state}
+        """The state's data as a plain dict (what a checkpoint holds; "ema" only when there is one)."""
+        out = {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
+               "opt_state": self.opt_state}
+        if self.ema is not None:
+            out["ema"] = self.ema
+        return out
+
+    def variables(self) -> dict:
+        """The variables evaluation and inference apply the model with: the EMA's when there is one."""
+        params, stats = (self.ema["params"], self.ema["batch_stats"]) if self.ema is not None else (
+            self.params, self.batch_stats)
+        return {"params": params, **({"batch_stats": stats} if stats else {})}
 
     def replace_arrays(self, arrays: dict) -> "TrainState":
         return self.replace(**arrays)
@@ -64,6 +76,12 @@ def apply_fn_for(model, variables):
     """`model.apply`, or an ApplyWithConstants where `variables` hold fixed collections."""
     extra = sorted(set(variables) - {"params", "batch_stats", "intermediates"})
     return ApplyWithConstants(model, extra) if extra else model.apply
+
+
+def with_ema(state: TrainState) -> TrainState:
+    """`state` with an EMA started at its parameters and BatchNorm statistics (copies, host or device)."""
+    copy = lambda tree: jax.tree_util.tree_map(lambda x: x.copy(), tree)  # noqa: E731
+    return state.replace(ema={"params": copy(state.params), "batch_stats": copy(state.batch_stats)})
 
 
 def create_train_state(model, tx: optax.GradientTransformation, key, input_shape) -> TrainState:

@@ -46,6 +46,9 @@ class Classification:
     name = "classification"
     # eval_sums are sums over examples: summed over devices under pmap (False: per-example outputs, gathered)
     psum_eval = True
+    # Its labels belong to whole images: flips, crops, TrivialAugment and mixup/CutMix keep them meaningful
+    # (config.augment, mixup_alpha, cutmix_alpha)
+    image_labels = True
 
     def __init__(self, *, label_smoothing: float = 0.0, aux_weight: float = 0.0):
         self.label_smoothing, self.aux_weight = float(label_smoothing), float(aux_weight)
@@ -62,12 +65,23 @@ class Classification:
         return jax.tree_util.tree_map(lambda a, b: a + b, totals, result)
 
     def loss(self, logits, batch, aux=()):
+        """With batch["mix_lambda"] (a batch mixed with its reverse: jaxcnn.data.augment.mix_batch) the loss
+        and accuracy are lam * those of the labels + (1 - lam) * those of the reversed labels."""
         labels = batch["label"]
         n = logits.shape[-1]
-        loss = cross_entropy(logits, labels, n, self.label_smoothing)
-        for a in aux:
-            loss = loss + self.aux_weight * cross_entropy(a, labels, n, self.label_smoothing)
-        return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+        def scored(y):
+            loss = cross_entropy(logits, y, n, self.label_smoothing)
+            for a in aux:
+                loss = loss + self.aux_weight * cross_entropy(a, y, n, self.label_smoothing)
+            return loss, jnp.mean(jnp.argmax(logits, -1) == y)
+
+        loss, accuracy = scored(labels)
+        if "mix_lambda" in batch:
+            lam = batch["mix_lambda"]
+            loss_b, accuracy_b = scored(labels[::-1])
+            loss, accuracy = lam * loss + (1.0 - lam) * loss_b, lam * accuracy + (1.0 - lam) * accuracy_b
+        return loss, {"accuracy": accuracy}
 
     def eval_sums(self, logits, batch):
         labels, mask = batch["label"], batch["mask"]
@@ -96,6 +110,7 @@ class Segmentation(Classification):
     loss); pixel accuracy and the confusion matrix, whence mean IoU."""
 
     name = "segmentation"
+    image_labels = False  # per-pixel labels: an augmentation would have to move them too
 
     def __init__(self, *, num_classes: int, label_smoothing: float = 0.0, aux_weight: float = 0.0,
                  ignore_index: int = 255):
