@@ -298,3 +298,50 @@ def test_recipe_resumes_bit_identical(tmp_path, parallel):
     assert _equal_trees(arrays, resumed["state"].arrays())
     assert _metrics(part) == _metrics(str(tmp_path / "full"))
     assert math.isfinite(full["eval_accuracy"])
+
+
+# --- the speedrun's record ---------------------------------------------------------------------------------------
+
+def _speedrun_module():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "speedrun.py")
+    spec = importlib.util.spec_from_file_location("speedrun_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speedrun_record_holds_the_issue_fields(tmp_path):
+    sr = _speedrun_module()
+    config = sr.load_config()
+    assert config.eval_split == "test" and config.train_split == "train"  # scored on the test split, once
+    per_seed = {}
+    for seed, (acc, t) in {0: (0.94, 500.0), 1: (0.945, 520.0), 2: (0.935, 510.0)}.items():
+        metrics = [{"step": 100, "train_loss": 1.0, "wall_time_sec": 50.0},
+                   {"step": 750, "eval_accuracy": 0.9, "wall_time_sec": 60.0},
+                   {"step": 6000, "eval_accuracy": acc, "wall_time_sec": t}]
+        per_seed[seed] = sr.seed_record(metrics)
+    run = sr.summarize(per_seed, config, provenance={"jaxcnn": "x"})
+    assert run["selected_on"] == "validation" and run["seeds"] == [0, 1, 2] and run["provenance"] == {"jaxcnn": "x"}
+    # mean 0.94; sample std of (0, +0.005, -0.005) = sqrt((0.005^2 * 2) / 2) = 0.005
+    assert run["test_accuracy_mean"] == pytest.approx(0.94) and run["test_accuracy_std"] == pytest.approx(0.005)
+    assert run["train_wall_time_s_max"] == 520.0 and run["target_met"] is True
+    assert run["curves"]["1"] == [[60.0, 0.9, 750], [520.0, 0.945, 6000]]
+    sr.plot(run, str(tmp_path / "curve.png"))
+    assert open(tmp_path / "curve.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="holds no evaluation; it did not finish"):
+        sr.seed_record([{"step": 10, "train_loss": 1.0, "wall_time_sec": 1.0}])
+
+
+def test_warmup_fraction_scales_with_num_steps_and_excludes_warmup_steps():
+    opt = tiny_config(**{"optimizer.schedule": "onecycle", "optimizer.warmup_steps": 0,
+                         "optimizer.warmup_fraction": 0.25, "optimizer.learning_rate": 0.1}).optimizer
+    for n in (8, 400):  # the peak at a quarter of the run, whatever its length
+        assert float(make_schedule(opt, n)(n // 4)) == pytest.approx(0.1, rel=1e-5)
+    assert math.isfinite(float(make_schedule(opt, 1)(0)))  # a one-step smoke run of such a config still runs
+    with pytest.raises(ValueError, match=r"warmup_fraction=0.25 and warmup_steps=2 both set the warm-up; "
+                                         r"set --config.optimizer.warmup_steps=0"):
+        validate_config(tiny_config(**{"optimizer.warmup_fraction": 0.25}))
+    with pytest.raises(ValueError, match=r"warmup_fraction must be in \[0, 1\)"):
+        validate_config(tiny_config(**{"optimizer.warmup_fraction": 1.0, "optimizer.warmup_steps": 0}))

@@ -64,6 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
         # schedule "onecycle": rises over warmup_steps from learning_rate / div_factor to learning_rate, then
         # falls to learning_rate / (div_factor * final_div_factor) at num_steps
         "div_factor": 25.0, "final_div_factor": 1e4,
+        # the warm-up (onecycle: the rise) as a fraction of num_steps, so it scales with --config.num_steps;
+        # 0 = warmup_steps instead
+        "warmup_fraction": 0.0,
     })
     # Training recipes (docs/recipes.md): each is off at its default.
     c.label_smoothing = 0.0  # classification targets (1 - e) * one-hot + e / classes
@@ -314,6 +317,12 @@ def validate_recipe(config) -> None:
     opt = config.optimizer
     for key in ("div_factor", "final_div_factor"):
         _check_number(f"optimizer.{key}", opt[key], low=0, low_open=True, what=" (one-cycle's ratios)")
+    if not 0 <= opt.warmup_fraction < 1:
+        raise ValueError(f"config.optimizer.warmup_fraction must be in [0, 1) (0 = warmup_steps), got "
+                         f"{opt.warmup_fraction}; e.g. 0.25.")
+    if opt.warmup_fraction and opt.warmup_steps:
+        raise ValueError(f"config.optimizer.warmup_fraction={opt.warmup_fraction} and warmup_steps="
+                         f"{opt.warmup_steps} both set the warm-up; set --config.optimizer.warmup_steps=0.")
 
 
 def _check_items(key: str, values, kind, *, low=None, low_open=False, example=None) -> None:

@@ -14,22 +14,24 @@ SCHEDULES = ("constant", "cosine", "step", "onecycle")
 
 def make_schedule(opt, num_steps: int) -> Callable:
     """Learning rate as a function of the step: linear warm-up over
-    `opt.warmup_steps`, then constant, cosine decay to 0 at `num_steps`, or a
-    step decay multiplying by `opt.step_factor` at each of `opt.step_boundaries`
-    (fractions of num_steps if < 1, else steps).
+    `opt.warmup_steps` (or `opt.warmup_fraction` of num_steps, when > 0), then
+    constant, cosine decay to 0 at `num_steps`, or a step decay multiplying by
+    `opt.step_factor` at each of `opt.step_boundaries` (fractions of num_steps
+    if < 1, else steps).
 
     "onecycle" (Smith & Topin 2017, as PyTorch's OneCycleLR): a cosine rise over
-    `opt.warmup_steps` from lr / div_factor to lr, then a cosine fall to
+    the warm-up from lr / div_factor to lr, then a cosine fall to
     lr / (div_factor * final_div_factor) at `num_steps`."""
     check_choice("optimizer.schedule", opt.schedule, SCHEDULES)
     lr = float(opt.learning_rate)
-    warmup = int(opt.warmup_steps)
+    fraction = float(opt.get("warmup_fraction", 0.0))
+    warmup = round(fraction * num_steps) if fraction else int(opt.warmup_steps)
     if opt.schedule == "onecycle":
-        if not 1 <= warmup < num_steps:
+        if not fraction and not 1 <= warmup < num_steps:
             raise ValueError(f"config.optimizer.schedule='onecycle' rises over optimizer.warmup_steps, which must be "
                              f"in 1..{num_steps - 1} (num_steps={num_steps}), got {warmup}; e.g. "
-                             f"--config.optimizer.warmup_steps={max(1, num_steps // 4)}.")
-        return optax.cosine_onecycle_schedule(num_steps, lr, pct_start=warmup / num_steps,
+                             f"--config.optimizer.warmup_steps={max(1, num_steps // 4)} (or warmup_fraction=0.25).")
+        return optax.cosine_onecycle_schedule(num_steps, lr, pct_start=fraction or warmup / num_steps,
                                               div_factor=float(opt.div_factor),
                                               final_div_factor=float(opt.final_div_factor))
     if opt.schedule == "constant":
