@@ -36,6 +36,9 @@ EXPECTED_FIELDS = {
     "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
                  "finetune.source", "finetune.path", "finetune.head_steps", "finetune.full_steps",
                  "finetune.train_layers", "finetune.head_learning_rate", "optimizer.warmup_steps"},
+    # the default job's recipe, one switch at a time (issue 34)
+    "recipe": {"ema_decay", "label_smoothing", "augment", "mixup_alpha", "cutmix_alpha", "optimizer.schedule",
+               "optimizer.learning_rate", "optimizer.warmup_steps", "optimizer.warmup_fraction"},
 }
 
 

@@ -474,7 +474,6 @@ def init_from_workdir(state: TrainState, path: str) -> TrainState:
     return state.replace(**out)
 
 
-
 def recipe_mix(config) -> Optional[dict]:
     """jaxcnn.data.augment.mix_batch's settings from config.mixup_alpha / cutmix_alpha / mixup_prob /
     mixup_switch_prob; None when both alphas are 0."""
