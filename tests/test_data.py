@@ -125,3 +125,29 @@ def test_shape_classes_are_deterministic_balanced_and_drawn_where_labelled():
     # every canvas holds one bright shape over a dark background: some pixels above 140, most below 90
     bright = (a.images > 140).reshape(500, -1).mean(1)
     assert bright.min() > 0.02 and np.median((a.images < 90).reshape(500, -1).mean(1)) > 0.5
+
+
+def test_datasets_come_from_a_registry_that_loads_a_module_when_its_name_is_used():
+    from jaxcnn.data import registry
+
+    # the canvases are listed by name; their module (which needs tensorflow_datasets) loads when one is read
+    assert "fashion_mnist_detection_ss" in registry.names("whole")
+    assert {"synthetic", "synthetic_shapes", "synthetic_shape_classes"} <= set(registry.names("generated"))
+
+    def stripes(split, *, shape, size, num_classes, seed):  # the test split holds the odd rows of train's draw
+        images = np.arange(size * 2 * int(np.prod(shape)), dtype=np.uint8).reshape((size * 2, *shape))
+        rows = slice(0, None, 2) if split == "train" else slice(1, None, 2)
+        return datasets.ArrayDataset(images[rows], np.arange(size * 2, dtype=np.int32)[rows] % num_classes,
+                                     num_classes)
+
+    registry.register_dataset("test_stripes", "generated", stripes)
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register_dataset("test_stripes", "generated", stripes)
+        with pytest.raises(ValueError, match="dataset kind"):
+            registry.register_dataset("test_other", "folder", stripes)
+        d = datasets.load("test_stripes", "test[1:3]", synthetic_shape=(2, 2, 1), synthetic_size=4, num_classes=3)
+        # test rows 1, 3, 5, 7 of the draw; the slice [1:3] keeps rows 3 and 5: labels 3 % 3, 5 % 3
+        assert d.images.shape == (2, 2, 2, 1) and list(d.labels) == [0, 2]
+    finally:
+        registry._DATASETS.pop("test_stripes")

@@ -3,7 +3,8 @@ deterministic batches through grain (`train_batches`, `eval_batches`);
 datasets prepared without TensorFlow (`prepare`: image folders, CIFAR, MNIST;
 the offline Fashion-MNIST builder); whole splits as numpy arrays (`load`);
 augmentation as pure functions of a key; the split of a host batch onto
-devices. Images NHWC.
+devices. Images NHWC. Dataset names come from a registry (jaxcnn.data.registry:
+drawn in code, held whole by their module, or prepared TFDS array_record).
 """
 
 from jaxcnn.data.augment import (
@@ -15,6 +16,7 @@ from jaxcnn.data.augment import (
     random_flip,
 )
 from jaxcnn.data.datasets import OFFLINE, ArrayDataset, check_finite, data_dir, load, synthetic
+from jaxcnn.data.registry import register_dataset
 from jaxcnn.data.sources import Split, open_split
 from jaxcnn.data.pipeline import BatchIterator, eval_batches, train_batches
 from jaxcnn.data.prepare_data import prepare
@@ -39,6 +41,7 @@ __all__ = [
     "process_slice",
     "random_crop",
     "random_flip",
+    "register_dataset",
     "split_for_devices",
     "check_finite",
     "synthetic",

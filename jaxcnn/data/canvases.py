@@ -52,7 +52,10 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core import utils as tfds_utils
 
+from jaxcnn.data import proposals as P
+from jaxcnn.data.arrays import ArrayDataset
 from jaxcnn.data.fashion_mnist import CLASS_NAMES, read_idx
+from jaxcnn.data.proposals import parse_split
 
 MAX_OBJECTS = 5
 ALPHA_SCALE = 64.0  # alpha = clip(grey / 64, 0, 1)
@@ -233,8 +236,6 @@ def read_split(config: str, split: str, data_dir: str) -> dict:
         raise ValueError(f"fashion_mnist_canvases has no split {split!r}; splits: {sorted(b.info.splits)} "
                          "(a slice such as 'train[:4000]' is allowed).")
     source = b.as_data_source(split=base)
-    from jaxcnn.data.proposals import parse_split
-
     _, start, stop = parse_split(split, len(source))
     records = source.__getitems__(list(range(start, stop)))
     return {k: np.stack([np.asarray(r[k]) for r in records]) for k in ("image", "boxes", "classes", "mask")}
@@ -243,16 +244,12 @@ def read_split(config: str, split: str, data_dir: str) -> dict:
 def load(name: str, split: str, data_dir: str):
     """The ArrayDataset of dataset `name` (one of NAMES) and `split`. Detection labels: {"boxes", "classes"}
     and, for the *_ss names, "proposals" (N, 160, 4) from jaxcnn.data.proposals (cached on disk)."""
-    from jaxcnn.data.datasets import ArrayDataset
-
     config, kind, with_proposals = NAMES[name]
     d = read_split(config, split, data_dir)
     if kind == "segmentation":
         return ArrayDataset(d["image"], d["mask"].astype(np.int32), len(SEG_CLASSES))
     labels = {"boxes": d["boxes"], "classes": d["classes"].astype(np.int32)}
     if with_proposals:
-        from jaxcnn.data import proposals as P
-
         base = split.split("[")[0]
         labels["proposals"] = P.proposals(config, split, data_dir, read_split(config, base, data_dir)["image"])
         if kind == "rcnn_crops":

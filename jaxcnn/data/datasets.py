@@ -1,55 +1,22 @@
-"""Datasets as in-memory numpy arrays: the offline Fashion-MNIST, TFDS
-datasets by name (prepared in array_record format), and synthetic data.
+"""Datasets as in-memory numpy arrays: `load(name, split)` of any dataset the
+registry knows (jaxcnn.data.registry: the offline Fashion-MNIST, TFDS datasets
+prepared in array_record format, synthetic sets, the garment canvases).
 Streaming, for sets of any size, is jaxcnn.data.sources and .pipeline.
 
-Images are uint8 or float NHWC; labels int32.
+Images are uint8 or float NHWC; labels int32. `ArrayDataset`, `synthetic`,
+`check_finite`, `data_dir`, `STOCK` and `OFFLINE` live in jaxcnn.data.arrays
+and are importable from here as before.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
-
+from jaxcnn._extras import require
+from jaxcnn.data import registry
+from jaxcnn.data.arrays import OFFLINE, STOCK, ArrayDataset, check_finite, data_dir, synthetic  # noqa: F401
 from jaxcnn.data.integrity import readable
-
-# Stock TFDS names and their image key / shape, for the error messages and the configs.
-STOCK = {
-    "mnist": (28, 28, 1, 10),
-    "fashion_mnist": (28, 28, 1, 10),
-    "cifar10": (32, 32, 3, 10),
-    "cifar100": (32, 32, 3, 100),
-    "imagenet2012": (None, None, 3, 1000),
-}
-OFFLINE = "fashion_mnist_offline"
-
-
-@dataclasses.dataclass(frozen=True)
-class ArrayDataset:
-    """A split held in memory: images (N, H, W, C) NHWC and labels: int32 (N,) class ids, or any array or
-    dict of arrays with N rows (segmentation maps (N, H, W); detection boxes and classes)."""
-
-    images: np.ndarray
-    labels: Any
-    num_classes: int
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def take(self, idx) -> dict:
-        """The batch of examples `idx`: {"image": images[idx], "label": labels[idx] (every array of them)}."""
-        labels = ({k: v[idx] for k, v in self.labels.items()} if isinstance(self.labels, dict)
-                  else self.labels[idx])
-        return {"image": self.images[idx], "label": labels}
-
-
-def data_dir(path: Optional[str] = None) -> str:
-    """The TFDS data dir: `path`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    from jaxcnn._env import check
-
-    return os.path.expanduser(path or check("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+from jaxcnn.data.sources import open_split
 
 
 @readable  # a damaged file is one line naming the dataset and how to rebuild it
@@ -69,46 +36,9 @@ def load(name: str, split: str, *, data_dir_path: Optional[str] = None, syntheti
     "train[:90%]", ...). A thin wrapper over `jaxcnn.data.open_split(...).to_arrays()`
     (the canvases excepted); stream large sets with `jaxcnn.data.train_batches` instead.
     """
-    from jaxcnn.data.sources import open_split
-
-    if isinstance(name, str) and name.startswith("fashion_mnist_") and name != OFFLINE:
-        from jaxcnn._extras import require
-
+    if isinstance(name, str) and name in registry.names("whole"):  # held whole by their module (the canvases)
         require("tensorflow_datasets")
-        from jaxcnn.data import canvases  # detection / segmentation canvases of garments
-
-        if name in canvases.NAMES:
-            return canvases.load(name, split, data_dir(data_dir_path))
+        return registry.whole_loader(name)(name, split, data_dir(data_dir_path))
     return open_split(name, split, data_dir=data_dir_path, synthetic_shape=synthetic_shape,
                       synthetic_size=synthetic_size, num_classes=num_classes, seed=seed,
                       in_memory=False).to_arrays()
-
-
-def synthetic(shape, *, num_classes: int = 10, size: int = 1024, seed: int = 0) -> ArrayDataset:
-    """Random uint8 images of `shape` (H, W, C) with labels that depend on them
-    (the class is the brightest of `num_classes` image stripes, so a model can learn it)."""
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 3
-            or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape)):
-        raise ValueError(f"synthetic shape must be (H, W, C) of positive ints, got {shape!r}; e.g. (28, 28, 1).")
-    if size <= 0 or num_classes <= 0:
-        raise ValueError(f"synthetic size and num_classes must be positive, got size={size}, "
-                         f"num_classes={num_classes}.")
-    h, w, c = shape
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(size, h, w, c), dtype=np.uint8)
-    rows = np.array_split(np.arange(h), min(num_classes, h))
-    stripe_means = np.stack([images[:, r].mean(axis=(1, 2, 3)) for r in rows], axis=1)
-    labels = np.argmax(stripe_means, axis=1).astype(np.int32) % num_classes
-    return ArrayDataset(images, labels, num_classes)
-
-
-def check_finite(data: ArrayDataset, what: str = "dataset") -> None:
-    """Refuse images holding NaN or Inf (float images only; integer pixels are always finite),
-    naming how many and the first example, before they turn into a NaN loss many steps later."""
-    images = np.asarray(data.images)
-    if not np.issubdtype(images.dtype, np.floating):
-        return
-    bad = ~np.isfinite(images).reshape(len(images), -1).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{what} has {int(bad.sum())} image(s) with NaN/Inf pixels (first: example "
-                         f"{int(np.argmax(bad))}); clean or drop them before training.")

@@ -15,7 +15,9 @@ import inspect
 import os
 import zlib
 
-OFFLINE = "fashion_mnist_offline"
+from jaxcnn.data import registry
+from jaxcnn.data.arrays import OFFLINE, data_dir
+
 # What reading a damaged source archive raises (gzip.BadGzipFile is an OSError).
 _SOURCE_ERRORS = (EOFError, zlib.error)
 
@@ -73,10 +75,8 @@ def readable(load):
         except Exception as e:
             bound = signature.bind_partial(*args, **kwargs)
             name = bound.arguments.get("name")
-            from jaxcnn.data.datasets import data_dir
-            from jaxcnn.data.sources import GENERATED
 
-            if _ours(e) or not isinstance(name, str) or name in GENERATED:
+            if _ours(e) or not isinstance(name, str) or name in registry.names("generated"):
                 raise
 
             raise damaged(name, data_dir(bound.arguments.get("data_dir_path")), e) from None

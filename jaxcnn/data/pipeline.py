@@ -31,6 +31,7 @@ import numpy as np
 from jaxcnn._extras import require
 from jaxcnn.data import images as imgs
 from jaxcnn.data.sharding import check_divisible, epoch_permutation, process_slice
+from jaxcnn.data.sources import Split
 
 _AUGMENT_STREAM = 1  # (seed, step, 1) seeds the augmentation draws; (seed, epoch) the permutations
 
@@ -211,8 +212,6 @@ def _grain_iter(batches: _Batches, start: int, stop: int, *, workers: int, threa
 
 
 def _check_common(split, batch_size, process_index, process_count, workers, threads, prefetch):
-    from jaxcnn.data.sources import Split
-
     if not isinstance(split, Split):
         raise TypeError(f"split must come from jaxcnn.data.open_split, got {type(split).__name__}")
     batch_size = _check_int(batch_size, "batch_size", 1)

@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxcnn._extras import require
 from jaxcnn.data import formats
+from jaxcnn.data.datasets import data_dir as default_data_dir
 from jaxcnn.data.formats import SourceError
 
 KINDS = ("image_folder", "cifar10", "cifar100", "mnist")
@@ -81,8 +82,6 @@ def prepare(kind: str, source: str, *, name: str | None = None, data_dir: str | 
     """Write `source` as TFDS dataset `name` (default: `default_name`) under the
     TFDS data dir and return the directory written. Refuses a bad source, a bad
     name or an existing dataset of that name with `SourceError` (one line)."""
-    from jaxcnn.data.datasets import data_dir as default_data_dir
-
     if kind not in KINDS:
         raise SourceError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     name = name if name is not None else default_name(kind, source)
@@ -108,7 +107,6 @@ def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: boo
     import tensorflow_datasets as tfds
 
     from jaxcnn._locks import private_dir, target_lock
-    from jaxcnn.data.datasets import data_dir as default_data_dir
 
     root = default_data_dir(data_dir)
     parent = os.path.join(root, name)

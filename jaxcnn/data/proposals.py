@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 
 import numpy as np
 
 from jaxcnn._extras import require
+from jaxcnn.data.datasets import load
 
 MAX_PROPOSALS = 160
 CHUNK = 500
@@ -72,13 +75,10 @@ def cache_dir(data_dir: str, config: str) -> str:
     return os.path.join(data_dir, "fashion_mnist_canvases_proposals", config)
 
 
-def proposals(config: str, split: str, data_dir: str, images_of_split=None) -> np.ndarray:
+def proposals(config: str, split: str, data_dir: str, images_of_split) -> np.ndarray:
     """Cached selective-search proposals of `split` (slice syntax allowed) of canvases config `config`:
-    float32 (N, MAX_PROPOSALS, 4). images_of_split: the whole base split's images (read if None)."""
-    from jaxcnn.data import canvases
-
-    if images_of_split is None:
-        images_of_split = canvases.read_split(config, split.split("[")[0], data_dir)["image"]
+    float32 (N, MAX_PROPOSALS, 4). images_of_split: the whole base split's images (jaxcnn.data.canvases
+    reads them)."""
     base, start, stop = parse_split(split, len(images_of_split))
     folder = cache_dir(data_dir, config)
     os.makedirs(folder, exist_ok=True)
@@ -99,16 +99,12 @@ def proposals(config: str, split: str, data_dir: str, images_of_split=None) -> n
 
 def main(argv=None) -> int:
     """python -m jaxcnn.data.proposals [CONFIG] [SPLIT ...]: fill the cache (default: default test train[:3000])."""
-    import sys
-    import time
-
-    from jaxcnn.data.datasets import data_dir
-
     args = list(sys.argv[1:] if argv is None else argv)
     config = args.pop(0) if args else "default"
+    name = "fashion_mnist_detection_ss" if config == "default" else f"fashion_mnist_detection_{config}_ss"
     for split in args or ["test", "train[:3000]"]:
         t = time.time()
-        p = proposals(config, split, data_dir())
+        p = load(name, split).labels["proposals"]  # the canvases' loader fills the cache
         n = (p[..., 2] > p[..., 0]).sum(1)
         print(f"{config} {split}: {len(p)} canvases, {n.mean():.1f} proposals each (max {n.max()}), "
               f"{time.time() - t:.0f} s")

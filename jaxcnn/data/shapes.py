@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxcnn.data.datasets import ArrayDataset
+from jaxcnn.data.arrays import ArrayDataset
 
 CLASSES = ("background", "circle", "square", "triangle")
 
@@ -87,3 +87,13 @@ def shape_classes(split: str, *, size: int = 28, count: int = 12000, seed: int =
         canvas[_mask(SHAPE_CLASSES[label], yy, xx, cx, cy, r)] = rng.uniform(150, 255)
         images[i, ..., 0] = np.clip(canvas, 0, 255).astype(np.uint8)
     return ArrayDataset(images, labels, len(SHAPE_CLASSES))
+
+
+def shapes_split(split, *, shape, size, num_classes, seed) -> ArrayDataset:
+    """Dataset "synthetic_shapes" for the registry: canvases of synthetic_shape[0] pixels, synthetic_size of them."""
+    return shapes(split, size=int(shape[0]), count=size)
+
+
+def shape_classes_split(split, *, shape, size, num_classes, seed) -> ArrayDataset:
+    """Dataset "synthetic_shape_classes" for the registry."""
+    return shape_classes(split, size=int(shape[0]), count=size)

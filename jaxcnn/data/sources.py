@@ -15,14 +15,16 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Mapping
 from typing import Optional, Sequence
 
 import numpy as np
 
 from jaxcnn._extras import require
 from jaxcnn._validation import suggest
-from jaxcnn.data.datasets import OFFLINE, STOCK, ArrayDataset, synthetic
-from jaxcnn.data.datasets import data_dir as resolve_data_dir
+from jaxcnn.data import registry
+from jaxcnn.data.arrays import OFFLINE, STOCK, ArrayDataset
+from jaxcnn.data.arrays import data_dir as resolve_data_dir
 from jaxcnn.data.images import decode
 
 # Fixed-size uint8 arrays (not encoded images) up to this many bytes are held in memory by default
@@ -184,7 +186,7 @@ def _builder(name: str, directory: str):
     except Exception as e:  # DatasetNotFoundError and friends
         local = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
                        and d not in ("downloads",)) if os.path.isdir(directory) else []
-        known = list(STOCK) + [OFFLINE] + list(GENERATED) + local
+        known = list(STOCK) + [OFFLINE] + registry.names() + local
         raise ValueError(f"unknown dataset {name!r} ({type(e).__name__}).{suggest(name, known)} "
                          f"Offline choices: {OFFLINE!r}, 'synthetic'; prepare your own with "
                          f"`python scripts/prepare_data.py KIND SOURCE --name {name}`.") from None
@@ -218,25 +220,25 @@ def prepare_once(builder, name: str, directory: str) -> None:
             builder.download_and_prepare()
 
 
-def _synthetic(split, *, shape, size, num_classes, seed):
-    return synthetic(shape, num_classes=num_classes, size=size, seed=seed + (0 if split == "train" else 1))
+class _Generated(Mapping):
+    """The generated datasets of jaxcnn.data.registry as a read-only mapping, name -> draw (its old form here)."""
 
+    def __getitem__(self, name):
+        draw = registry.generated(name) if isinstance(name, str) else None
+        if draw is None:
+            raise KeyError(name)
+        return draw
 
-def _shapes(split, *, shape, size, num_classes, seed):
-    from jaxcnn.data.shapes import shapes
+    def __iter__(self):
+        return iter(registry.names("generated"))
 
-    return shapes(split, size=int(shape[0]), count=size)
-
-
-def _shape_classes(split, *, shape, size, num_classes, seed):
-    from jaxcnn.data.shapes import shape_classes
-
-    return shape_classes(split, size=int(shape[0]), count=size)
+    def __len__(self):
+        return len(registry.names("generated"))
 
 
 # Datasets drawn in code (no files): name -> (base split "train"/"test", shape=, size=, num_classes=, seed=)
 # -> ArrayDataset. synthetic_shape and synthetic_size size them.
-GENERATED = {"synthetic": _synthetic, "synthetic_shapes": _shapes, "synthetic_shape_classes": _shape_classes}
+GENERATED = _Generated()
 
 
 def open_split(name: str, split: str, *, data_dir: Optional[str] = None, synthetic_shape=(28, 28, 1),
@@ -258,10 +260,11 @@ def open_split(name: str, split: str, *, data_dir: Optional[str] = None, synthet
         raise TypeError(f"dataset name must be a str, got {type(name).__name__}")
     if not isinstance(split, str):
         raise TypeError(f"split must be a str such as 'train' or 'train[:90%]', got {type(split).__name__}")
-    if name in GENERATED:
+    draw = registry.generated(name)
+    if draw is not None:
         bases = {"train": synthetic_size, "test": synthetic_size}
         runs = _absolute(name, split, bases)
-        parts = {s: GENERATED[name](s, shape=tuple(synthetic_shape), size=synthetic_size,
+        parts = {s: draw(s, shape=tuple(synthetic_shape), size=synthetic_size,
                                     num_classes=num_classes, seed=seed) for s in {s for s, _, _ in runs}}
         take = lambda field: np.concatenate([getattr(parts[s], field)[a:b] for s, a, b in runs])  # noqa: E731
         first = next(iter(parts.values()))

@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxcnn.finetune.head import create_finetune_state, finetune_optimizer, head_name, replace_head, unfreeze
 from jaxcnn.models import get_spec, module_fields
+from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
 from jaxcnn.train.config import validate_config
 from jaxcnn.train.engine import run
 from jaxcnn.train.optim import make_optimizer
@@ -66,8 +67,6 @@ def check_finetune(config, workdir: str) -> None:
 
 def _pretrained(config, num_classes: int, key, input_shape):
     """(model with a new classifier for num_classes, its variables) from config.finetune's weights."""
-    from jaxcnn.pretrained import load_checkpoint_weights, load_torchvision_weights
-
     ft = config.finetune
     overrides = {k: v for k, v in config.model.items() if k != "name"}
     spec = get_spec(config.model.name)

@@ -7,6 +7,7 @@ import functools
 import contextvars
 from typing import Optional, Sequence, Union
 
+from jaxcnn._validation import check_array
 from jaxcnn.layers import CONV_MODES, Conv, Dense, check_conv_mode  # noqa: F401  (the families import these here)
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
@@ -69,8 +70,6 @@ def validate_image(x, *, model: str, channels: Optional[int], min_size: Union[in
 def _check_dtype(x, model: str) -> None:
     """Images are floating-point arrays: refuse lists, strings, bools, complex numbers, and integer pixels
     (raw 0..255 values the model would take for normalised ones)."""
-    from jaxcnn._validation import check_array
-
     try:
         check_array(x, "images")
     except TypeError as e:

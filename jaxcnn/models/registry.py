@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 
 from jaxcnn._validation import suggest
+from jaxcnn.models._fields import check_fields
 
 # Channel statistics (RGB or grey, images in [0, 1]) the variants are normalised with by default.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -169,7 +170,6 @@ def create_model(name: str, **overrides) -> nn.Module:
                 f"model {name!r} ({spec.module.__name__}) has no field {key!r}." + suggest(key, allowed) +
                 f" Fields: {', '.join(sorted(allowed))}."
             )
-    from jaxcnn.models._fields import check_fields
 
     check_fields(spec, overrides)
     return spec.module(**{**spec.fields, **overrides})

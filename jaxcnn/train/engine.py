@@ -43,7 +43,7 @@ from jaxcnn.train.errors import TrainingDiverged, TrainingInterrupted
 from jaxcnn.train.parallel import PmapParallel, to_host
 from jaxcnn.train.records import MetricsLog, Progress
 from jaxcnn.train.setup import Setup, build, train_key
-from jaxcnn.train.workdir import Workdir
+from jaxcnn.train.workdir import Workdir, read_metrics
 
 
 def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 0, limit: int = 0,
@@ -224,8 +224,6 @@ def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int])
 
 def _finished(setup, wd, ckpt, template, latest, end, main) -> Optional[dict]:
     """The final record and state of a run whose checkpoints reach `end` (None if its record is missing)."""
-    from jaxcnn.train.workdir import read_metrics
-
     record = final_record(read_metrics(wd.metrics_path), end, setup.phase)
     if record is None:
         # Its final record was lost; with a later phase's checkpoints on disk this phase cannot be redone.
@@ -336,8 +334,6 @@ def _interrupted(signum: int, step: int, end: int, directory: str) -> TrainingIn
 def _check_learned(wd, setup, end: int) -> None:
     """Under nan_policy='skip', a run whose every step was skipped learned nothing: it must not end as done
     (exit 0) with its initial weights. Read from metrics.jsonl, so a finished run started again says so too."""
-    from jaxcnn.train.workdir import read_metrics
-
     steps = end - setup.first_step
     records = [r for r in read_metrics(wd.metrics_path) if r.get("phase", "train") == setup.phase
                and setup.first_step < r["step"] <= end]

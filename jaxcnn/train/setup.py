@@ -24,11 +24,13 @@ import numpy as np
 
 from jaxcnn._extras import require
 from jaxcnn import runtime
-from jaxcnn.data import augment, datasets
+from jaxcnn.data import augment, datasets, registry
 from jaxcnn.data.integrity import readable
-from jaxcnn.data.sources import GENERATED, Split, open_split
+from jaxcnn.data.sources import Split, open_split
 from jaxcnn.data.sharding import process_slice
 from jaxcnn.models import create_model, family_of, get_spec, module_fields
+from jaxcnn.models._fields import check_fields
+from jaxcnn.train.checkpoint import Checkpointer
 from jaxcnn.train.config import validate_config
 from jaxcnn.train.optim import make_optimizer
 from jaxcnn.train.parallel import PMAP_AXIS, Strategy, make_strategy
@@ -79,11 +81,7 @@ def build_model(config, num_classes: int):
         overrides["dtype"] = jnp.bfloat16
     if config.parallel == "pmap" and "bn_axis_name" in fields:
         overrides["bn_axis_name"] = PMAP_AXIS
-    if "conv_mode" in overrides and "conv_mode" not in fields:
-        overrides.pop("conv_mode")
     _check_field_types(spec, overrides)
-    from jaxcnn.models._fields import check_fields
-
     check_fields(spec, {k: v for k, v in overrides.items() if k in config.model}, where="config.model.")
     return create_model(name, **overrides)
 
@@ -220,8 +218,7 @@ def open_streams(config):
     split is not held in memory by jaxcnn.data.open_split (more than IN_MEMORY_MAX_BYTES, not uint8, or
     images of varying sizes). Generated sets and the detection/segmentation canvases stay in memory."""
     size = config.preprocess.image_size
-    generated = config.dataset in GENERATED or (config.dataset.startswith("fashion_mnist_")
-                                                and config.dataset != datasets.OFFLINE)
+    generated = config.dataset in registry.names()  # drawn in code, or held whole (the canvases)
     if size and config.task != "classification":
         raise ValueError(f"config.preprocess.image_size crops and resizes images but not the targets of task "
                          f"{config.task!r}; set --config.preprocess.image_size=0 (use resize_to instead).")
@@ -444,8 +441,6 @@ def init_from_workdir(state: TrainState, path: str) -> TrainState:
     the same path taken from it (the optimizer state stays fresh). A shared path of another shape, or no
     shared path at all, is refused: the runs are of different networks."""
     from flax import traverse_util
-
-    from jaxcnn.train.checkpoint import Checkpointer
 
     directory = _checkpoint_directory(path)
     ckpt = Checkpointer(directory)
