@@ -60,3 +60,64 @@ def test_config_is_valid_and_its_model_takes_its_input(path):
     logits = jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
     want = (2, size, size, classes) if config.task == "segmentation" else (2, classes)
     assert logits.shape == want
+
+
+def test_the_applications_own_their_config_sections():
+    """base_config's finetune and ablation sections are what those applications define, validated by them; the
+    base schema module names neither's keys, and a new section registers the same way."""
+    import types
+    import warnings
+
+    import ml_collections
+
+    from jaxcnn.ablation import config as ablation_config
+    from jaxcnn.finetune import config as finetune_config
+    from jaxcnn.train import config as base
+
+    c = base.base_config()
+    assert c.finetune.to_dict() == finetune_config.section().to_dict()
+    assert c.ablation.to_dict() == ablation_config.section().to_dict()
+    source = open(base.__file__).read()
+    assert "head_learning_rate" not in source and "target_train_error" not in source
+    c.finetune.source = "imagenet"
+    with pytest.raises(ValueError, match="config.finetune.source"):
+        validate_config(c)
+    with pytest.warns(DeprecationWarning, match="jaxcnn.finetune.config"):
+        assert base.FINETUNE_SOURCES == finetune_config.FINETUNE_SOURCES
+
+    checked = []
+    mod = types.ModuleType("jaxcnn_test_section")
+    mod.section = lambda: ml_collections.ConfigDict({"rounds": 2, "overrides": {}})
+    mod.validate = lambda config, check_number, check_items: (checked.append(config.demo.rounds),
+                                                               check_number("demo.rounds", config.demo.rounds, low=1))
+    mod.OPEN = ("overrides",)
+    import sys
+
+    sys.modules[mod.__name__] = mod
+    try:
+        base.register_section("demo", mod.__name__)
+        c = base.base_config()
+        assert c.demo.rounds == 2 and "demo.overrides" in base.open_sections()
+        validate_config(c)
+        c.demo.rounds = 0
+        with pytest.raises(ValueError, match="config.demo.rounds must be positive"):
+            validate_config(c)
+        assert checked == [2, 0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            base.check_key("demo.overrides.anything")  # an open sub-section takes any key
+    finally:
+        del base.SECTIONS["demo"], sys.modules[mod.__name__]
+        base._SECTION_MODULES.pop("demo", None)
+
+
+def test_a_models_conv_mode_default_comes_from_the_model():
+    from jaxcnn.train import base_config
+
+    c = base_config()
+    assert "conv_mode" not in c.model  # nothing to drop for a model without the field
+    for name in ("fashion_cnn", "resnet20"):
+        c.model.name = name
+        assert build_model(c, 10).conv_mode == jaxcnn.create_model(name).conv_mode == "cross_correlation"
+    c.model.conv_mode = "convolution"
+    assert build_model(c, 10).conv_mode == "convolution"

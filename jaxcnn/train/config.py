@@ -2,14 +2,24 @@
 
 Config files (experiments/configs/*.py, experiments/ablations/*.py) start from
 `base_config()` and change what they need, so every key a run can take is
-defined here once. Keys of `config.model` other than `name` are passed to the
-model as field overrides. Fine-tuning and ablation settings are the sections
-`config.finetune` and `config.ablation`; a plain training run ignores both.
+listed by it once. Keys of `config.model` other than `name` are passed to the
+model as field overrides; a field not set there takes the model's own default.
+
+An application's settings are its own section, defined and validated by the
+application: `SECTIONS` names the module of each (`config.finetune`:
+jaxcnn.finetune.config, `config.ablation`: jaxcnn.ablation.config), imported
+the first time a config is built. Such a module holds `section()` (the keys
+and their defaults), `validate(config, check_number, check_items)`, `OPEN`
+(sub-sections that hold any key) and, optionally, `READ_BY_TRAINING = False`
+(a rerun of a plain training run may change the section). `register_section`
+adds one. This module imports none of them.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
 
 import ml_collections
 
@@ -19,9 +29,35 @@ from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
 from jaxcnn.train.parallel import PARALLEL
 
 NAN_POLICIES = ("stop", "skip")
-FINETUNE_SOURCES = ("none", "checkpoint", "torchvision")
-# Sections whose keys are not listed here: model fields (checked by the model) and the ablation's override sets.
-OPEN_SECTIONS = ("model", "ablation.quick", "ablation.pretrain", "ablation.tune")
+
+# The applications' config sections, by the module that defines each (read on first use, like a plugin list).
+SECTIONS = {"finetune": "jaxcnn.finetune.config", "ablation": "jaxcnn.ablation.config"}
+_SECTION_MODULES: dict = {}
+
+
+def register_section(name: str, module: str) -> None:
+    """Make `config.NAME` the section that `module` (a dotted module name) defines (see the module docstring)."""
+    if name in SECTIONS:
+        raise ValueError(f"config section {name!r} is defined twice")
+    SECTIONS[name] = module
+
+
+def section_module(name: str):
+    """The module that defines config section `name`."""
+    if name not in _SECTION_MODULES:
+        _SECTION_MODULES[name] = importlib.import_module(SECTIONS[name])
+    return _SECTION_MODULES[name]
+
+
+def open_sections() -> tuple:
+    """Sections whose keys are not listed: model fields (checked by the model) and the applications' open
+    sub-sections (the ablation's override sets)."""
+    return ("model",) + tuple(f"{name}.{sub}" for name in SECTIONS for sub in section_module(name).OPEN)
+
+
+def not_read_by_training() -> tuple:
+    """Prefixes of the sections a plain training run does not read (the application that does checks them)."""
+    return tuple(f"{name}." for name in SECTIONS if not getattr(section_module(name), "READ_BY_TRAINING", True))
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -43,7 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.synthetic_size = 1024
     c.num_classes = 10  # used by dataset="synthetic"; real datasets give their own
 
-    c.model = ml_collections.ConfigDict({"name": "fashion_cnn", "conv_mode": "cross_correlation"})
+    c.model = ml_collections.ConfigDict({"name": "fashion_cnn"})  # other fields: the model's own defaults
 
     c.preprocess = ml_collections.ConfigDict({
         "mean": (0.2860,), "std": (0.3530,),  # Fashion-MNIST training-set pixel mean and std
@@ -105,47 +141,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.progress = True
     c.tensorboard = True
 
-    # Fine-tuning (scripts/finetune.py, jaxcnn.finetune): phases over the engine on one workdir.
-    c.finetune = ml_collections.ConfigDict({
-        "source": "none",  # "checkpoint" (a scripts/train.py workdir), "torchvision" (a state-dict file), "none"
-        "path": "",  # the weights file or the training workdir
-        "pretrained_num_classes": 0,  # classes of the pretrained classifier; 0 = the registry default
-        "head_steps": 300,  # phase 1: the new classifier alone, the backbone (and its BatchNorm) frozen
-        "head_learning_rate": 1e-2,
-        "full_steps": 300,  # phase 2: every weight; 0 = stop after the head
-        "full_learning_rate": 1e-3,
-        "train_layers": (),  # phase 2 trains only the head and these top-level layers (BatchNorm frozen); () = all
-    })
-
-    # Ablations (scripts/ablate.py, jaxcnn.ablation): arms x seeds, each a run of the engine.
-    c.ablation = ml_collections.ConfigDict({
-        "name": "", "title": "", "claim": "",
-        "field": "",  # the config keys the arms differ in ("model.skip"; several joined by ",")
-        "arms": [],  # [{"label": str, "overrides": {dotted config key: value}}]
-        "seeds": (0, 1, 2),
-        "claims": (),  # the verdicts to draw: "METRIC: ARM_A > ARM_B" (eval_accuracy, eval_error, train_error,
-        #                train_loss), each from the 95% CI of the difference paired by seed
-        "quick": {},  # overrides for --quick (a smoke run that never writes over a committed result)
-        "extras": (),  # "grad_norms", "twin_flip", "kernels"
-        "facts": (),  # arithmetic facts reported with the result ("inception4a_5x5", "vgg_stack")
-        "panels": [],  # [(title, [arm labels])]: the training-error plot as side-by-side panels
-        "target_train_error": 0.25,  # steps_to_target: the first logged step at or below this training error
-        "gap_examples": 10000,  # generalization_gap: training images scored in eval mode after training
-        "pretrain": {},  # overrides of one pretraining run per seed; arms with finetune.path "pretrain" use it
-        "finetune": False,  # every arm runs as fine-tuning (head / full / scratch phases: jaxcnn.finetune)
-        # one setting tuned per arm before the seeds run: {"key", "values", "seed", "metric", "num_steps"}
-        # (jaxcnn.ablation.tuning); {} = none
-        "tune": {},
-    })
+    for name in SECTIONS:  # the applications' sections (jaxcnn.finetune.config, jaxcnn.ablation.config)
+        c[name] = section_module(name).section()
     return c
 
 
 def flat(cfg, prefix: str = "") -> dict:
     """{dotted key: value} of a config; the open sections (model fields) and the ablation arms stay whole."""
-    out = {}
+    out, open_ = {}, open_sections()
     for k, v in cfg.items():
         path = f"{prefix}{k}"
-        if isinstance(v, ml_collections.ConfigDict) and path not in OPEN_SECTIONS:
+        if isinstance(v, ml_collections.ConfigDict) and path not in open_:
             out.update(flat(v, path + "."))
         else:
             out[path] = v
@@ -154,17 +160,17 @@ def flat(cfg, prefix: str = "") -> dict:
 
 def known_keys() -> list[str]:
     """Every dotted config key (config.model.* is open: model fields)."""
-    keys = []
+    keys, open_ = [], open_sections()
     for k, v in flat(base_config()).items():
         keys.append(k)
-        if k in OPEN_SECTIONS:
+        if k in open_:
             keys.extend(f"{k}.{m}" for m in v)
     return keys
 
 
 def check_key(path: str) -> None:
     """Refuse an unknown dotted key (e.g. from a --config.KEY=VALUE flag), suggesting close ones."""
-    if any(path.startswith(s + ".") for s in OPEN_SECTIONS):
+    if any(path.startswith(s + ".") for s in open_sections()):
         return  # model fields are checked by create_model, the ablation's overrides when they are applied
     keys = known_keys()
     if path not in keys:
@@ -210,7 +216,7 @@ def validate_config(config) -> None:
         raise ValueError(f"config has no key {missing[0]!r} ({len(missing)} missing); start config files from "
                          "jaxcnn.train.base_config() and change what they need.")
     for key, default in base.items():
-        if key not in given or key in OPEN_SECTIONS:
+        if key not in given or key in open_sections():
             continue
         value = given[key]
         if not _type_ok(default, value):
@@ -239,7 +245,6 @@ def validate_config(config) -> None:
                  example=(0.5, 0.75))
     _check_items("preprocess.mean", config.preprocess.mean, float, example=(0.2860,))
     _check_items("preprocess.std", config.preprocess.std, float, low=0, low_open=True, example=(0.3530,))
-    _check_items("ablation.seeds", config.ablation.seeds, int, low=0, example=(0, 1, 2))
     if not isinstance(config.model.get("name"), str):
         raise TypeError(f"config.model.name must be a str naming a registered model, got "
                         f"{config.model.get('name')!r}; e.g. 'fashion_cnn'.")
@@ -289,7 +294,8 @@ def validate_config(config) -> None:
     classes = [int(c) for c in config.classes]
     if len(set(classes)) != len(classes) or min(classes, default=0) < 0:
         raise ValueError(f"config.classes must be distinct class ids >= 0, got {tuple(config.classes)}.")
-    validate_finetune(config.finetune)
+    for name in SECTIONS:
+        section_module(name).validate(config, _check_number, _check_items)
 
 
 def validate_recipe(config) -> None:
@@ -340,8 +346,19 @@ def _check_items(key: str, values, kind, *, low=None, low_open=False, example=No
 
 
 def validate_finetune(ft) -> None:
-    check_choice("config.finetune.source", ft.source, FINETUNE_SOURCES)
-    for key in ("head_steps", "full_steps", "pretrained_num_classes"):
-        _check_number(f"finetune.{key}", ft[key], low=0)
-    for key in ("head_learning_rate", "full_learning_rate"):
-        _check_number(f"finetune.{key}", ft[key], low=0, low_open=True)
+    """Deprecated: config.finetune is fine-tuning's section (jaxcnn.finetune.config.validate)."""
+    warnings.warn("jaxcnn.train.config.validate_finetune moved to jaxcnn.finetune.config.validate; call that "
+                  "(the old name goes in the next release).", DeprecationWarning, stacklevel=2)
+    section_module("finetune").validate(ml_collections.ConfigDict({"finetune": ft}), _check_number, _check_items)
+
+
+def __getattr__(name):
+    if name == "FINETUNE_SOURCES":
+        warnings.warn("jaxcnn.train.config.FINETUNE_SOURCES moved to jaxcnn.finetune.config.FINETUNE_SOURCES.",
+                      DeprecationWarning, stacklevel=2)
+        return section_module("finetune").FINETUNE_SOURCES
+    if name == "OPEN_SECTIONS":
+        warnings.warn("jaxcnn.train.config.OPEN_SECTIONS is now open_sections() (the applications add theirs).",
+                      DeprecationWarning, stacklevel=2)
+        return open_sections()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

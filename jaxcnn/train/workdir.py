@@ -33,7 +33,7 @@ from typing import Optional
 import ml_collections
 
 from jaxcnn.train.checkpoint import Checkpointer
-from jaxcnn.train.config import base_config, flat
+from jaxcnn.train.config import base_config, flat, not_read_by_training
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -44,8 +44,6 @@ DATA_KEY = "data"  # config.json: the identity of the data (jaxcnn.data.identity
 HARMLESS = ("data_dir", "eval_split", "test_split", "eval_examples", "eval_batch_size", "log_every", "eval_every",
             "checkpoint_every", "keep_checkpoints", "progress", "tensorboard", "parallel", "nan_policy",
             "data_workers", "allow_split_overlap")
-# Sections a plain training run does not read (the application that does checks them itself).
-NOT_READ_BY_TRAINING = ("ablation.",)
 
 
 class WorkdirError(ValueError):
@@ -111,7 +109,7 @@ def _meaning(record: dict) -> dict:
 
     visit(config_json, "")
     return {k: v for k, v in out.items()
-            if k not in HARMLESS and k != "num_steps" and not k.startswith(NOT_READ_BY_TRAINING)}
+            if k not in HARMLESS and k != "num_steps" and not k.startswith(not_read_by_training())}
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
