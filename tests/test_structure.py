@@ -40,6 +40,8 @@ MAY_IMPORT["commands"] = MAY_IMPORT["root"] | {"root", "configs"}
 LAZY_PARTS = {"commands": "an entry point imports the library only once its flags are read (--help stays fast, "
                           "and the XLA flags are set before JAX starts)"}
 
+# Landed with the bounds and locks work (issue 35) beside this test; not yet reviewed for hoisting (issue 32).
+NOT_YET = "landed beside this test (issue 35); to be moved to module level or given its reason (issue 32)"
 # Imports of jaxcnn modules inside a function, each lazy by design: {(importing module, imported module): why}.
 LAZY = {
     ("jaxcnn.data.integrity", "jaxcnn.data.fashion_mnist"):
@@ -69,6 +71,28 @@ LAZY = {
     ("jaxcnn.ablation.runner", "jaxcnn.train.engine"): "to be hoisted with the extras protocol (issue 32, step 3)",
     ("jaxcnn.train.records", "jaxcnn.train.workdir"): "to be hoisted with the extras protocol (issue 32, step 3)",
     ("jaxcnn.train.records", "jaxcnn.train.config"): "to be hoisted with the extras protocol (issue 32, step 3)",
+    ("jaxcnn.ablation.report", "jaxcnn._locks"): NOT_YET,
+    ("jaxcnn.ablation.spec", "jaxcnn.ablation.protect"): NOT_YET,
+    ("jaxcnn.data.arrays", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.data.canvases", "jaxcnn.data.sources"): NOT_YET,
+    ("jaxcnn.data.fashion_mnist", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.data.formats", "jaxcnn.data.images"): NOT_YET,
+    ("jaxcnn.data.identity", "jaxcnn.data.datasets"): NOT_YET,
+    ("jaxcnn.data.identity", "jaxcnn.data.sources"): NOT_YET,
+    ("jaxcnn.data.identity", "jaxcnn.data.canvases"): NOT_YET,
+    ("jaxcnn.data.pipeline", "jaxcnn._validation"): NOT_YET,
+    ("jaxcnn.data.prepare_data", "jaxcnn._locks"): NOT_YET,
+    ("jaxcnn.data.sources", "jaxcnn._locks"): NOT_YET,
+    ("jaxcnn.data.sources", "jaxcnn._validation"): NOT_YET,
+    ("jaxcnn.ops.native.build", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.ops.native", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.runtime", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.train.cli", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.train.distributed", "jaxcnn._env"): NOT_YET,
+    ("jaxcnn.train.inference", "jaxcnn.data.images"): NOT_YET,
+    ("jaxcnn.train.setup", "jaxcnn.data.identity"): NOT_YET,
+    ("jaxcnn.train.setup", "jaxcnn.data.sources"): NOT_YET,
+    ("jaxcnn.train.workdir", "jaxcnn.data.identity"): NOT_YET,
     ("jaxcnn.ablation.carried", "jaxcnn.ablation.report"):
         "report imports matplotlib through plots; a carried record needs only its environment helpers",
 }
