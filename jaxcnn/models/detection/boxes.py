@@ -8,8 +8,11 @@ width = x2 - x1). `ops.roi_pool` takes Caffe's inclusive corners, so a region is
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+
 
 def box_iou(a, b):
     """IoU of (..., 4) corner boxes, broadcast over the leading axes."""
@@ -52,7 +55,7 @@ def nms(boxes, scores, iou_threshold: float = 0.5, score_threshold: float = -jnp
 
 # Fast R-CNN's normalisation of the regression targets (BBOX_NORMALIZE_STDS); the means are 0.
 BBOX_STDS = (0.1, 0.1, 0.2, 0.2)
-_MAX_LOG = float(jnp.log(1000.0 / 16.0))  # as py-faster-rcnn's bbox_transform_inv clamp
+_MAX_LOG = math.log(1000.0 / 16.0)  # as py-faster-rcnn's bbox_transform_inv clamp (math, not jnp: importing starts no JAX backend)
 
 
 def encode(gt, rois, stds=BBOX_STDS):
