@@ -2,10 +2,18 @@
 that experiments/detection/run.sh trained and scored.
 
     PYTHONPATH=$PWD python experiments/detection/report.py [--runs runs]
+    PYTHONPATH=$PWD python experiments/detection/report.py --rescore   # the tables again from results.json
 
 Writes experiments/detection/results.md (and the same tables into README.md's results block), results.json,
 curves.png (training loss over steps), detections.png
-and segmentation.png.
+and segmentation.png. Then every claim of experiments/results and of this report is scored as one family
+(Holm's step-down, jaxcnn.ablation.rescore): each comparison has its p value, p_holm and both verdicts.
+
+Segmentation: `miou` is the mean IoU over all 11 classes, background (class 0) included, as the task's
+eval_mean_iou; `miou_foreground` over the 10 garment classes, without background, both from the per-class IoUs
+stored for every run. Each row records `code_version`, the commit of the code that trained and scored it (the
+checkout that ran this report, for runs scored here; kept from results.json for carried rows). Two rows of
+different code versions are not compared: the comparison is listed as "not compared" and left out of the family.
 
 A model with no workdir under --runs keeps the per-seed numbers (and the loss curve, where recorded) of the
 committed results.json, marked † in the tables: runs added later (a new variant, more seeds) are then compared
@@ -84,7 +92,8 @@ def carried_runs(committed, group, name):
     for i, seed in enumerate(row["seeds"]):
         r = {metric: row[key][i] for key, metric in ROW_KEYS[group].items() if key in row}
         r.update(seed=seed, train_wall_seconds=row["train_minutes"][i] * 60, train_steps=row["steps"],
-                 carried=True, curve=None, stored_curve=row.get("curve"), wd=None)
+                 carried=True, curve=None, stored_curve=row.get("curve"), wd=None,
+                 code_version=row.get("code_version"))
         if group == "detection":
             r["cnn_passes_per_image"] = row["passes"]
         out[seed] = r
@@ -112,22 +121,59 @@ def fmt(values, digits=3):
     return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
 
 
-def claims(all_runs, pairs):
-    from jaxcnn.ablation.stats import paired_difference, verdict
+def claims(all_runs, pairs, versions=None):
+    """The paired comparisons "metric: a > b" (unadjusted: p value, verdict_unadjusted; verdict is the same
+    until the family is scored). versions: {model: code_version}; models of different versions are not
+    compared (kind "not compared", verdict says why)."""
+    from jaxcnn.ablation.stats import compare
 
     rows = []
     for a, b, metric in pairs:
         seeds = sorted(set(all_runs.get(a, {})) & set(all_runs.get(b, {})))
         va = [all_runs[a][s][metric] for s in seeds]
         vb = [all_runs[b][s][metric] for s in seeds]
+        name = f"{metric}: {a} > {b}"
+        va_, vb_ = (versions or {}).get(a), (versions or {}).get(b)
         if len(seeds) >= 2:
-            d = paired_difference(va, vb)
-            rows.append({"claim": f"{metric}: {a} > {b}", "seeds": seeds, "mean_difference": d["mean"],
-                         "ci95": [d["low"], d["high"]], "verdict": verdict(d, ">")})
+            c = compare(va, vb, ">")
+            d = c["difference"]
+            row = {"claim": name, "seeds": seeds, "mean_difference": d["mean"], "ci95": [d["low"], d["high"]],
+                   "difference": d, "p_value": c["p_value"], "p_holm": None, "verdict": c["verdict_unadjusted"],
+                   "verdict_unadjusted": c["verdict_unadjusted"], "kind": "claim"}
+            if va_ and vb_ and va_ != vb_:
+                why = f"not compared: trained by different code versions ({a} {va_[:7]}, {b} {vb_[:7]})"
+                row.update(kind="not compared", verdict=why, verdict_unadjusted=why, p_value=None)
+            rows.append(row)
         elif seeds:
-            rows.append({"claim": f"{metric}: {a} > {b}", "seeds": seeds, "mean_difference": va[0] - vb[0],
-                         "ci95": None, "verdict": "one seed: no interval"})
+            rows.append({"claim": name, "seeds": seeds, "mean_difference": va[0] - vb[0], "ci95": None,
+                         "verdict": "one seed: no interval", "kind": "not compared", "p_value": None, "p_holm": None})
     return rows
+
+
+def foreground_miou(iou_per_class) -> float:
+    """The mean IoU over the garment classes 1..10, without background (class 0); None (a class absent from
+    prediction and truth) left out."""
+    values = [v for v in list(iou_per_class)[1:] if v is not None]
+    return float(np.mean(values)) if values else 0.0
+
+
+def code_version() -> str:
+    """The commit of this checkout (the code that scores the runs found here), with "+changes" when it has
+    uncommitted changes under jaxcnn/ or experiments/; "unknown" without git."""
+    import subprocess
+
+    def git(*args):
+        try:
+            r = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    dirty = git("status", "--porcelain", "--", "jaxcnn", "experiments/configs")
+    return head + ("+changes" if dirty else "")
 
 
 def draw_curves(table, path):
@@ -241,16 +287,139 @@ def pictures(all_runs, table_group, names, stem):
     return have, os.path.join(HERE, f"{stem}_{'_'.join(m for m, _ in have)}.png")
 
 
+def build_table(det, seg, carried, version):
+    """results.json's table from the runs (fresh and carried) of every model."""
+    table = {"detection": {}, "segmentation": {}}
+    for m, _ in DETECTORS:
+        rs = list(det[m].values())
+        if not rs:
+            continue
+        table["detection"][m] = {
+            "map50": [r["eval_map50"] for r in rs], "map": [r["eval_map"] for r in rs],
+            "seconds_per_image": [r["seconds_per_image"] for r in rs],
+            "passes": float(np.mean([r["cnn_passes_per_image"] for r in rs])),
+            "seeds": sorted(det[m]), "train_minutes": [r["train_wall_seconds"] / 60 for r in rs],
+            "steps": rs[0]["train_steps"], "ap50_per_class": [r["eval_ap50_per_class"] for r in rs],
+            "curve": mean_curve(rs), "carried": m in carried,
+            "code_version": rs[0].get("code_version") if m in carried else version}
+    for m, _ in SEGMENTERS:
+        rs = list(seg[m].values())
+        if not rs:
+            continue
+        table["segmentation"][m] = {
+            "mean_iou": [r["eval_mean_iou"] for r in rs],
+            "miou": [r["eval_mean_iou"] for r in rs],
+            "miou_foreground": [foreground_miou(r["eval_iou_per_class"]) for r in rs],
+            "pixel_accuracy": [r["eval_accuracy"] for r in rs],
+            "seconds_per_image": [r["seconds_per_image"] for r in rs], "seeds": sorted(seg[m]),
+            "train_minutes": [r["train_wall_seconds"] / 60 for r in rs], "steps": rs[0]["train_steps"],
+            "iou_per_class": [r["eval_iou_per_class"] for r in rs], "curve": mean_curve(rs),
+            "carried": m in carried, "code_version": rs[0].get("code_version") if m in carried else version}
+    return table
+
+
+def refresh_table(table) -> None:
+    """Fields a table written by an earlier report lacks, from what it stores: a segmentation row's miou (its
+    mean_iou: 11 classes, background included) and miou_foreground (from its per-class IoUs)."""
+    for row in table.get("segmentation", {}).values():
+        row.setdefault("miou", list(row["mean_iou"]))
+        if "iou_per_class" in row:
+            row["miou_foreground"] = [foreground_miou(ious) for ious in row["iou_per_class"]]
+
+
+def score_claims(table):
+    """The paired comparisons (unadjusted) from results.json's table alone: per-seed values by seed."""
+    def runs(group, key, metric):
+        return {m: {s: {metric: v} for s, v in zip(row["seeds"], row[key])} for m, row in table[group].items()}
+
+    versions = {m: row.get("code_version") for g in table.values() for m, row in g.items()}
+    return (claims(runs("detection", "map50", "eval_map50"), DET_CLAIMS, versions)
+            + claims(runs("segmentation", "mean_iou", "eval_mean_iou"), SEG_CLAIMS, versions))
+
+
+def render(results) -> str:
+    """The Markdown tables of results.json's content: detection, segmentation (mIoU with and without
+    background), the paired comparisons (p, p_holm, both verdicts), hardware and the marks."""
+    from jaxcnn.ablation.report import p_text
+
+    table, cl = results["table"], results["claims"]
+    short = lambda v: (v or "?")[:7] + ("+" if v and v.endswith("+changes") else "")  # noqa: E731
+    mark = lambda row: " †" if row.get("carried") else ""  # noqa: E731
+    lines = ["## Detection (test split: 2,000 canvases)", "",
+             "| model | mAP@0.5 | mAP@[.5:.95] | test s / image | CNN passes / image | seeds | steps | train min / run "
+             "| code |", "|---|---|---|---|---|---|---|---|---|"]
+    for m, label in DETECTORS:
+        row = table["detection"].get(m)
+        if row:
+            lines.append(f"| {label}{mark(row)} | {fmt(row['map50'])} | {fmt(row['map'])} | "
+                         f"{np.median(row['seconds_per_image']) * 1000:.1f} ms | {row['passes']:.1f} | "
+                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | {np.mean(row['train_minutes']):.1f} | "
+                         f"{short(row.get('code_version'))} |")
+    lines += ["", "## Segmentation (test split: 2,000 canvases, 11 classes: background and 10 garments)", "",
+              "| model | mIoU (11 classes, with background) | mIoU (10 garment classes, without) | pixel accuracy | "
+              "test s / image | seeds | steps | train min / run | code |", "|---|---|---|---|---|---|---|---|---|"]
+    for m, label in SEGMENTERS:
+        row = table["segmentation"].get(m)
+        if row:
+            lines.append(f"| {label}{mark(row)} | {fmt(row.get('miou', row['mean_iou']))} | "
+                         f"{fmt(row['miou_foreground']) if 'miou_foreground' in row else 'n/a'} | "
+                         f"{fmt(row['pixel_accuracy'])} | {np.median(row['seconds_per_image']) * 1000:.1f} ms | "
+                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | "
+                         f"{np.mean(row['train_minutes']):.1f} | {short(row.get('code_version'))} |")
+    lines += ["", "## Paired comparisons (difference of the means paired by seed, 95% CI from Student's t; p: "
+                  "two-sided paired t; p_holm: Holm over the whole family, experiments/README.md)", "",
+              "| claim | seeds | mean difference | 95% CI | p | p_holm | verdict (Holm, family) "
+              "| verdict (unadjusted) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for c in cl:
+        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c.get("ci95") else "n/a"
+        lines.append(f"| {c['claim']} | {','.join(map(str, c['seeds']))} | {c['mean_difference']:+.3f} | {ci} | "
+                     f"{p_text(c.get('p_value'))} | {p_text(c.get('p_holm'))} | {c['verdict']} | "
+                     f"{c.get('verdict_unadjusted', '')} |")
+    loads, hw = results.get("load_average_range"), results.get("hardware", "")
+    if loads:
+        lines += ["", f"Hardware: {hw}. 1-minute load average at the evaluations: {loads[0]:.1f} .. {loads[1]:.1f} "
+                      "(a run's own threads count: about 2 here)."]
+    if any(row.get("carried") for g in table.values() for row in g.values()):
+        lines += ["", "† per-seed numbers carried from the committed results.json (their workdirs were not on the "
+                      "machine that wrote this table); paired with the others by seed."]
+    if len({row.get("code_version") for g in table.values() for row in g.values()}) > 1:
+        lines += ["", "code: the commit of the code that trained and scored the row. Rows of different code "
+                      "versions are not compared (\"not compared\" above, outside the family of claims); "
+                      "rerunning them on one version would compare them."]
+    return "\n".join(lines)
+
+
+def write_outputs(results) -> None:
+    """results.json, results.md and README.md's results block from `results` (table, claims, loads, hardware)."""
+    from jaxcnn.ablation.report import replace_block
+    from jaxcnn.train.workdir import write_atomic
+
+    text = render(results)
+    write_atomic(os.path.join(HERE, "results.md"), text + "\n")
+    replace_block(os.path.join(HERE, "README.md"), MARKERS, text.replace("\n## ", "\n### ").replace("## ", "### ", 1))
+    write_atomic(os.path.join(HERE, "results.json"), json.dumps(results, indent=1) + "\n")
+
+
+def load_results():
+    with open(os.path.join(HERE, "results.json")) as f:
+        return json.load(f)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--runs", default=os.path.join(ROOT, "runs"))
     p.add_argument("--no-carry", action="store_true",
                    help="use the workdirs under --runs only (ignore the committed results.json)")
+    p.add_argument("--rescore", action="store_true",
+                   help="no workdirs: the comparisons and tables again from the committed results.json, and the "
+                        "family of claims scored again (python scripts/ablate.py --rescore does the same)")
     args = p.parse_args(argv)
+    if args.rescore:
+        return _rescore_family()
     committed = None
     if not args.no_carry and os.path.exists(os.path.join(HERE, "results.json")):
-        with open(os.path.join(HERE, "results.json")) as f:
-            committed = json.load(f)
+        committed = load_results()
     det = {m: runs_of(args.runs, "detection", m) for m, _ in DETECTORS}
     seg = {m: runs_of(args.runs, "segmentation", m) for m, _ in SEGMENTERS}
     for group, runs in (("detection", det), ("segmentation", seg)):
@@ -258,68 +427,16 @@ def main(argv=None) -> int:
             if not runs[m]:
                 runs[m] = carried_runs(committed, group, m)
     carried = sorted({m for g in (det, seg) for m, rs in g.items() if any(r.get("carried") for r in rs.values())})
-    mark = lambda m: " †" if m in carried else ""  # noqa: E731
-    lines = ["## Detection (test split: 2,000 canvases)", "",
-             "| model | mAP@0.5 | mAP@[.5:.95] | test s / image | CNN passes / image | seeds | steps | train min / run |",
-             "|---|---|---|---|---|---|---|---|"]
-    table = {"detection": {}, "segmentation": {}}
-    for m, label in DETECTORS:
-        rs = list(det[m].values())
-        if not rs:
-            continue
-        row = {"map50": [r["eval_map50"] for r in rs], "map": [r["eval_map"] for r in rs],
-               "seconds_per_image": [r["seconds_per_image"] for r in rs],
-               "passes": float(np.mean([r["cnn_passes_per_image"] for r in rs])),
-               "seeds": sorted(det[m]), "train_minutes": [r["train_wall_seconds"] / 60 for r in rs],
-               "steps": rs[0]["train_steps"], "ap50_per_class": [r["eval_ap50_per_class"] for r in rs],
-               "curve": mean_curve(rs), "carried": m in carried}
-        table["detection"][m] = row
-        lines.append(f"| {label}{mark(m)} | {fmt(row['map50'])} | {fmt(row['map'])} | "
-                     f"{np.median(row['seconds_per_image']) * 1000:.1f} ms | {row['passes']:.1f} | "
-                     f"{','.join(map(str, row['seeds']))} | {row['steps']} | {np.mean(row['train_minutes']):.1f} |")
-    lines += ["", "## Segmentation (test split: 2,000 canvases, 11 classes)", "",
-              "| model | mean IoU | pixel accuracy | test s / image | seeds | steps | train min / run |",
-              "|---|---|---|---|---|---|---|"]
-    for m, label in SEGMENTERS:
-        rs = list(seg[m].values())
-        if not rs:
-            continue
-        row = {"mean_iou": [r["eval_mean_iou"] for r in rs], "pixel_accuracy": [r["eval_accuracy"] for r in rs],
-               "seconds_per_image": [r["seconds_per_image"] for r in rs], "seeds": sorted(seg[m]),
-               "train_minutes": [r["train_wall_seconds"] / 60 for r in rs], "steps": rs[0]["train_steps"],
-               "iou_per_class": [r["eval_iou_per_class"] for r in rs], "curve": mean_curve(rs),
-               "carried": m in carried}
-        table["segmentation"][m] = row
-        lines.append(f"| {label}{mark(m)} | {fmt(row['mean_iou'])} | {fmt(row['pixel_accuracy'])} | "
-                     f"{np.median(row['seconds_per_image']) * 1000:.1f} ms | {','.join(map(str, row['seeds']))} | "
-                     f"{row['steps']} | {np.mean(row['train_minutes']):.1f} |")
-    cl = claims(det, DET_CLAIMS) + claims(seg, SEG_CLAIMS)
-    lines += ["", "## Paired comparisons (difference of the means paired by seed, 95% CI from Student's t)", "",
-              "| claim | seeds | mean difference | 95% CI | verdict |", "|---|---|---|---|---|"]
-    for c in cl:
-        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "n/a"
-        lines.append(f"| {c['claim']} | {','.join(map(str, c['seeds']))} | {c['mean_difference']:+.3f} | {ci} | "
-                     f"{c['verdict']} |")
+    table = build_table(det, seg, carried, code_version())
     fresh = [r for g in (det, seg) for m in g.values() for r in m.values() if not r.get("carried")]
     loads = [r.get("load_average_before", [0])[0] for r in fresh] + [r.get("load_average_after", [0])[0]
                                                                       for r in fresh]
     if carried and (committed or {}).get("load_average_range"):
         loads += committed["load_average_range"]
     hw = next((r["hardware"] for r in fresh), (committed or {}).get("hardware", ""))
-    lines += ["", f"Hardware: {hw}. 1-minute load average at the evaluations: {min(loads):.1f} .. {max(loads):.1f} "
-                  "(a run's own threads count: about 2 here)." if loads else ""]
-    if carried:
-        lines += ["", "† per-seed numbers carried from the committed results.json (their workdirs were not on the "
-                      "machine that wrote this table); paired with the others by seed."]
-    with open(os.path.join(HERE, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    from jaxcnn.ablation.report import replace_block
-
-    replace_block(os.path.join(HERE, "README.md"), MARKERS, "\n".join(lines).replace("\n## ", "\n### ")
-                  .replace("## ", "### ", 1))
-    with open(os.path.join(HERE, "results.json"), "w") as f:
-        json.dump({"table": table, "claims": cl, "load_average_range": [min(loads), max(loads)] if loads else None,
-                   "hardware": hw}, f, indent=1)
+    results = {"table": table, "claims": score_claims(table),
+               "load_average_range": [min(loads), max(loads)] if loads else None, "hardware": hw}
+    write_outputs(results)
     draw_curves(table, os.path.join(HERE, "curves.png"))
     names, path = pictures(det, table["detection"], DETECTORS, "detections")
     if path:
@@ -327,7 +444,16 @@ def main(argv=None) -> int:
     names, path = pictures(seg, table["segmentation"], SEGMENTERS, "segmentation")
     if path:
         draw_segmentation(seg, names, path)
-    print("\n".join(lines))
+    return _rescore_family()
+
+
+def _rescore_family() -> int:
+    """Every claim of experiments/results and of results.json as one family (jaxcnn.ablation.rescore)."""
+    from jaxcnn.ablation.rescore import rescore_all
+
+    rescore_all(os.path.join(ROOT, "experiments", "results"), HERE,
+                command="python experiments/detection/report.py --rescore", log=print)
+    print(render(load_results()))
     return 0
 
 

@@ -34,6 +34,9 @@ def section() -> ml_collections.ConfigDict:
         # one setting tuned per arm before the seeds run: {"key", "values", "seed", "metric", "num_steps"}
         # (jaxcnn.ablation.tuning); {} = none
         "tune": {},
+        # a rule's cells (transfer): [(title, [recommended arm labels], [the other arm labels])]: the cell is
+        # reproduced where a recommended arm is better than every other arm, each an "eval_accuracy: R > X" claim
+        "rules": [],
     })
 
 

@@ -13,14 +13,15 @@ record instead of trained again (jaxcnn.ablation.carried).
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Callable, Optional
 
 import jax
 import numpy as np
 
-from jaxcnn.ablation import analyses, carried, stats
-from jaxcnn.ablation.spec import Arm, arm_config, arms_of, claims_of, fields_of, validate_ablation
+from jaxcnn.ablation import analyses, carried, family, stats
+from jaxcnn.ablation.spec import Arm, arm_config, arms_of, claims_of, fields_of, rules_of, validate_ablation
 from jaxcnn.ablation.tuning import tune_arms
 from jaxcnn.finetune import run_finetune
 from jaxcnn.models import summary
@@ -58,8 +59,9 @@ def _twin_init(first_setup, own_init):
 
 def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
     """Final training error/loss (the last log window), the curve, the first logged step at or below the
-    target training error (num_steps + 1 if never), the median step time (the first window, which
-    compiles, left out) and the training wall time of all its pieces from a run's metrics.jsonl records."""
+    target training error (math.inf if never: censored, see jaxcnn.ablation.stats), the median step time (the
+    first window, which compiles, left out) and the training wall time of all its pieces from a run's
+    metrics.jsonl records."""
     train = [r for r in records if "train_loss" in r]
     steps = np.array([r["step"] for r in train])
     error = np.array([1.0 - r.get("train_accuracy", np.nan) for r in train])
@@ -67,7 +69,7 @@ def _summary_of(records: list[dict], batch_size: int, target: float) -> dict:
     reached = steps[error <= target]
     return {"curve_steps": steps, "curve": error, "train_error": float(error[-1]),
             "train_loss": float(train[-1]["train_loss"]),
-            "steps_to_target": float(reached[0]) if len(reached) else float(steps[-1] + 1),
+            "steps_to_target": float(reached[0]) if len(reached) else math.inf,
             "step_time_s": float(np.median(times)) if times else float("nan"),
             "wall_s": training_wall_seconds(train)}
 
@@ -85,11 +87,12 @@ def training_wall_seconds(records: list[dict]) -> float:
 
 
 def _train_split_accuracy(setup, state, examples: int) -> float:
-    """Accuracy on the first `examples` training images, in eval mode (no dropout, running statistics)."""
+    """Accuracy on the first `examples` training images (0: all of them), in eval mode (no dropout, running
+    BatchNorm statistics, no augmentation)."""
     from jaxcnn.data.datasets import ArrayDataset
     from jaxcnn.train.engine import evaluate
 
-    n = min(examples, len(setup.train_data))
+    n = min(examples, len(setup.train_data)) if examples else len(setup.train_data)
     subset = ArrayDataset(setup.train_data.images[:n], setup.train_data.labels[:n], setup.train_data.num_classes)
     batch = setup.config.eval_batch_size
     return evaluate(setup.strategy, setup.strategy.put_state(state), subset, batch, setup.task)["eval_accuracy"]
@@ -119,7 +122,10 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
     per_seed, states, setups, started = {}, {}, {}, 0
     claims = claims_of(config)
     needs_gap = "generalization_gap" in {cl.metric for cl in claims}
+    needs_eval_train = "train_error_eval" in {cl.metric for cl in claims}
     gap = {"gap_examples": int(ab.gap_examples)} if needs_gap else {}
+    if needs_eval_train:  # a record without the eval-mode training error is trained again
+        gap["train_error_eval_examples"] = 0
     pretraining = {seed: _pretrain(config, seed, workdirs, data_for, log) for seed in seeds} if ab.pretrain else {}
     tuning = {}
     if ab.tune:
@@ -172,10 +178,13 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                 info["train_eval_accuracy"] = (kept["extra"]["train_eval_accuracy"] if record.get("carried") else
                                                _train_split_accuracy(setup, record["state"], ab.gap_examples))
                 info["generalization_gap"] = info["train_eval_accuracy"] - info["eval_accuracy"]
+            if needs_eval_train:  # the whole training split in eval mode, beside the running error
+                info["train_error_eval"] = (kept["extra"]["train_error_eval"] if record.get("carried") else
+                                            1.0 - _train_split_accuracy(setup, record["state"], 0))
             if carry is not None and kept is None:
+                measured = {k: info[k] for k in ("train_eval_accuracy", "train_error_eval") if k in info}
                 carried.write(carry, arm, seed, c, setup.model_fields, [r for r in train_records if "train_loss" in r],
-                              {"step": record["step"], "eval_accuracy": record["eval_accuracy"]},
-                              {**gap, **({"train_eval_accuracy": info["train_eval_accuracy"]} if needs_gap else {})})
+                              {"step": record["step"], "eval_accuracy": record["eval_accuracy"]}, {**gap, **measured})
             per_seed[(arm.label, seed)] = info
             states[(arm.label, seed)] = record.get("state")
             how = (" (finished before)" if record.get("finished_before") else
@@ -222,30 +231,34 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
                "step_time_ms": 1e3 * float(np.median([i["step_time_s"] for i in infos])),
                "seeds": len(seeds), "steps": infos[0]["num_steps"], "batch_size": infos[0]["batch_size"],
                "eval_examples": infos[0]["eval_examples"]}
-        for metric in ("train_error", "train_loss", "eval_accuracy", "eval_error", "steps_to_target",
-                       "generalization_gap"):
+        for metric in ("train_error", "train_error_eval", "train_loss", "eval_accuracy", "eval_error",
+                       "steps_to_target", "generalization_gap"):
             if metric in infos[0]:
-                row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std([i[metric] for i in infos])
+                values = [i[metric] for i in infos]
+                if all(math.isfinite(v) for v in values):
+                    row[f"{metric}_mean"], row[f"{metric}_std"] = stats.mean_std(values)
+                else:  # censored (a run never reached the target): no mean, the count instead
+                    row[f"{metric}_mean"] = row[f"{metric}_std"] = math.nan
+                    row[f"{metric}_censored"] = sum(not math.isfinite(v) for v in values)
         row["eval_accuracy_per_seed"] = " ".join(f"{i['eval_accuracy']:.4f}" for i in infos)
-        for metric in ("train_error", "steps_to_target", "generalization_gap"):
+        for metric in ("train_error", "train_error_eval", "steps_to_target", "generalization_gap"):
             if metric in infos[0]:
                 row[f"{metric}_per_seed"] = " ".join(f"{i[metric]:.6g}" for i in infos)
         result["rows"].append(row)
         result["curves"][arm.label] = (infos[0]["curve_steps"], np.stack([i["curve"] for i in infos]))
-    for claim in claims_of(config):
-        a = [per_seed[(claim.a, s)][claim.metric] for s in seeds]
-        b = [per_seed[(claim.b, s)][claim.metric] for s in seeds]
-        diff = stats.paired_difference(a, b)
-        result["claims"].append({"claim": str(claim), "difference": diff, "a": a, "b": b,
-                                 "verdict": stats.verdict(diff, claim.op, claim.margin)})
     first, second = arms[0].label, arms[1].label
+    values = lambda arm, metric: [per_seed[(arm, s)][metric] for s in seeds]  # noqa: E731
+    result.update(score_claims(claims_of(config), values, rules_of(config),
+                               twin_arms=(first, second) if "twin_flip" in extras else None))
     if "twin_flip" in extras:
         s = setups[(first, seeds[0])]
         images = s.preprocess(s.eval_data.images[:500], None, False)
         twin = {str(seed): analyses.twin_report(states[(first, seed)], states[(second, seed)], images)
                 for seed in seeds}
         result["extras"]["twin"] = twin
-        result["claims"].append(analyses.twin_claim(twin, first, second))
+        result["claims"].append({**analyses.twin_claim(twin, first, second), "kind": family.CHECK, "p_value": None,
+                                 "p_holm": None, "check_reason": "holds by construction (the same function "
+                                                                 "up to the flip)"})
     if "kernels" in extras:
         result["extras"]["kernels"] = {
             arm.label: analyses.first_kernel(states[(arm.label, seeds[0])].params, setups[(arm.label, seeds[0])].model,
@@ -254,6 +267,26 @@ def _collect(config, arms, seeds, per_seed, states, setups, extras) -> dict:
         result["extras"]["grad_norms"] = {arm.label: _grad_norms(setups[(arm.label, seeds[0])]) for arm in arms}
     result["extras"]["facts"] = {f: analyses.FACTS[f]() for f in ab.facts}
     return result
+
+
+def score_claims(claims, values, rules=(), twin_arms=None) -> dict:
+    """The claim rows (jaxcnn.ablation.family.claim_row, unadjusted) of `claims`, with the analyses beside
+    them: a generalization_gap claim split into its train and test parts, a steps_to_target claim's ratio A / B
+    with its CI, and the rule cells' verdicts. values(arm, metric) gives an arm's per-seed values (seed order
+    the same for every arm). Returns {"claims", "gap_parts", "steps_ratios", "rules"}."""
+    out = {"claims": [family.claim_row(c, values(c.a, c.metric), values(c.b, c.metric), twin_arms) for c in claims],
+           "gap_parts": [], "steps_ratios": []}
+    for c in claims:
+        if c.metric == "generalization_gap":
+            train = {arm: [g + e for g, e in zip(values(arm, "generalization_gap"), values(arm, "eval_accuracy"))]
+                     for arm in (c.a, c.b)}
+            out["gap_parts"].append(family.gap_parts(c, train, {arm: values(arm, "eval_accuracy")
+                                                                for arm in (c.a, c.b)}))
+        if c.metric == "steps_to_target":
+            out["steps_ratios"].append(family.steps_ratio(c, values(c.a, c.metric), values(c.b, c.metric)))
+    out["rules"] = [dict(cell, verdict_unadjusted=cell["verdict"]) for cell in
+                    family.rule_verdicts(rules, out["claims"], key="verdict")]
+    return out
 
 
 def _grad_norms(setup):

@@ -10,10 +10,18 @@ repository, or a directory given by a flag) whose `get_config()` returns
     arms                 [{"label": str, "overrides": {dotted config key: value}}]
     seeds                the same seeds for every arm (at least 3)
     claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), or
-                         "METRIC: ARM_A ~ ARM_B within MARGIN"; METRIC one of eval_accuracy, eval_error,
-                         train_error, train_loss, steps_to_target (the first logged step whose running
-                         training error is <= target_train_error), generalization_gap (accuracy on
-                         gap_examples training images in eval mode minus test accuracy)
+                         "METRIC: ARM_A ~ ARM_B within MARGIN", or a ratio "METRIC: ARM_A / ARM_B > R" (or <,
+                         or "~ R within factor F"; tested on log ratios); METRIC one of eval_accuracy,
+                         eval_error, train_error (the running error of the last log window), train_error_eval
+                         (the error on the whole training split in eval mode after training: running
+                         BatchNorm statistics, no augmentation), train_loss, steps_to_target (the first logged
+                         step whose running training error is <= target_train_error; censored, inf, where a
+                         run never gets there), generalization_gap (accuracy on gap_examples training images
+                         in eval mode minus test accuracy). Claims, margins, seeds and budget are committed
+                         before the runs (experiments/README.md, "Designs fixed before the runs")
+    rules                a rule's cells: [(title, [recommended arms], [other arms])]; the cell's verdict
+                         needs every "eval_accuracy: RECOMMENDED > OTHER" claim of one recommended arm among
+                         the claims (jaxcnn.ablation.family.rule_verdicts)
     quick                overrides of the config for --quick (a smoke run)
     tune                 one setting tuned per arm on a seed of its own before the seeds run (e.g. each arm's
                          learning rate): jaxcnn.ablation.tuning
@@ -30,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from typing import Optional
 
 from jaxcnn._validation import suggest
 from jaxcnn.ablation.analyses import FACTS
@@ -39,8 +48,12 @@ from jaxcnn.train.config import base_config, flat, validate_config
 from jaxcnn.train.setup import build_model
 
 EXTRAS = ("grad_norms", "twin_flip", "kernels")
-METRICS = ("eval_accuracy", "eval_error", "train_error", "train_loss", "steps_to_target", "generalization_gap")
+METRICS = ("eval_accuracy", "eval_error", "train_error", "train_error_eval", "train_loss", "steps_to_target",
+           "generalization_gap")
 _CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
+# "METRIC: A / B > R" or "METRIC: A / B ~ R within factor F" (a slash with spaces: labels may hold one without)
+_RATIO = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s+/\s+(.+?)\s*([<>~])\s*([0-9.eE+-]+)"
+                    r"\s*(?:within\s+factor\s+([0-9.eE+-]+))?\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +76,12 @@ class Claim:
     op: str
     b: str
     margin: float = 0.0
+    ratio: Optional[float] = None  # "A / B op ratio" (margin: the factor of "within factor F")
 
     def __str__(self) -> str:
+        if self.ratio is not None:
+            within = f" within factor {self.margin:g}" if self.op == "~" else ""
+            return f"{self.metric}: {self.a} / {self.b} {self.op} {self.ratio:g}{within}"
         within = f" within {self.margin:g}" if self.op == "~" else ""
         return f"{self.metric}: {self.a} {self.op} {self.b}{within}"
 
@@ -105,26 +122,59 @@ def fields_of(config) -> tuple[str, ...]:
     return tuple(k.strip() for k in str(config.ablation.field).split(",") if k.strip())
 
 
-def claims_of(config) -> list[Claim]:
-    labels = {a.label for a in arms_of(config)}
-    out = []
-    for text in config.ablation.claims:
+def parse_claim(text: str, labels, name: str = "?") -> Claim:
+    """One claim string as a Claim, its arms checked against `labels`; ValueError naming the fix."""
+    r = _RATIO.match(str(text))
+    if r and r.group(2) in labels and r.group(3) in labels:
+        if r.group(4) == "~" and r.group(6) is None:
+            raise ValueError(f"ablation {name!r}: claim {text!r} needs a factor: "
+                             "'METRIC: ARM_A / ARM_B ~ 6 within factor 2'.")
+        claim = Claim(r.group(1), r.group(2), r.group(4), r.group(3), float(r.group(6) or 0.0), float(r.group(5)))
+        if not claim.ratio > 0 or (claim.op == "~" and not claim.margin > 1):
+            raise ValueError(f"ablation {name!r}: claim {text!r}: the ratio must be > 0 and the factor > 1.")
+    else:
         m = _CLAIM.match(str(text))
         if not m:
-            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B' "
-                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN').")
+            raise ValueError(f"ablation {name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B' "
+                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN', or 'METRIC: ARM_A / ARM_B > R').")
         if m.group(3) == "~" and m.group(5) is None:
-            raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} needs a margin: "
+            raise ValueError(f"ablation {name!r}: claim {text!r} needs a margin: "
                              "'METRIC: ARM_A ~ ARM_B within 0.01'.")
         claim = Claim(m.group(1), m.group(2), m.group(3), m.group(4), float(m.group(5) or 0.0))
-        if claim.metric not in METRICS:
-            raise ValueError(f"ablation {config.ablation.name!r}: claim metric {claim.metric!r} is not one of "
-                             f"{', '.join(METRICS)}.")
-        for arm in (claim.a, claim.b):
+    if claim.metric not in METRICS:
+        raise ValueError(f"ablation {name!r}: claim metric {claim.metric!r} is not one of {', '.join(METRICS)}.")
+    for arm in (claim.a, claim.b):
+        if arm not in labels:
+            raise ValueError(f"ablation {name!r}: claim {text!r} names arm {arm!r}; arms: "
+                             f"{', '.join(sorted(labels))}.")
+    return claim
+
+
+def claims_of(config) -> list[Claim]:
+    labels = {a.label for a in arms_of(config)}
+    return [parse_claim(text, labels, config.ablation.name) for text in config.ablation.claims]
+
+
+def rules_of(config) -> list[tuple[str, tuple, tuple]]:
+    """ablation.rules as (title, recommended arms, other arms), each named arm checked, and every
+    "eval_accuracy: R > X" claim a cell needs present among the claims."""
+    labels = {a.label for a in arms_of(config)}
+    claims = {str(c) for c in claims_of(config)}
+    out = []
+    for rule in config.ablation.get("rules", ()):
+        if len(rule) != 3 or isinstance(rule[1], str) or isinstance(rule[2], str):
+            raise ValueError(f"ablation {config.ablation.name!r}: each of ablation.rules is (title, [recommended "
+                             f"arms], [other arms]), got {rule!r}.")
+        title, rec, other = str(rule[0]), tuple(rule[1]), tuple(rule[2])
+        for arm in rec + other:
             if arm not in labels:
-                raise ValueError(f"ablation {config.ablation.name!r}: claim {text!r} names arm {arm!r}; arms: "
-                                 f"{', '.join(sorted(labels))}.")
-        out.append(claim)
+                raise ValueError(f"ablation {config.ablation.name!r}: rule {title!r} names no arm {arm!r}.")
+        missing = [f"eval_accuracy: {r} > {x}" for r in rec for x in other
+                   if f"eval_accuracy: {r} > {x}" not in claims]
+        if not rec or not other or missing:
+            raise ValueError(f"ablation {config.ablation.name!r}: rule {title!r} needs recommended and other arms "
+                             f"and the claims {missing}.")
+        out.append((title, rec, other))
     return out
 
 
@@ -219,6 +269,7 @@ def validate_ablation(config) -> None:
         raise ValueError(f"ablation {name!r}: ablation.tune is for training runs; a fine-tuning ablation "
                          "(ablation.finetune) sets its phases' rates in finetune.*.")
     claims_of(config)
+    rules_of(config)
     views = []
     for arm in arms:
         c = arm_config(config, arm, ab.seeds[0])

@@ -7,6 +7,17 @@ table, the claims' verdicts and the plots.
     python scripts/ablate.py skip --config.parallel=mesh --config.num_steps=4000   # overrides for every arm
     python scripts/ablate.py --summary                   # the claims/verdict table over experiments/results
     python scripts/ablate.py --summary --readme experiments/README.md   # ... written into its marked block
+    python scripts/ablate.py --rescore                   # score every committed claim again, as one family
+
+--rescore trains nothing: every committed result's claims are scored again from
+its results.csv and run.json, with the detection comparisons
+(experiments/detection/results.json), as one family (Holm's step-down at 0.05),
+and claims.csv, table.md and run.json's claims are written again; --adopt-claims
+NAME scores NAME against its config's claims and rules instead (the result's arms
+and seeds must be the config's; run.json records that they were adopted after
+the results). A full run (not --quick) into experiments/results rescores the
+family when it finishes. run.json records the config's commit at the run's start
+(design: experiments/README.md, "Designs fixed before the runs").
 
 The same command after a kill trains nothing that finished and resumes the run
 that was going on (workdirs under runs/ablations/NAME/ARM/seedN). Every
@@ -100,6 +111,27 @@ def _summary(args) -> int:
     return 0
 
 
+def _rescore(args, argv) -> int:
+    from jaxcnn import ablation
+    from jaxcnn.ablation.rescore import rescore_all
+
+    if not os.path.isdir(args.results):
+        cli.fail(f"no results folder {args.results}; pass --results DIR")
+    try:
+        adopt = {n: ablation.load_ablation(n, args.ablations) for n in args.adopt_claims}
+        command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
+        out = rescore_all(args.results, args.detection, adopt=adopt, command=command)
+    except ValueError as e:
+        cli.fail(str(e))
+    changed = [r for r in out["rows"] if r.get("kind", "claim") == "claim" and r["verdict"] != r["verdict_unadjusted"]]
+    print(f"family: {out['size']} claims (Holm at 0.05), {out['family']['checks']} checks and "
+          f"{out['family']['not_compared']} comparisons not made left out; {len(changed)} verdicts change under Holm:")
+    for r in changed:
+        print(f"  {r['claim']}: {r['verdict_unadjusted']} -> {r['verdict']} (p {r['p_value']:.3g}, p_holm "
+              f"{r['p_holm']:.3g})")
+    return 0
+
+
 def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The ablation NAME is the config (ABLATIONS/NAME.py, with ablation.quick under --quick); --config.KEY=VALUE
@@ -121,12 +153,20 @@ def _main(argv=None) -> int:
                    help="print the claims / verdict / budget table of every committed result and exit")
     p.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"),
                    help="with --summary: the folder of results (default experiments/results)")
+    p.add_argument("--rescore", action="store_true",
+                   help="score every committed claim again (results.csv, run.json, detection results.json) as one "
+                        "family, write claims.csv, table.md and run.json again, and exit")
+    p.add_argument("--adopt-claims", action="append", default=[], metavar="NAME",
+                   help="with --rescore: score NAME against its config's claims and rules (recorded as adopted "
+                        "after the results)")
+    p.add_argument("--detection", default=os.path.join(ROOT, "experiments", "detection"),
+                   help="with --rescore: the folder of the detection results.json (default experiments/detection)")
     p.add_argument("--readme", help=f"with --summary: also write the table between the lines {MARKERS[0]} and "
                                     f"{MARKERS[1]} of this Markdown file")
     from jaxcnn import ablation
 
     def load(args):
-        if args.summary or args.list or not args.name:
+        if args.summary or args.rescore or args.list or not args.name:
             return None
         try:
             config = ablation.load_ablation(args.name, args.ablations)
@@ -138,6 +178,8 @@ def _main(argv=None) -> int:
 
     if args.summary:
         return _summary(args)
+    if args.rescore:
+        return _rescore(args, argv)
     if args.list or not args.name:
         try:
             names = ablation.list_ablations(args.ablations)
@@ -170,9 +212,16 @@ def _main(argv=None) -> int:
         print(f"{ab.name}: {ab.title}\n  {len(ab.arms)} arms x seeds {tuple(ab.seeds)}, {config.num_steps} steps "
               f"at batch {config.batch_size}; runs in {workdirs}", flush=True)
         load_before = ablation.report.load_average()
+        from jaxcnn.ablation.design import design_commit
+
+        design = design_commit(os.path.join(args.ablations, f"{args.name}.py"))  # before any run starts
+        if design["uncommitted_changes"] and not args.quick:
+            print(f"  note: {design['config']} has uncommitted changes: run.json will say the design was not "
+                  "fixed before the runs (commit the config first)", flush=True)
         t0 = time.time()
         carry = None if args.no_carry else os.path.join(out, ablation.carried.FOLDER)
         result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True), carry=carry)
+        result["design"] = design
         wall = time.time() - t0
         command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
         files = ablation.write_results(result, out, config=config, command=command, wall_time_s=wall,
@@ -184,6 +233,13 @@ def _main(argv=None) -> int:
         if result["carried_runs"]:
             print(f"{len(result['carried_runs'])} of {len(ab.arms) * len(ab.seeds)} runs were carried from their "
                   f"records in {os.path.relpath(carry, ROOT)} (trained in an earlier invocation)")
+        if not args.quick and os.path.dirname(os.path.abspath(out)) == os.path.abspath(args.results):
+            from jaxcnn.ablation.rescore import rescore_all
+
+            family = rescore_all(args.results, args.detection, command="python scripts/ablate.py --rescore",
+                                 log=lambda s: None)
+            print(f"the family of {family['size']} claims scored again (Holm at 0.05): verdicts in "
+                  f"{os.path.relpath(out, ROOT)}/claims.csv and every other result's")
 
     return cli.main(job)
 
