@@ -570,6 +570,21 @@ def test_summary_table_over_committed_results_and_readme_block(tmp_path):
     row = [r for r in ablation.overview_table(str(results)).splitlines() if "**cells**" in r][0]
     assert "x 128, 5,000-12,000 (by arm) test images; " in row
     (results / "cells" / "run.json").unlink()
+    # family-wise and unadjusted verdicts side by side, p and p_holm, a check apart, the design column (no git
+    # history in a temporary folder: unknown, not an error)
+    _run_json(results, "fam", claims=[
+        {"claim": "eval_accuracy: a > b", "mean": 0.01, "low": 0.001, "high": 0.019, "n": 3, "std": 0.003,
+         "p_value": 0.04, "p_holm": 0.2, "verdict": stats.INCONCLUSIVE, "verdict_unadjusted": stats.REPRODUCED,
+         "kind": "claim"},
+        {"claim": "eval_accuracy: a ~ c within 0.001", "mean": 0.0, "low": 0.0, "high": 0.0, "n": 3, "std": 0.0,
+         "p_value": 0.0, "p_holm": None, "verdict": stats.REPRODUCED, "kind": "check"}])
+    row = [r for r in ablation.overview_table(str(results)).splitlines() if "**fam**" in r][0]
+    cells = row.split(" | ")
+    assert "p 0.04, p_holm 0.2" in cells[1] and "check `eval_accuracy: a ~ c within 0.001`" in cells[1]
+    assert cells[2] == f"**{stats.INCONCLUSIVE}**<br>check: {stats.REPRODUCED}"
+    assert cells[3] == f"{stats.REPRODUCED}<br>check: {stats.REPRODUCED}"
+    assert cells[5].startswith("unknown")
+    (results / "fam" / "run.json").unlink()
     readme = tmp_path / "README.md"
     readme.write_text("# Experiments\n<!-- overview:start -->\nold table\n<!-- overview:end -->\n\nmore text\n")
     r = _script(["--summary", "--results", str(results), "--readme", str(readme)])

@@ -180,6 +180,16 @@ CLAIM_KEYS = ("verdict", "verdict_unadjusted", "p_value", "p_holm", "kind", "met
               "ratio", "sign_test", "display", "worst", "a", "b")
 
 
+def json_safe(value):
+    """`value` with every non-finite float (a censored step count: inf; a missing mean: nan) as None, so
+    run.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _finite(value):
     """A claim's per-seed values for JSON: a censored value (inf: never reached the target) as None."""
     if isinstance(value, list):
@@ -361,7 +371,7 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         if before.get("quick") == bool(quick):
             run.update({k: before[k] for k in ("wall_time_s", "load_average_1_5_15min", "finished_utc") if k in before})
             run["regenerated_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    write_atomic(out("run.json"), json.dumps(to_jsonable(run), indent=2) + "\n")
+    write_atomic(out("run.json"), json.dumps(json_safe(to_jsonable(run)), indent=2) + "\n")
     return files
 
 

@@ -20,7 +20,7 @@ import os
 import time
 
 from jaxcnn.ablation import analyses, family
-from jaxcnn.ablation.report import claims_record, write_claims, write_table
+from jaxcnn.ablation.report import claims_record, json_safe, write_claims, write_table
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
 PER_SEED = {"eval_accuracy": "eval_accuracy_per_seed", "train_error": "train_error_per_seed",
@@ -129,7 +129,7 @@ def write_result(scored: dict, family_info: dict, command: str) -> list[str]:
     write_claims(outdir, scored["claims"])
     write_table(os.path.join(outdir, "table.md"), scored["rows"], scored["claims"], run.get("tuning"),
                 scored.get("rules") or (), {k: scored.get(k) for k in ("gap_parts", "steps_ratios")})
-    write_atomic(os.path.join(outdir, "run.json"), json.dumps(to_jsonable(run), indent=2) + "\n")
+    write_atomic(os.path.join(outdir, "run.json"), json.dumps(json_safe(to_jsonable(run)), indent=2) + "\n")
     return [os.path.join(outdir, f) for f in ("claims.csv", "table.md", "run.json")]
 
 
