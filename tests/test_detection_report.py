@@ -71,3 +71,25 @@ def test_pictures_keep_the_committed_file_when_models_are_carried(report):
     have, path = report.pictures(some, {"a": {}, "b": {}}, names, "detections")
     assert have == [("b", "B")] and os.path.basename(path) == "detections_b.png"
     assert report.pictures({"a": {1: {}}}, {"a": {}}, names, "detections") == ([], None)
+
+
+def test_miou_without_background_and_rows_of_different_code_not_compared(report):
+    # 11 classes, background first: with background (0.7 + 10 * 0.1) / 11, without it 10 * 0.1 / 10
+    ious = [0.7] + [0.1] * 10
+    assert report.foreground_miou(ious) == pytest.approx(0.1)
+    assert report.foreground_miou([0.7, None, 0.2, 0.4]) == pytest.approx(0.3)  # an absent class is left out
+    table = {"detection": {}, "segmentation": {
+        "fcn8s": {"mean_iou": [0.5, 0.52, 0.54], "seeds": [0, 1, 2], "iou_per_class": [ious] * 3,
+                  "code_version": "aaaa"},
+        "fcn16s": {"mean_iou": [0.4, 0.41, 0.43], "seeds": [0, 1, 2], "iou_per_class": [ious] * 3,
+                   "code_version": "bbbb"},
+        "fcn32s": {"mean_iou": [0.1, 0.1, 0.12], "seeds": [0, 1, 2], "iou_per_class": [ious] * 3,
+                   "code_version": "aaaa"}}}
+    report.refresh_table(table)
+    assert table["segmentation"]["fcn8s"]["miou_foreground"] == pytest.approx([0.1] * 3)
+    assert table["segmentation"]["fcn8s"]["miou"] == [0.5, 0.52, 0.54]
+    rows = {r["claim"]: r for r in report.score_claims(table)}
+    assert rows["eval_mean_iou: fcn8s > fcn16s"]["kind"] == "not compared"
+    assert "different code versions" in rows["eval_mean_iou: fcn8s > fcn16s"]["verdict"]
+    same = rows["eval_mean_iou: fcn8s > fcn32s"]  # one code version: a claim with its p value
+    assert same["kind"] == "claim" and 0.0 < same["p_value"] < 0.05
