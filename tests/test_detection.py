@@ -230,7 +230,9 @@ def test_rcnn_fine_tunes_on_crops_then_detects(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fcn8s", "segnet"])
 def test_segmenter_trains_through_the_engine(tmp_path, name):
-    final, records, _ = _train_tiny(tmp_path, name, "fashion_mnist_segmentation_tiny", steps=12, batch_size=8)
+    # from scratch: the config's staged start (init_from, FCN-16s's trained run) is tested in test_train_loop
+    final, records, _ = _train_tiny(tmp_path, name, "fashion_mnist_segmentation_tiny", steps=12, batch_size=8,
+                                    init_from="")
     _decreasing(records)
     assert 0.0 <= final["eval_mean_iou"] <= 1.0 and len(final["eval_iou_per_class"]) == 11
 
