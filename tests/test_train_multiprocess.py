@@ -14,13 +14,9 @@ from jaxcnn.train import train_and_evaluate
 from jaxcnn.train.checkpoint import Checkpointer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train_loop import tiny_config  # noqa: E402
+from test_train_loop import tiny_config, tiny_config_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OVERRIDES = {"dataset": "synthetic", "synthetic_shape": "(12,12,1)", "synthetic_size": "96",
-             "model.name": "fashion_cnn_tiny", "batch_size": "8", "eval_batch_size": "48", "num_steps": "4",
-             "log_every": "1", "eval_every": "2", "checkpoint_every": "2", "progress": "False",
-             "optimizer.warmup_steps": "2"}
 
 
 def _free_port():
@@ -35,10 +31,10 @@ def test_two_processes_match_one(tmp_path):
     port = _free_port()
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": ROOT}
-    cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
-           os.path.join(ROOT, "experiments", "configs", "default.py"), "--workdir", workdir,
+    config = tmp_path / "tiny.py"  # tiny_config's recipe as a file: the single-process run below trains the same
+    config.write_text(tiny_config_file(num_steps=4, log_every=1, eval_every=2, checkpoint_every=2))
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", str(config), "--workdir", workdir,
            "--config.parallel=mesh", f"--coordinator=127.0.0.1:{port}", "--num_processes=2"]
-    cmd += [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
     procs = [subprocess.Popen(cmd + [f"--process_id={i}"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = []
