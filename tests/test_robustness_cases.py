@@ -449,10 +449,14 @@ def test_13_damage_is_named_with_the_way_to_rebuild_and_our_own_refusals_pass_th
             raise ValueError("unknown dataset 'ours'")
         raise RuntimeError("Corrupted Riegeli/records file: chunk header hash mismatch\nmore detail")
 
+    folder = os.path.join(str(tmp_path), "cifar10")
+    with pytest.raises(integrity.DatasetDamaged) as info:  # no folder yet: nothing to delete, it was never written
+        load("cifar10", "train", data_dir_path=str(tmp_path))
+    assert str(info.value).startswith(f"dataset 'cifar10' could not be prepared in {tmp_path} (RuntimeError: ")
+    os.makedirs(folder)  # a written folder that fails to read is damaged: the message says how to rebuild it
     with pytest.raises(integrity.DatasetDamaged) as info:
         load("cifar10", "train", data_dir_path=str(tmp_path))
     msg = str(info.value)
-    folder = os.path.join(str(tmp_path), "cifar10")
     assert "\n" not in msg and msg.startswith(f"dataset 'cifar10' in {folder} is damaged (RuntimeError: Corrupted")
     assert f"rm -r {folder}" in msg and "scripts/prepare_data.py" in msg and "tfds build cifar10" in msg
     with pytest.raises(ValueError, match="^unknown dataset 'ours'$"):
@@ -617,8 +621,23 @@ OPS_ON_IMAGES = {  # name -> (call on an image x, whether integer images are mea
 
 def test_every_public_op_on_images_is_in_the_table():
     # a new op joins the table below (and so the dtype/shape checks), or this fails
-    others = {"conv_macs", "conv_output_size", "receptive_field", "flip_kernel", "normalize_padding", "check_image"}
+    others = {"conv_macs", "conv_output_size", "receptive_field", "flip_kernel", "normalize_padding", "check_image",
+              "SPP_CORNERS",  # a constant
+              "batch_norm"}  # any rank >= 2 (..., C): checked below
     assert set(ops.__all__) - others == set(OPS_ON_IMAGES)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda: jnp.ones((4, 3), jnp.complex64), TypeError, r"complex64; pass a real array"),
+    (lambda: jnp.ones((4, 3), bool), TypeError, r"dtype bool"),
+    (lambda: [[1.0] * 3] * 4, TypeError, r"must be an array .*got list; pass jnp.asarray"),
+    (lambda: jnp.ones((4, 3), jnp.int32), TypeError, r"int32; convert it with \w+\.astype\(jnp\.float32\)"),
+    (lambda: jnp.ones((3,)), ValueError, r"rank >= 2 \(\.\.\., C\), got shape \(3,\); .*x\[None\]"),
+], ids=["complex", "bool", "list", "int", "rank1"])
+def test_batch_norm_refuses_wrong_types_dtypes_and_ranks_in_one_line(bad, error, match):
+    with pytest.raises(error) as info:
+        ops.batch_norm(bad(), jnp.ones((3,)), jnp.zeros((3,)))
+    assert "\n" not in str(info.value) and re.search(match, str(info.value)), str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(OPS_ON_IMAGES))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn._validation import as_float, as_int
+from jaxcnn._validation import as_float, as_int, check_array
 from jaxcnn.ops import native
 from jaxcnn.ops.conv import check_image
 
@@ -58,6 +58,10 @@ def batch_norm(x, scale, bias, *, shift=None, epsilon: float = 1e-5, axis_name=N
 
     x: (..., C) float; scale, bias: (C,).
     """
+    check_array(x, "x", kind="float", layout="(channels last)")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm needs x of rank >= 2 (..., C), got shape {x.shape}; "
+                         "a single feature vector is x[None].")
     c = x.shape[-1]
     for name, v in (("scale", scale), ("bias", bias)):
         if getattr(v, "shape", None) != (c,):
