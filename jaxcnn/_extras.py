@@ -25,6 +25,7 @@ OPTIONAL = {
     "cv2": ("opencv-contrib-python-headless", "detection", "selective-search region proposals"),
     "pycocotools": ("pycocotools", "detection", "COCO mAP scoring of detections"),
     "torch": ("torch", "torch", "reading PyTorch .pth weight files"),
+    "scipy": ("scipy", "stats", "the ablations' confidence intervals and p-values"),
 }
 
 

@@ -134,7 +134,8 @@ def test_the_light_core_builds_summarises_and_takes_a_train_step_without_any_ext
 
 @pytest.mark.parametrize("module,extra", [("tensorflow_datasets", "data"), ("grain", "data"), ("PIL", "data"),
                                           ("tensorboardX", "train"), ("tqdm", "train"), ("matplotlib", "train"),
-                                          ("cv2", "detection"), ("pycocotools", "detection"), ("torch", "torch")])
+                                          ("cv2", "detection"), ("pycocotools", "detection"), ("torch", "torch"),
+                                          ("scipy", "stats")])
 def test_a_missing_library_is_one_line_naming_its_extra(module, extra, monkeypatch):
     from jaxcnn._extras import MissingExtra, require
 
@@ -225,11 +226,11 @@ def test_packaging_metadata_one_version_and_typed():
                   "tqdm", "tensorboardX", "matplotlib"):
         assert heavy not in core
     extras = project["optional-dependencies"]
-    assert {"data", "train", "detection", "native", "torch", "test", "all"} <= set(extras)
+    assert {"data", "train", "detection", "native", "torch", "stats", "test", "all"} <= set(extras)
     assert any(d.startswith("chex") for d in extras["test"])
     assert sum(d.startswith("chex") for e in extras.values() for d in e) == 1  # chex only in [test]
     assert any(d.startswith("tensorboard>") for d in extras["train"])  # the viewer the docs name
-    assert extras["all"] == ["jaxcnn[data,train,detection,native,test]"]
+    assert extras["all"] == ["jaxcnn[data,train,detection,native,stats,test]"]
     assert 'pip install -q --disable-pip-version-check -e ".[all]"' in open(os.path.join(ROOT, "scripts",
                                                                                              "setup.sh")).read()
 

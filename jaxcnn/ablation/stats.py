@@ -34,18 +34,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as _st
+
+from jaxcnn._extras import require
+
+_st = None  # scipy.stats (the `stats` extra), imported by the first interval or p-value: the core stays light
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
 ALPHA = 0.05
 LEVEL = 0.95
 
 
+def _scipy():
+    global _st
+    if _st is None:
+        _st = require("scipy.stats")
+    return _st
+
+
 def t_quantile(q: float, df: float) -> float:
     """The q quantile of Student's t with df degrees of freedom (scipy.stats.t.ppf), any df >= 1."""
     if not df >= 1:
         raise ValueError(f"a confidence interval needs at least 2 paired values (df >= 1), got df={df}.")
-    return float(_st.t.ppf(q, df))
+    return float(_scipy().t.ppf(q, df))
 
 
 def t975(df: int) -> float:
@@ -92,7 +102,7 @@ def paired_difference(a, b, level: float = LEVEL) -> dict:
 
 def _t_sf(t: float, df: int) -> float:
     """P(T >= t); with a zero standard error t is +-inf or nan (0/0: no evidence either way, 0.5)."""
-    return 0.5 if math.isnan(t) else float(_st.t.sf(t, df))
+    return 0.5 if math.isnan(t) else float(_scipy().t.sf(t, df))
 
 
 def _t_stat(mean: float, std: float, n: int, null: float) -> float:
@@ -146,7 +156,7 @@ def sign_test(a, b) -> dict:
     larger_a = int(np.sum((a > b) & ~both))
     larger_b = int(np.sum((a < b) & ~both))
     decided = larger_a + larger_b
-    p = 1.0 if decided == 0 else float(_st.binomtest(larger_a, decided, 0.5).pvalue)
+    p = 1.0 if decided == 0 else float(_scipy().binomtest(larger_a, decided, 0.5).pvalue)
     return {"n": int(len(a)), "a_larger": larger_a, "b_larger": larger_b, "ties": int(len(a) - decided),
             "p_value": p}
 
