@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from jaxcnn.ablation import stats
+from jaxcnn.ablation.spec import _CLAIM, _RATIO
 
 ALPHA = stats.ALPHA
 CHECK, CLAIM, NOT_COMPARED = "check", "claim", "not compared"
@@ -96,8 +97,6 @@ def apply_holm(rows: list[dict], alpha: float = ALPHA) -> int:
 
 def _op_margin(text: str) -> tuple[str, float]:
     """The operator and margin of a claim's text (any claim form of jaxcnn.ablation.spec)."""
-    from jaxcnn.ablation.spec import _CLAIM, _RATIO
-
     r = _RATIO.match(text)
     if r and " / " in text.split(":", 1)[1]:
         return r.group(4), math.log(float(r.group(6))) if r.group(6) else 0.0

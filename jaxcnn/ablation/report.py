@@ -30,6 +30,8 @@ import time
 import jax
 import numpy as np
 
+from jaxcnn.ablation import design
+from jaxcnn.ablation.family import apply_holm
 from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
 from jaxcnn.ablation.tuning import tuning_table, value_slug
 from jaxcnn.train.workdir import to_jsonable, write_atomic
@@ -136,8 +138,6 @@ def overview_table(results_dir: str, order=(), design_of=None) -> str:
     "check". `order` lists names to put first (the rest follow alphabetically); design_of(name, run) says whether
     its design preceded its results (default: jaxcnn.ablation.design.design_status from git)."""
     import json
-
-    from jaxcnn.ablation import design
 
     design_of = design_of or (lambda name, run: design.design_status(name, run, results_dir))
     names = sorted((n for n in os.listdir(results_dir) if os.path.exists(os.path.join(results_dir, n, "run.json"))),
@@ -291,8 +291,6 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
     if any(c.get("kind", "claim") == "claim" and c.get("p_holm") is None for c in result["claims"]):
         # until the family is scored (scripts/ablate.py --rescore over experiments/results), the family is this
         # result's own claims
-        from jaxcnn.ablation.family import apply_holm
-
         apply_holm(result["claims"])
         result.setdefault("family", {"scope": "this result's claims alone (python scripts/ablate.py --rescore "
                                               "scores the whole family)"})

@@ -20,7 +20,10 @@ import os
 import time
 
 from jaxcnn.ablation import analyses, family
+from jaxcnn.ablation.design import design_commit
 from jaxcnn.ablation.report import claims_record, json_safe, write_claims, write_table
+from jaxcnn.ablation.runner import score_claims
+from jaxcnn.ablation.spec import parse_claim, rules_of
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
 PER_SEED = {"eval_accuracy": "eval_accuracy_per_seed", "train_error": "train_error_per_seed",
@@ -55,9 +58,6 @@ def per_seed_values(rows: list[dict]) -> dict:
 
 def score_result(outdir: str, adopt=None) -> dict:
     """The unadjusted claim rows and analyses of one committed result (see the module docstring)."""
-    from jaxcnn.ablation.runner import score_claims
-    from jaxcnn.ablation.spec import parse_claim, rules_of
-
     with open(os.path.join(outdir, "run.json")) as f:
         run = json.load(f)
     rows = read_rows(os.path.join(outdir, "results.csv"))
@@ -73,8 +73,6 @@ def score_result(outdir: str, adopt=None) -> dict:
             raise ValueError(f"{name}: the config's arms and seeds are not the result's; its claims cannot be "
                              "adopted (run the new design instead).")
         texts, rules = [str(t) for t in ab.claims], rules_of(adopt)
-        from jaxcnn.ablation.design import design_commit
-
         adopted = {"claims_adopted_after_results": True, "config": design_commit(
             os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(outdir))), "ablations", f"{name}.py")),
             "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
