@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     text = table(estimate(args.results))
     print(text)
     if args.readme:
-        from jaxcnn.ablation.report import replace_block
+        from jaxcnn.train.records import replace_block
 
         replace_block(args.readme, MARKERS, text)
     return 0

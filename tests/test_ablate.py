@@ -625,3 +625,66 @@ def test_arm_table_shows_the_claimed_metrics_columns():
     table = ablation.markdown_table([row], [{"claim": "steps_to_target: tanh > relu"}])
     assert table.splitlines()[0].endswith("| steps to target |")
     assert table.splitlines()[2].endswith("| 89.77 ± 0.36 | 512 ± 40 |")  # steps as is, no decimals (40.5 -> 40)
+
+
+def test_shared_report_helpers_live_in_train_records_and_the_old_paths_warn(tmp_path):
+    from jaxcnn.ablation import report, runner
+    from jaxcnn.train import records
+
+    # two pieces of one run (the engine's clock restarts at the resume): 30 s + 12 s
+    pieces = [{"wall_time_sec": 10.0}, {"wall_time_sec": 30.0}, {"wall_time_sec": 5.0}, {"wall_time_sec": 12.0}]
+    assert records.training_wall_seconds(pieces) == 42.0
+    with pytest.warns(DeprecationWarning, match="jaxcnn.train.records.training_wall_seconds"):
+        assert runner.training_wall_seconds(pieces) == 42.0
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- a -->\nold\n<!-- b -->\nend\n")
+    records.replace_block(str(readme), ("<!-- a -->", "<!-- b -->"), "new")
+    assert readme.read_text() == "intro\n<!-- a -->\nnew\n<!-- b -->\nend\n"
+    with pytest.warns(DeprecationWarning, match="jaxcnn.train.records.replace_block"):
+        report.replace_block(str(readme), ("<!-- a -->", "<!-- b -->"), "newer")
+    assert "newer" in readme.read_text()
+
+
+def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
+    from jaxcnn.ablation import carried, extras, spec
+
+    # the extras whose figures need every run's parameters are those whose runs are never carried
+    assert {n for n, cls in extras.EXTRA_TYPES.items() if cls.needs_params} == set(carried.NEEDS_PARAMS)
+    assert set(spec.EXTRAS) <= set(extras.EXTRA_TYPES)  # every name ablation.extras may give is an extra
+    assert [e.name for e in extras.extras_of(_tiny_config())] == ["twin_flip", "kernels"]
+    c = _tiny_config(extras=("grad_norms",))
+    c.ablation.claims = ("generalization_gap: xcorr > conv",)
+    c.ablation.pretrain = {"num_steps": 2}
+    assert [e.name for e in extras.extras_of(c)] == ["pretrain", "gap", "grad_norms"]  # the order they act in
+    with pytest.raises(ValueError, match="registered twice"):
+        extras.register_extra(extras.Gap)
+
+
+def test_a_claim_on_train_error_eval_measures_it_and_carried_records_without_it_train_again(tmp_path):
+    from jaxcnn.ablation import carried, extras
+    from jaxcnn.ablation.runner import AblationRun
+
+    c = _tiny_config()
+    c.ablation.claims = ("generalization_gap: xcorr > conv", "train_error_eval: xcorr > conv")
+    c.ablation.gap_examples = 48
+    chosen = extras.extras_of(c)
+    assert [e.name for e in chosen] == ["twin_flip", "gap", "train_error_eval", "kernels"]
+    run = AblationRun(c, ablation.arms_of(c), [0], str(tmp_path / "runs"), None, None)
+    identity = {k: v for e in chosen for k, v in e.carried_identity(run).items()}
+    assert identity == {"gap_examples": 48, "train_error_eval_examples": 0}  # 0: the whole training split
+    assert [f for e in chosen for f in e.kept_figures] == ["train_eval_accuracy", "train_error_eval"]
+    # the flipped twin's arms are one function by construction: claims between them are checks
+    assert [e.checked_arms(run) for e in chosen] == [("xcorr", "conv"), None, None, None]
+    # a record written before the claim on train_error_eval (the gap's figures only) is trained again
+    arm, train = run.arms[1], [{"step": 4, "train_loss": 2.0, "train_accuracy": 0.25}]
+    carried.write(str(tmp_path), arm, 0, c, {}, train, {"step": 4, "eval_accuracy": 0.5},
+                  {"gap_examples": 48, "train_eval_accuracy": 0.6})
+    kept, why = carried.load(str(tmp_path), arm, 0, c, {}, identity)
+    assert kept is None and "ablation.train_error_eval_examples" in why
+    carried.write(str(tmp_path), arm, 0, c, {}, train, {"step": 4, "eval_accuracy": 0.5},
+                  {**identity, "train_eval_accuracy": 0.6, "train_error_eval": 0.3})
+    kept, why = carried.load(str(tmp_path), arm, 0, c, {}, identity)
+    assert why == "" and kept["extra"]["train_error_eval"] == 0.3
+    # a carried run's figures are read back from its record, not measured again
+    figures = chosen[2].measure(run, arm, 0, None, {"carried": True, "eval_accuracy": 0.5}, kept)
+    assert figures == {"train_error_eval": 0.3}

@@ -132,7 +132,8 @@ def test_commands_are_written_one_way(path):
     for command in (TRAIN_COMMAND, TEST_COMMAND):
         text = text.replace(command, "")
     lines = [i for i, line in enumerate(text.split("\n"), 1) if ".venv/bin/python" in line]
-    assert not lines, f"{_name(path)}: write commands as `python ...` (venv active), not .venv/bin/python: lines {lines}"
+    assert not lines, (f"{_name(path)}: write commands as `python ...` (venv active), not .venv/bin/python: "
+                       f"lines {lines}")
 
 
 def _snippets():

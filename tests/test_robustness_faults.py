@@ -565,7 +565,7 @@ def test_concurrent_writers_take_turns_or_are_refused_naming_the_holder(tmp_path
     # 4. two writers of different blocks of one README, 20 times each at once: neither block is lost
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- a:start -->\n<!-- a:end -->\n<!-- b:start -->\n<!-- b:end -->\n")
-    code = ("import sys; from jaxcnn.ablation.report import replace_block as r; k = sys.argv[1]\n"
+    code = ("import sys; from jaxcnn.train.records import replace_block as r; k = sys.argv[1]\n"
             "for i in range(20): r(sys.argv[2], (f'<!-- {k}:start -->', f'<!-- {k}:end -->'), f'{k} {i}')")
     procs = [subprocess.Popen([sys.executable, "-c", code, k, str(readme)], env=env, stderr=subprocess.PIPE,
                               text=True) for k in "ab"]

@@ -66,12 +66,6 @@ LAZY = {
         "the LRN fact builds a layer only when an ablation asks for it",
     ("jaxcnn.ablation.analyses", "jaxcnn.ablation.stats"):
         "the twin claim takes its verdict names when it is drawn",
-    ("jaxcnn.ablation.runner", "jaxcnn.data.sharding"): "to be hoisted with the extras protocol (issue 32, step 3)",
-    ("jaxcnn.ablation.runner", "jaxcnn.data.datasets"): "to be hoisted with the extras protocol (issue 32, step 3)",
-    ("jaxcnn.ablation.runner", "jaxcnn.train.engine"): "to be hoisted with the extras protocol (issue 32, step 3)",
-    ("jaxcnn.train.records", "jaxcnn.train.workdir"): "to be hoisted with the extras protocol (issue 32, step 3)",
-    ("jaxcnn.train.records", "jaxcnn.train.config"): "to be hoisted with the extras protocol (issue 32, step 3)",
-    ("jaxcnn.ablation.report", "jaxcnn._locks"): NOT_YET,
     ("jaxcnn.ablation.spec", "jaxcnn.ablation.protect"): NOT_YET,
     ("jaxcnn.data.arrays", "jaxcnn._env"): NOT_YET,
     ("jaxcnn.data.canvases", "jaxcnn.data.sources"): NOT_YET,

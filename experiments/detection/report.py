@@ -51,7 +51,7 @@ SEG_CLAIMS = [("fcn16s", "fcn32s", "eval_mean_iou"), ("fcn8s", "fcn16s", "eval_m
 
 
 def runs_of(root, group, name):
-    from jaxcnn.ablation.runner import training_wall_seconds
+    from jaxcnn.train.records import training_wall_seconds
 
     out = {}
     for wd in sorted(glob.glob(os.path.join(root, group, name, "seed*"))):
@@ -392,7 +392,7 @@ def render(results) -> str:
 
 def write_outputs(results) -> None:
     """results.json, results.md and README.md's results block from `results` (table, claims, loads, hardware)."""
-    from jaxcnn.ablation.report import replace_block
+    from jaxcnn.train.records import replace_block
     from jaxcnn.train.workdir import write_atomic
 
     text = render(results)

@@ -8,6 +8,9 @@ what the papers claim, with a verdict that follows from a confidence interval.
 
 * spec.py      the `ablation` config section: arms, seeds, claims, like-for-like validation
 * runner.py    arms x seeds through jaxcnn.train's engine, resumable
+* extras.py    what an ablation adds to its runs, each a named extra with one protocol (tuning, pretraining,
+               the generalization gap, the eval-mode training error, the flipped twin, kernels, gradient
+               norms); `register_extra` adds one
 * carried.py   finished runs' records in the result folder: an ablation finishes over several machines
 * stats.py     mean ± std, paired differences with 95% CIs, verdicts
 * analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic

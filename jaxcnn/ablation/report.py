@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -34,6 +35,7 @@ from jaxcnn.ablation import design
 from jaxcnn.ablation.family import apply_holm
 from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
 from jaxcnn.ablation.tuning import tuning_table, value_slug
+from jaxcnn.train import records
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
 ROW_COLUMNS = ("arm", "model", "field", "params", "macs", "step_time_ms", "train_error_mean", "train_error_std",
@@ -374,18 +376,7 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
 
 
 def replace_block(path: str, markers: tuple, text: str) -> None:
-    """Write `text` between the lines markers[0] and markers[1] of the file at `path` (a generated table in a
-    hand-written README); ValueError naming the markers when the file lacks them. Two writers of one file take
-    turns (a lock per file), so neither block is lost."""
-    from jaxcnn._locks import target_lock
-
-    with target_lock(path, f"the blocks of {path}", wait=True):
-        with open(path) as f:
-            old = f.read()
-        start, end = markers
-        if start not in old or end not in old or old.index(start) > old.index(end):
-            raise ValueError(f"{path} has no block between the lines {start} and {end}; add them where the table "
-                             "goes.")
-        head, rest = old.split(start, 1)
-        _, tail = rest.split(end, 1)
-        write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")
+    """Deprecated: jaxcnn.train.records.replace_block (shared by every report)."""
+    warnings.warn("jaxcnn.ablation.report.replace_block moved to jaxcnn.train.records.replace_block; import it "
+                  "from there (the old path goes in the next release).", DeprecationWarning, stacklevel=2)
+    records.replace_block(path, markers, text)

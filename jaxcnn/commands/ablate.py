@@ -97,6 +97,7 @@ MARKERS = ("<!-- overview:start -->", "<!-- overview:end -->")
 
 def _summary(args) -> int:
     from jaxcnn import ablation
+    from jaxcnn.train.records import replace_block
 
     if not os.path.isdir(args.results):
         cli.fail(f"no results folder {args.results}; pass --results DIR")
@@ -105,7 +106,7 @@ def _summary(args) -> int:
     print(table)
     if args.readme:
         try:
-            ablation.report.replace_block(args.readme, MARKERS, table)
+            replace_block(args.readme, MARKERS, table)
         except ValueError as e:
             cli.fail(str(e))
     return 0

@@ -28,6 +28,6 @@ __all__ = [
     "Classification", "Segmentation", "Setup", "TrainState", "TrainingDiverged", "TrainingInterrupted", "Workdir",
     "WorkdirError", "base_config", "build", "build_model", "class_subset", "create_train_state", "cross_entropy",
     "eval_step", "evaluate", "evaluate_workdir", "get_task", "load_data", "load_run", "make_optimizer",
-    "make_preprocess_fn", "make_schedule", "make_strategy", "read_metrics", "register_task", "restore", "run", "train_and_evaluate", "train_step",
-    "validate_config", "workdir_config",
+    "make_preprocess_fn", "make_schedule", "make_strategy", "read_metrics", "register_task", "restore", "run",
+    "train_and_evaluate", "train_step", "validate_config", "workdir_config",
 ]

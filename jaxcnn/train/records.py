@@ -4,15 +4,22 @@ TensorBoard event files (tensorboardX), and the progress bar.
 Records of steps being redone after a resume are dropped from metrics.jsonl
 and purged from TensorBoard (tensorboardX's purge_step), so both read as if the
 run had never stopped.
+
+Also what every report over finished runs shares: `training_wall_seconds` of a
+run's records (every resumed piece counted) and `replace_block` (a generated
+table written between two marker lines of a hand-written README).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
 from jaxcnn._extras import require
-from jaxcnn.train.workdir import read_metrics, to_jsonable, write_atomic
+from jaxcnn._locks import target_lock
+from jaxcnn.train.config import flat
+from jaxcnn.train.workdir import WorkdirError, read_metrics, to_jsonable, write_atomic
 
 
 class MetricsLog:
@@ -49,10 +56,6 @@ class MetricsLog:
             with open(self.path, "a") as f:
                 f.write(line)
         except OSError as e:
-            import errno
-
-            from jaxcnn.train.workdir import WorkdirError
-
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise WorkdirError(f"no space left on the device of {self.path} (appending {len(line)} bytes); "
                                    "free some space and rerun the same command to resume.") from None
@@ -77,8 +80,6 @@ class MetricsLog:
 
 def _hparams(config) -> dict:
     """The config's scalar values by dotted key (TensorBoard's hparams take bool, str, int and float)."""
-    from jaxcnn.train.config import flat
-
     out = {}
     for k, v in flat(config).items():
         if k.startswith("ablation."):
@@ -112,3 +113,31 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def training_wall_seconds(records: list[dict]) -> float:
+    """Seconds of training over every piece of a run: each start of the engine counts wall_time_sec from 0, so
+    the total is the sum of each piece's last value (the time before a piece's first log line included)."""
+    total, last = 0.0, 0.0
+    for r in records:
+        wall = float(r.get("wall_time_sec", 0.0))
+        if wall < last:  # a resumed piece starts its clock again
+            total += last
+        last = wall
+    return total + last
+
+
+def replace_block(path: str, markers: tuple, text: str) -> None:
+    """Write `text` between the lines markers[0] and markers[1] of the file at `path` (a generated table in a
+    hand-written README); ValueError naming the markers when the file lacks them. Two writers of one file take
+    turns (a lock per file), so neither block is lost."""
+    with target_lock(path, f"the blocks of {path}", wait=True):
+        with open(path) as f:
+            old = f.read()
+        start, end = markers
+        if start not in old or end not in old or old.index(start) > old.index(end):
+            raise ValueError(f"{path} has no block between the lines {start} and {end}; add them where the table "
+                             "goes.")
+        head, rest = old.split(start, 1)
+        _, tail = rest.split(end, 1)
+        write_atomic(path, f"{head}{start}\n{text}\n{end}{tail}")
