@@ -3,8 +3,17 @@ one machine, and jaxcnn's XLA:CPU flags (as every entry point applies them).
 This must happen before JAX starts a backend."""
 
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# One persistent compilation cache per pytest session, shared by xdist's workers and every subprocess a test
+# starts: the suite compiles the same tiny train steps in many tests (a resumed run, a second arm, a script), and a
+# cached executable is the same program, so results stay bit-identical. A fresh folder each session: nothing
+# compiled against another build of the native kernels is ever read back.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxcnn-test-xla-cache-")
+    os.environ["JAXCNN_TEST_XLA_CACHE_OWNER"] = str(os.getpid())
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", ".tfds_test_cache"))
 
@@ -18,6 +27,13 @@ def pytest_configure(config):
     import uuid
 
     os.environ.setdefault("JAXCNN_TEST_SESSION", uuid.uuid4().hex[:12])
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("JAXCNN_TEST_XLA_CACHE_OWNER") == str(os.getpid()):  # the process that made the cache
+        import shutil
+
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):
