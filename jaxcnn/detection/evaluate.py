@@ -53,7 +53,11 @@ def score_second_stage(workdir: str, config, *, split=None, second_stage_images:
         train_split = config.train_split.split("[")[0]
         train = datasets.load(name, f"{train_split}[:{second_stage_images}]", **kw)
         t = time.perf_counter()
-        stage = rcnn.fit_second_stage(setup.model, variables, setup.preprocess, config.task, train)
+        d = config.detection
+        stage = rcnn.fit_second_stage(setup.model, variables, setup.preprocess, config.task, train,
+                                      hard_negative_mining=d.svm_hard_negative_mining,
+                                      hard_negative_epochs=d.svm_hard_negative_epochs, c=d.svm_c,
+                                      pos_weight=d.svm_pos_weight)
         counts = dict(stage.pop("counts"), seconds=round(time.perf_counter() - t, 1), images=len(train))
         np.savez(cache, counts_json=json.dumps(counts), **stage)
     dets, seconds, passes = rcnn.detect(setup.model, variables, setup.preprocess, config.task, stage, test)

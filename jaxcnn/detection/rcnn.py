@@ -15,9 +15,14 @@ Both then take, as in the papers:
 
 * SVMs (R-CNN section 2.3 and appendix B): one linear SVM per class on the fc7 features (after ReLU);
   positives the ground-truth boxes of the class, negatives the regions under IoU 0.3 with every box of the
-  class, the rest ignored. Solved here in JAX: L2-regularised squared hinge (LIBLINEAR's default loss),
-  C = 1 with positives and negatives weighted to equal totals, full-batch Adam (`train_svms`). No hard
-  negative mining: every negative of the training canvases fits in memory at this scale.
+  class, the rest ignored. The loss is R-CNN's (its code's LIBLINEAR settings, -s 3 -c 0.001 -w1 2 -B 10):
+  L2-regularised hinge, C = 0.001, positives' loss weighted 2, the bias a weight on a constant feature of 10
+  (regularised with the rest), on features scaled to a mean L2 norm of 20. Solved here in JAX by full-batch
+  Adam (`train_svms`). Hard-negative mining (`train_svms_hard_negatives`, config detection.
+  svm_hard_negative_mining; on in experiments/configs/rcnn.py): R-CNN's second stage, the SVMs trained on the
+  positives and a cache of negatives grown over epochs through the training images, each chunk of images
+  adding the negatives the current SVMs score inside the margin (s > -1), the SVMs retrained after each chunk
+  and the cached negatives scored below -1.2 (easy) evicted. Off, every negative is used at once.
 * box regression (R-CNN appendix C): per class, ridge regression from the pooled conv features (R-CNN's
   pool5; SPP-net's pyramid) of regions with IoU >= 0.6 to their ground truth, to R-CNN's (t_x, t_y, t_w,
   t_h), lambda = 1000 on standardised features (`fit_box_regressors`).
@@ -28,6 +33,7 @@ Test: every proposal scored by the 10 SVMs, its box regressed per class, per-cla
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -103,35 +109,78 @@ def make_extractor(model, variables, preprocess, kind: str):
     return features
 
 
-def train_svms(features, targets, *, c: float = 1.0, steps: int = 500, learning_rate: float = 0.05):
-    """One linear SVM per column of targets ((M, K) in {+1, -1, 0 = ignore}) on (M, D) features:
-    minimise 0.5 |w|^2 + C * sum_i a_i max(0, 1 - y_i (w.x_i + b))^2, positives and negatives of each class
-    weighted to equal totals (a_i = 1 / (2 n_pos) or 1 / (2 n_neg)). Full-batch Adam. -> (W (D, K), b (K,))."""
-    x = jnp.asarray(features, jnp.float32)
-    y = jnp.asarray(targets, jnp.float32)
+SVM_C = 1e-3  # R-CNN's rcnn_train.m: LIBLINEAR -c 0.001
+SVM_POS_WEIGHT = 2.0  # -w1 2
+SVM_BIAS_FEATURE = 10.0  # -B 10
+FEATURE_NORM = 20.0  # rcnn_scale_features: features scaled to this mean L2 norm
+HARD_THRESHOLD, EASY_THRESHOLD = -1.0, -1.2  # a negative scored above -1 violates the margin; below -1.2 is easy
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _fit_hinge(x, y, c, pos_weight, steps, learning_rate):
     pos, neg = (y > 0).astype(jnp.float32), (y < 0).astype(jnp.float32)
-    a = pos / (2 * jnp.maximum(pos.sum(0), 1)) + neg / (2 * jnp.maximum(neg.sum(0), 1))
+    a = pos_weight * pos + neg  # 0 where ignored
 
     def loss(p):
-        s = x @ p["w"] + p["b"]
-        return 0.5 * jnp.sum(p["w"] ** 2) / x.shape[0] + c * jnp.sum(a * jnp.square(jnp.maximum(0, 1 - y * s)))
+        s = x @ p["w"] + SVM_BIAS_FEATURE * p["wb"]
+        reg = 0.5 * (jnp.sum(p["w"] ** 2, 0) + p["wb"] ** 2)
+        return jnp.sum(reg + c * jnp.sum(a * jnp.maximum(0, 1 - y * s), 0))
 
-    tx = optax.adam(learning_rate)
-    p = {"w": jnp.zeros((x.shape[1], y.shape[1])), "b": jnp.zeros((y.shape[1],))}
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+    p = {"w": jnp.zeros((x.shape[1], y.shape[1])), "wb": jnp.zeros((y.shape[1],))}
 
-    @jax.jit
-    def fit(p):
-        def body(carry, _):
-            p, s = carry
-            g = jax.grad(loss)(p)
-            u, s = tx.update(g, s, p)
-            return (optax.apply_updates(p, u), s), None
+    def body(carry, _):
+        p, st = carry
+        u, st = tx.update(jax.grad(loss)(p), st, p)
+        return (optax.apply_updates(p, u), st), None
 
-        (p, _), _ = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
-        return p
+    (p, _), _ = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
+    return p["w"], SVM_BIAS_FEATURE * p["wb"]
 
-    p = fit(p)
-    return np.asarray(p["w"]), np.asarray(p["b"])
+
+def train_svms(features, targets, *, c: float = SVM_C, pos_weight: float = SVM_POS_WEIGHT, steps: int = 1000,
+               learning_rate: float = 0.02):
+    """One linear SVM per column of targets ((M, K) in {+1, -1, 0 = ignore}) on (M, D) features, R-CNN's:
+    minimise 0.5 (|w|^2 + w_b^2) + C * sum_i a_i max(0, 1 - y_i (w.x_i + 10 w_b)) with a_i = pos_weight for
+    positives and 1 for negatives (LIBLINEAR -s 3 -c C -w1 pos_weight -B 10); b = 10 w_b. Full-batch Adam,
+    its rate cosine-decayed to 0. -> (W (D, K), b (K,))."""
+    w, b = _fit_hinge(jnp.asarray(features, jnp.float32), jnp.asarray(targets, jnp.float32), jnp.float32(c),
+                      jnp.float32(pos_weight), int(steps), jnp.float32(learning_rate))
+    return np.asarray(w), np.asarray(b)
+
+
+def _padded(rows: np.ndarray) -> np.ndarray:
+    """rows padded (with -1) to the next power of two: few distinct sizes, few compilations."""
+    size = 1 << max(int(len(rows)) - 1, 0).bit_length()
+    return np.concatenate([rows, np.full(size - len(rows), -1)])
+
+
+def train_svms_hard_negatives(features, targets, image_index, *, epochs: int = 1, chunks: int = 5, **kw):
+    """R-CNN's hard-negative mining (section 2.3; rcnn_train.m): the SVMs of `train_svms` trained on the
+    positives and a cache of negatives. Each epoch goes over the images in `chunks` groups: the group's
+    negatives (per class) that the current SVMs score above -1 (margin violators) join the cache, the SVMs are
+    retrained on the cache, and cached negatives now scored below -1.2 leave it. The first group starts from
+    w = 0, where every negative violates the margin. -> (W, b, {"cached_negatives", "retrains"})."""
+    x = np.asarray(features, np.float32)
+    y = np.asarray(targets, np.float32)
+    cache = y > 0
+    k = y.shape[1]
+    w, b = np.zeros((x.shape[1], k), np.float32), np.zeros(k, np.float32)
+    images = np.unique(image_index)
+    bounds = np.searchsorted(image_index, images[np.linspace(0, len(images), chunks + 1).astype(int)[1:-1]])
+    retrains = 0
+    for _ in range(epochs):
+        for rows in np.split(np.arange(len(y)), bounds):
+            scores = x[rows] @ w + b
+            cache[rows] |= (y[rows] < 0) & (scores > HARD_THRESHOLD)
+            used = np.flatnonzero(cache.any(1))
+            sel = _padded(used)
+            yt = np.where(cache, y, 0.0)[np.maximum(sel, 0)] * (sel >= 0)[:, None]
+            w, b = train_svms(x[np.maximum(sel, 0)], yt, **kw)
+            retrains += 1
+            easy = (y < 0) & cache & (x @ w + b < EASY_THRESHOLD)
+            cache &= ~easy
+    return w, b, {"cached_negatives": int(((y < 0) & cache).sum()), "retrains": retrains}
 
 
 def fit_box_regressors(features, regions, gt_boxes, classes, num_classes: int, lam: float = REG_LAMBDA):
@@ -152,9 +201,13 @@ def fit_box_regressors(features, regions, gt_boxes, classes, num_classes: int, l
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "w": w}
 
 
-def fit_second_stage(model, variables, preprocess, kind: str, train, num_classes: int = 10) -> dict:
+def fit_second_stage(model, variables, preprocess, kind: str, train, num_classes: int = 10, *,
+                     hard_negative_mining: bool = False, hard_negative_epochs: int = 1, c: float = SVM_C,
+                     pos_weight: float = SVM_POS_WEIGHT) -> dict:
     """Features of every proposal and ground-truth box of `train` (an ArrayDataset with proposals), then the
-    SVMs and the box regressors. -> {"svm_w", "svm_b", "reg_mean", "reg_std", "reg_w", "counts"}."""
+    SVMs (with hard-negative mining or on every negative; see the module docstring) and the box regressors.
+    -> {"svm_w", "svm_b", "reg_mean", "reg_std", "reg_w", "counts"}; svm_w takes the unscaled fc7 features
+    (the feature scaling is folded into it)."""
     features = make_extractor(model, variables, preprocess, kind)
     idx, regions, is_gt = _regions(train, with_gt=True)
     pool5, fc7, _ = features(train.images, idx, regions)
@@ -177,11 +230,18 @@ def fit_second_stage(model, variables, preprocess, kind: str, train, num_classes
         good = best >= REG_IOU
         reg_gt[sel[good]] = g[match[good]]
         reg_cls[sel[good]] = gc[match[good]]
-    w, b = train_svms(fc7, targets)
+    scale = FEATURE_NORM / max(float(np.linalg.norm(fc7, axis=1).mean()), 1e-12)
+    counts = {}
+    if hard_negative_mining:
+        w, b, counts = train_svms_hard_negatives(fc7 * scale, targets, idx, epochs=hard_negative_epochs, c=c,
+                                                 pos_weight=pos_weight)
+    else:
+        w, b = train_svms(fc7 * scale, targets, c=c, pos_weight=pos_weight)
     reg = fit_box_regressors(pool5, regions, reg_gt, reg_cls, num_classes)
-    return {"svm_w": w, "svm_b": b, "reg_mean": reg["mean"], "reg_std": reg["std"], "reg_w": reg["w"],
+    return {"svm_w": w * scale, "svm_b": b, "reg_mean": reg["mean"], "reg_std": reg["std"], "reg_w": reg["w"],
             "counts": {"regions": int(len(regions)), "positives": int((targets > 0).sum()),
-                       "negatives": int((targets < 0).sum()), "regression": int((reg_cls >= 0).sum())}}
+                       "negatives": int((targets < 0).sum()), "regression": int((reg_cls >= 0).sum()),
+                       "hard_negative_mining": bool(hard_negative_mining), **counts}}
 
 
 def detect(model, variables, preprocess, kind: str, stage: dict, data, *, nms_iou: float = 0.3):
