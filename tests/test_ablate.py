@@ -33,6 +33,7 @@ EXPECTED_FIELDS = {
     "lenet5": {"model.c3_table", "model.pooling", "model.activation", "model.output", "optimizer.learning_rate"},
     "relu_tanh": {"model.activation", "optimizer.learning_rate"},  # each net at its own tuned rate
     "dropout": {"model.dropout_rate"},
+    "nasnet": {"model.aux_logits", "model.drop_path_rate"},
     "transfer": {"dataset", "classes", "synthetic_shape", "synthetic_size", "train_examples_per_class",
                  "finetune.source", "finetune.path", "finetune.head_steps", "finetune.full_steps",
                  "finetune.train_layers", "finetune.head_learning_rate", "optimizer.warmup_steps"},

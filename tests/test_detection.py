@@ -244,7 +244,7 @@ def test_svm_solver_separates_separable_data():
     x = rng.normal(size=(200, 5)).astype(np.float32)
     y = np.where(x[:, 0] + 0.5 * x[:, 1] > 0.2, 1.0, -1.0)[:, None]
     y = np.concatenate([y, np.zeros_like(y)], 1)  # the second class: all ignored -> w = 0
-    w, b = train_svms(x, y, steps=300)
+    w, b = train_svms(x, y, c=1.0, pos_weight=1.0, steps=300)  # a large C: near the hard margin
     assert ((x @ w[:, 0] + b[0] > 0) == (y[:, 0] > 0)).mean() > 0.97
     np.testing.assert_allclose(w[:, 1], 0, atol=1e-3)
 
@@ -257,3 +257,107 @@ def test_the_old_boxes_path_warns_and_gives_the_same_functions():
     with pytest.warns(DeprecationWarning, match="jaxcnn.models.detection.boxes"):
         old = importlib.import_module("jaxcnn.detection.boxes")
     assert old.encode is B.encode and old.sample_rois is B.sample_rois and old.box_iou is B.box_iou
+
+
+def test_svm_loss_is_the_weighted_hinge_of_rcnn():
+    from jaxcnn.detection import rcnn
+
+    # R-CNN's LIBLINEAR settings: C = 0.001, positives weighted 2, bias feature 10.
+    assert (rcnn.SVM_C, rcnn.SVM_POS_WEIGHT, rcnn.SVM_BIAS_FEATURE) == (1e-3, 2.0, 10.0)
+    # One positive at x = 1, one negative at x = -1, weights 1: by symmetry w_b = 0, and the objective
+    # 0.5 w^2 + 2 C max(0, 1 - w) is least at w = 2C when 2C < 1 (hinge). The squared hinge would give
+    # 0.5 w^2 + 2 C (1 - w)^2, least at w = 4C / (1 + 4C): 0.286 for C = 0.1, against the hinge's 0.2.
+    x = np.array([[1.0], [-1.0]], np.float32)
+    y = np.array([[1.0], [-1.0]], np.float32)
+    w, b = rcnn.train_svms(x, y, c=0.1, pos_weight=1.0, steps=2000)
+    np.testing.assert_allclose(w[0, 0], 0.2, atol=0.01)
+    np.testing.assert_allclose(b[0], 0.0, atol=0.01)
+    # Weighting the positive 2 (C+ = 0.2, C- = 0.1): with both hinges active the stationary point (w = 0.3,
+    # w_b = 1) puts the positive far past its margin, so the optimum has the positive exactly on it,
+    # w + 10 w_b = 1, with multiplier l in [0, 0.2]: w = l + 0.1, w_b = 10 l - 1, so 101 l = 10.9, l = 0.108:
+    # w = 0.208, b = 10 w_b = 0.792.
+    w, b = rcnn.train_svms(x, y, c=0.1, pos_weight=2.0, steps=3000)
+    np.testing.assert_allclose([w[0, 0], b[0]], [0.208, 0.792], atol=0.02)
+
+
+def test_hard_negative_mining_keeps_the_margin_violators():
+    from jaxcnn.detection import rcnn
+
+    # 50 "images" of 20 regions: 2 positives near x = (2, 0), 18 negatives, some near the boundary (hard)
+    # and most far on the negative side (easy). Mining keeps the hard ones in its cache, not the easy ones,
+    # and ends with the separator that training on every negative finds.
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.arange(50), 20)
+    x = rng.normal(size=(1000, 2)).astype(np.float32) * 0.3
+    y = -np.ones((1000, 1), np.float32)
+    pos = np.arange(1000) % 20 < 2
+    x[pos, 0] += 2.0
+    y[pos] = 1.0
+    hard = (np.arange(1000) % 20 >= 2) & (np.arange(1000) % 20 < 5)
+    x[hard, 0] += 0.8  # inside the margin of any separator between 0 and 2
+    x[~pos & ~hard, 0] -= 3.0  # easy: far on the negative side
+    w, b, info = rcnn.train_svms_hard_negatives(x, y, image, epochs=2, chunks=5, c=1.0, pos_weight=1.0)
+    assert info["retrains"] == 10
+    assert 0 < info["cached_negatives"] <= int(hard.sum()) + 20  # about the hard ones; the 700 easy ones left
+    w_all, b_all = rcnn.train_svms(x, y, c=1.0, pos_weight=1.0)
+    pred, pred_all = x @ w[:, 0] + b[0] > 0, x @ w_all[:, 0] + b_all[0] > 0
+    assert (pred == (y[:, 0] > 0)).mean() > 0.98 and (pred == pred_all).mean() > 0.98
+    np.testing.assert_allclose(w[:, 0], w_all[:, 0], atol=0.15 * np.abs(w_all).max())
+
+
+def test_rcnn_config_mines_hard_negatives():
+    from jaxcnn.train.cli import load_config
+
+    c = load_config(os.path.join(ROOT, "experiments", "configs", "rcnn.py"))
+    assert c.detection.svm_hard_negative_mining is True and c.detection.svm_c == 1e-3
+
+
+def test_box_target_stats_and_normalisation():
+    from jaxcnn.models.detection import boxes as B
+    from jaxcnn.detection.tasks import FastRCNNTask
+
+    # One image, ground truth [0, 0, 10, 10]; candidates: the ground truth itself (targets 0), a proposal
+    # shifted right by 1 (IoU 9/11 >= 0.5: t_x = (5 - 6) / 10 = -0.1, the rest 0) and one far away (IoU 0).
+    proposals = np.array([[[1, 0, 11, 10], [30, 30, 40, 40]]], np.float32)
+    gt = np.array([[[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32)
+    mean, std = B.target_stats(proposals, gt, np.array([[0, -1]]))
+    np.testing.assert_allclose(mean, [-0.05, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(std, [0.05, 0, 0, 0], atol=1e-6)
+    # The task regresses (t - mean) / std; its detections decode std * d + mean.
+    task = FastRCNNTask(num_classes=3, box_mean=(0.1, 0.2, 0.3, 0.4), box_std=(0.5, 0.5, 0.25, 0.25))
+    raw = jnp.asarray([[0.6, 0.2, 0.3, -0.1]])
+    np.testing.assert_allclose(task._normalised(raw / jnp.asarray(B.BBOX_STDS)), [[1.0, 0.0, 0.0, -2.0]], atol=1e-6)
+
+
+def test_flip_mirrors_images_with_their_boxes():
+    from jaxcnn.models.detection import boxes as B
+    from jaxcnn.detection.tasks import FastRCNNTask
+
+    # Continuous boxes (width x2 - x1) in a 16-wide image: [2, 1, 5, 4] -> [16 - 5, 1, 16 - 2, 4]; padding stays.
+    np.testing.assert_array_equal(B.flip_boxes(jnp.asarray([[2.0, 1, 5, 4], [0, 0, 0, 0]]), 16),
+                                  [[11, 1, 14, 4], [0, 0, 0, 0]])
+    # Through the task: each image is bright exactly inside its one object; every foreground RoI it samples
+    # (IoU >= 0.5 with the object) must then be bright, the image mirrored or not, which holds only if the
+    # boxes were mirrored with it. 16 images: both cases occur (the flip is a fair coin per image).
+    n, seen = 16, {}
+    images = np.zeros((n, 16, 16, 1), np.float32)
+    images[:, 2:8, 1:6] = 1.0  # the object: x 1..6, y 2..8 (continuous [1, 2, 6, 8])
+    boxes = np.tile(np.array([[[1, 2, 6, 8]]], np.float32), (n, 1, 1))
+    proposals = np.tile(np.array([[[1, 2, 6, 8], [1, 3, 6, 8], [9, 9, 15, 15]]], np.float32), (n, 1, 1))
+    batch = {"label": {"boxes": jnp.asarray(boxes), "classes": jnp.zeros((n, 1), jnp.int32),
+                       "proposals": jnp.asarray(proposals)}}
+
+    def apply_fn(variables, x, rows, train, **kw):
+        seen["x"], seen["rows"] = x, rows
+        return jnp.zeros((rows.shape[0], 2)), jnp.zeros((rows.shape[0], 8))
+
+    task = FastRCNNTask(num_classes=2, rois_per_image=4, flip=True)
+    out = task.apply(apply_fn, {}, jnp.asarray(images), batch, train=True, key=jax.random.key(0))
+    x, rows = np.asarray(seen["x"]), np.asarray(seen["rows"]).reshape(n, 4, 5)
+    mirrored = ~np.all(x == images, axis=(1, 2, 3))
+    assert 0 < mirrored.sum() < n
+    labels = np.asarray(out["labels"])
+    for i in range(n):
+        for (b, x1, y1, x2, y2), label in zip(rows[i], labels[i]):
+            if label > 0:  # inclusive corners of the RoI
+                assert x[i, int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() > 0.8, (i, mirrored[i])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxcnn
+from jaxcnn.models.detection import truncated_svd_params
 from jaxcnn.models import detection
 from jaxcnn.models import fcn as fcn_mod
 
@@ -322,3 +323,37 @@ def test_fast_rcnn_trunk_pools_give_a_finer_map_with_the_same_weights():
     with pytest.raises(ValueError, match=r"trunk_pools must be -1 \(all\) or 0..3"):
         jaxcnn.create_model("fast_rcnn", **fields, spatial_scale=0.125, trunk_pools=4).init(
             jax.random.key(1), jnp.zeros((1, 32, 32, 3)), boxes)
+
+
+def test_fast_rcnn_heads_start_as_the_paper():
+    # Girshick 2015, sec. 2.3: cls_score from N(0, 0.01), bbox_pred from N(0, 0.001), biases 0.
+    model = jaxcnn.create_model("fast_rcnn", stage_sizes=(1, 1), widths=(4, 8), hidden=256, num_classes=21,
+                                roi_size=2, spatial_scale=0.5)
+    v = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    for name, std in (("cls_score", 0.01), ("bbox_pred", 0.001)):
+        k = np.asarray(v[name]["kernel"])  # 5,376 and 21,504 draws: their std within 5%
+        assert abs(k.std() / std - 1) < 0.05 and abs(k.mean()) < 3 * std / np.sqrt(k.size), name
+        assert not np.any(v[name]["bias"])
+
+
+def test_fast_rcnn_truncated_svd():
+    # Sec. 3.1: W (u x v) ~ U_t S_t V_t^T: u*v parameters become t*(u + v). VGG16's fc6 (25,088 -> 4,096) at
+    # t = 1024 and fc7 (4,096 -> 4,096) at t = 256, the paper's ranks.
+    dense, _ = shapes(jaxcnn.create_model("fast_rcnn"), (1, 224, 224, 3))
+    svd, _ = shapes(jaxcnn.create_model("fast_rcnn", svd_ranks=(1024, 256)), (1, 224, 224, 3))
+    fc6, fc7 = 25_088 * 4096, 4096 * 4096
+    assert jaxcnn.count_params(dense) - jaxcnn.count_params(svd) == (
+        fc6 - 1024 * (25_088 + 4096)) + (fc7 - 256 * (4096 + 4096)) == 87_556_096
+    # At full rank the two factor layers reproduce the dense ones.
+    kw = dict(stage_sizes=(1, 1), widths=(4, 8), hidden=16, num_classes=3, roi_size=2, spatial_scale=0.5)
+    model = jaxcnn.create_model("fast_rcnn", **kw)
+    x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+    v = jax.jit(model.init)(jax.random.key(0), x)
+    full = jaxcnn.create_model("fast_rcnn", svd_ranks=(16, 16), **kw)  # fc6 takes 2*2*8 = 32 inputs: rank 16
+    p = truncated_svd_params(v["params"], (16, 16))
+    chex.assert_trees_all_close(jax.jit(full.apply)({"params": p}, x), jax.jit(model.apply)(v, x), atol=1e-4)
+    # Lower ranks approximate: the rank-8 outputs differ, and the factor shapes are (in, k) and (k, out).
+    p8 = truncated_svd_params(v["params"], (8, 8))
+    assert p8["fc6_svd"]["kernel"].shape == (32, 8) and p8["fc6"]["kernel"].shape == (8, 16)
+    with pytest.raises(ValueError, match="rank must be in 1..16"):
+        truncated_svd_params(v["params"], (17, 8))

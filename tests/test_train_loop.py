@@ -428,17 +428,21 @@ def test_init_from_takes_the_variables_a_finished_run_shares(tmp_path):
     c = tiny_config(**{"synthetic_shape": (64, 64, 1), "num_classes": 3, "seed": 3,
                        "init_from": str(tmp_path / "fcn32s" / "seed{seed}")})
     c.model = __import__("ml_collections").ConfigDict({"name": "fcn16s", **small})
-    params = train_setup.build(c).init_state().params
+    setup = train_setup.build(c)
+    assert setup.init_from == str(tmp_path / "fcn32s" / "seed3")
+    params = train_setup.init_from_workdir(setup.init_state(), setup.init_from).params
     for name in params32:
         for leaf in params32[name]:
             np.testing.assert_array_equal(params[name][leaf], params32[name][leaf])
     assert not np.any(params["score_pool4"]["kernel"]) and "upscore2" in params and "score_pool4" not in params32
-    c.seed = 4  # no run of seed 4
+    c.seed = 4  # no run of seed 4: a fresh start is refused before its workdir is touched
     with pytest.raises(ValueError, match="init_from.*seed4.*has no checkpoints"):
-        train_setup.build(c)
+        train_and_evaluate(c, str(tmp_path / "fcn16s"))
+    assert not (tmp_path / "fcn16s" / "config.json").exists()
     c.seed, c.model.num_classes, c.num_classes = 3, 5, 5
+    setup = train_setup.build(c)
     with pytest.raises(ValueError, match=r"score_fr/\w+ is .* in .* but .*5.* here; start from a run"):
-        train_setup.build(c).init_state()
+        train_setup.init_from_workdir(setup.init_state(), setup.init_from)
 
 
 def nn_dense_apply(p, x):

@@ -69,21 +69,37 @@ class FastRCNNTask(_DetectionEval):
     name = "fast_rcnn"
 
     def __init__(self, *, num_classes: int, rois_per_image: int = 64, fg_fraction: float = 0.25,
-                 bbox_weight: float = 1.0, nms_iou: float = 0.3):
+                 bbox_weight: float = 1.0, nms_iou: float = 0.3, flip: bool = False,
+                 box_mean=(0.0, 0.0, 0.0, 0.0), box_std=B.BBOX_STDS):
         self.num_classes = int(num_classes)  # with the background
         self.object_classes = self.num_classes - 1
         self.rois_per_image, self.fg_fraction = int(rois_per_image), float(fg_fraction)
         self.bbox_weight, self.nms_iou = float(bbox_weight), float(nms_iou)
+        # flip: training images mirrored left-right at random (half of them), with their boxes and proposals;
+        # box_mean / box_std: the regression targets are (t - mean) / std (Fast R-CNN: the training data's)
+        self.flip = bool(flip)
+        self.box_mean, self.box_std = tuple(float(v) for v in box_mean), tuple(float(v) for v in box_std)
+
+    def _normalised(self, targets):
+        raw = targets * jnp.asarray(B.BBOX_STDS, targets.dtype)  # sample_rois' targets are divided by BBOX_STDS
+        return (raw - jnp.asarray(self.box_mean, raw.dtype)) / jnp.asarray(self.box_std, raw.dtype)
 
     def apply(self, apply_fn, variables, images, batch, *, train: bool, key=None, **kwargs):
         lab = batch["label"]
         n = images.shape[0]
         if train:
+            if self.flip:
+                key, flip_key = jax.random.split(key)
+                mirror = jax.random.bernoulli(flip_key, 0.5, (n,))
+                width = images.shape[2]
+                images = jnp.where(mirror[:, None, None, None], images[:, :, ::-1], images)
+                lab = {**lab, **{k: jnp.where(mirror[:, None, None], B.flip_boxes(lab[k], width), lab[k])
+                                 for k in ("proposals", "boxes")}}
             sample = jax.vmap(lambda k, p, b, c: B.sample_rois(k, p, b, c, num_rois=self.rois_per_image,
                                                                fg_fraction=self.fg_fraction))
             rois, labels, targets, weights = sample(jax.random.split(key, n), lab["proposals"], lab["boxes"],
                                                     lab["classes"])
-            extra = {"labels": labels, "targets": targets, "weights": weights}
+            extra = {"labels": labels, "targets": self._normalised(targets), "weights": weights}
         else:
             rois = lab["proposals"]
             extra = {"weights": B.valid_boxes(rois).astype(jnp.float32)}
@@ -110,7 +126,9 @@ class FastRCNNTask(_DetectionEval):
         regressed box when bbox_weight > 0, else the proposal itself)."""
         probs = jax.nn.softmax(out["cls"].astype(jnp.float32), -1)[..., 1:]
         if self.bbox_weight > 0:
-            bx = B.decode(out["bbox"][:, :, 1:].astype(jnp.float32), out["rois"][:, :, None], clip_to=out["image_hw"])
+            raw = (out["bbox"][:, :, 1:].astype(jnp.float32) * jnp.asarray(self.box_std, jnp.float32)
+                   + jnp.asarray(self.box_mean, jnp.float32))
+            bx = B.decode(raw, out["rois"][:, :, None], stds=(1.0, 1.0, 1.0, 1.0), clip_to=out["image_hw"])
         else:
             bx = out["rois"]
         return jax.vmap(lambda s, b, v: B.detections(s, b, v > 0, nms_iou=self.nms_iou))(probs, bx, out["weights"])
@@ -120,7 +138,7 @@ class FastRCNNTask(_DetectionEval):
 
     def __hash__(self):
         return hash((self.name, self.num_classes, self.rois_per_image, self.fg_fraction, self.bbox_weight,
-                     self.nms_iou))
+                     self.nms_iou, self.flip, self.box_mean, self.box_std))
 
     def __eq__(self, other):
         return type(other) is type(self) and hash(self) == hash(other)
@@ -226,9 +244,20 @@ class YOLOTask(_DetectionEval):
         return type(other) is type(self) and hash(self) == hash(other)
 
 
+def _recipe(config) -> dict:
+    """The Fast R-CNN task's settings from config.detection (absent keys: the defaults)."""
+    d = config.get("detection", {}) or {}
+    out = {k: d[k] for k in ("rois_per_image", "flip") if k in d}
+    if "box_target_mean" in d:
+        out["box_mean"], out["box_std"] = tuple(d["box_target_mean"]), tuple(d["box_target_std"])
+    return out
+
+
 TASKS = {
-    "fast_rcnn": lambda *, config, aux_weight, num_classes: FastRCNNTask(num_classes=num_classes),
-    "spp_net": lambda *, config, aux_weight, num_classes: SPPNetTask(num_classes=num_classes),
+    "fast_rcnn": lambda *, config, aux_weight, num_classes: FastRCNNTask(num_classes=num_classes,
+                                                                         **_recipe(config)),
+    "spp_net": lambda *, config, aux_weight, num_classes: SPPNetTask(
+        num_classes=num_classes, **{k: v for k, v in _recipe(config).items() if k in ("rois_per_image", "flip")}),
     "rcnn": lambda *, config, aux_weight, num_classes: RCNNTask(),
     "yolo": lambda *, config, aux_weight, num_classes: YOLOTask(num_classes=num_classes),
 }

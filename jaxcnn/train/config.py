@@ -7,11 +7,13 @@ model as field overrides; a field not set there takes the model's own default.
 
 An application's settings are its own section, defined and validated by the
 application: `SECTIONS` names the module of each (`config.finetune`:
-jaxcnn.finetune.config, `config.ablation`: jaxcnn.ablation.config), imported
+jaxcnn.finetune.config, `config.ablation`: jaxcnn.ablation.config, `config.detection`:
+jaxcnn.detection.config), imported
 the first time a config is built. Such a module holds `section()` (the keys
 and their defaults), `validate(config, check_number, check_items)`, `OPEN`
 (sub-sections that hold any key) and, optionally, `READ_BY_TRAINING = False`
-(a rerun of a plain training run may change the section). `register_section`
+(a rerun of a plain training run may change the section) or `NOT_READ_BY_TRAINING`
+(prefixes of the section's keys that a plain training run does not read). `register_section`
 adds one. This module imports none of them.
 """
 
@@ -31,7 +33,8 @@ from jaxcnn.train.parallel import PARALLEL
 NAN_POLICIES = ("stop", "skip")
 
 # The applications' config sections, by the module that defines each (read on first use, like a plugin list).
-SECTIONS = {"finetune": "jaxcnn.finetune.config", "ablation": "jaxcnn.ablation.config"}
+SECTIONS = {"finetune": "jaxcnn.finetune.config", "ablation": "jaxcnn.ablation.config",
+            "detection": "jaxcnn.detection.config"}
 _SECTION_MODULES: dict = {}
 
 
@@ -56,8 +59,15 @@ def open_sections() -> tuple:
 
 
 def not_read_by_training() -> tuple:
-    """Prefixes of the sections a plain training run does not read (the application that does checks them)."""
-    return tuple(f"{name}." for name in SECTIONS if not getattr(section_module(name), "READ_BY_TRAINING", True))
+    """Prefixes of the sections (or of keys within one: its NOT_READ_BY_TRAINING) that a plain training run
+    does not read (the application that does checks them)."""
+    out = []
+    for name in SECTIONS:
+        module = section_module(name)
+        if not getattr(module, "READ_BY_TRAINING", True):
+            out.append(f"{name}.")
+        out.extend(f"{name}.{key}" for key in getattr(module, "NOT_READ_BY_TRAINING", ()))
+    return tuple(out)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -141,7 +151,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.progress = True
     c.tensorboard = True
 
-    for name in SECTIONS:  # the applications' sections (jaxcnn.finetune.config, jaxcnn.ablation.config)
+    for name in SECTIONS:  # the applications' sections (jaxcnn.finetune.config, .ablation.config, .detection.config)
         c[name] = section_module(name).section()
     return c
 

@@ -28,6 +28,7 @@ With config.test_split, the end of the run also scores that split once
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Optional
@@ -42,7 +43,7 @@ from jaxcnn.train.checkpoint import Checkpointer
 from jaxcnn.train.errors import TrainingDiverged, TrainingInterrupted
 from jaxcnn.train.parallel import PmapParallel, to_host
 from jaxcnn.train.records import MetricsLog, Progress
-from jaxcnn.train.setup import Setup, build, train_key
+from jaxcnn.train.setup import Setup, build, check_init_from, init_from_workdir, train_key
 from jaxcnn.train.workdir import Workdir, read_metrics
 
 
@@ -188,10 +189,17 @@ def run(setup: Setup, workdir, *, stop_after_steps: Optional[int] = None) -> dic
       process would (for preemptible time slices and for testing resumption).
     """
     main = jax.process_index() == 0
+    if setup.init_from and not isinstance(workdir, Workdir) and not _has_checkpoint(workdir):
+        check_init_from(setup.init_from)  # a fresh start reads it: refused before the workdir is touched
     if isinstance(workdir, Workdir):  # opened by the caller (fine-tuning's phases share one)
         return _run(setup, workdir, main, stop_after_steps)
     with Workdir(workdir, setup.config, setup.model_fields, owner=main) as wd:
         return _run(setup, wd, main, stop_after_steps)
+
+
+def _has_checkpoint(workdir) -> bool:
+    folder = os.path.join(os.fspath(workdir), "checkpoints")
+    return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
 
 
 def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int]) -> dict:
@@ -203,6 +211,8 @@ def _run(setup: Setup, wd: Workdir, main: bool, stop_after_steps: Optional[int])
         latest = ckpt.latest_step()
         template = setup.init_state()
         state, start, window = template, setup.first_step, []
+        if setup.init_from and (latest is None or latest <= setup.first_step):  # a fresh start: staged training
+            state = init_from_workdir(template, setup.init_from)
         if latest is not None and latest > setup.first_step:
             if latest >= end:
                 done = _finished(setup, wd, ckpt, template, latest, end, main)

@@ -58,6 +58,9 @@ class Setup:
     first_step: int = 0
     phase: str = "train"
     test_data: Optional[datasets.ArrayDataset | Split] = None  # config.test_split, scored once at the end
+    # config.init_from resolved ("{seed}" replaced): the run a fresh start takes its shared variables from (the
+    # engine reads it only when the workdir has no checkpoint yet; resuming and evaluating never do)
+    init_from: str = ""
 
     @property
     def streamed(self) -> bool:
@@ -405,15 +408,11 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
         raise ValueError(f"config.batch_size={config.batch_size} is larger than the training split "
                          f"({len(train_data)} examples); lower it.")
 
-    source = config.init_from.replace("{seed}", str(config.seed))
-    if source:
-        _checkpoint_directory(source)  # refused here, before a workdir is touched
     if init_state is None:
         def init_state():
             init_key = jax.random.split(jax.random.key(config.seed))[0]
             state = create_train_state(model, tx, init_key, shape)
-            state = state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
-            return init_from_workdir(state, source) if source else state
+            return state.replace_arrays(jax.tree_util.tree_map(np.asarray, state.arrays()))
 
     if config.ema_decay:  # the EMA starts at the first step's weights (a given state may carry one already)
         given_init = init_state
@@ -423,7 +422,12 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
             return state if state.ema is not None else with_ema(state)
 
     return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
-                 init_state, first_step, phase, test_data)
+                 init_state, first_step, phase, test_data, config.init_from.replace("{seed}", str(config.seed)))
+
+
+def check_init_from(path: str) -> str:
+    """The checkpoint folder of config.init_from's run, or a one-line ValueError naming the fix."""
+    return _checkpoint_directory(path)
 
 
 def _checkpoint_directory(path: str) -> str:
@@ -466,7 +470,9 @@ def init_from_workdir(state: TrainState, path: str) -> TrainState:
     if not taken:
         raise ValueError(f"config.init_from: the run in {directory} shares no variable with this model; pass a "
                          "run of the coarser network (FCN-16s starts from FCN-32s).")
-    return state.replace(**out)
+    state = state.replace(**out)
+    # the EMA starts at the first step's weights: the ones taken, not the random ones they replaced
+    return with_ema(state) if state.ema is not None else state
 
 
 def recipe_mix(config) -> Optional[dict]:

@@ -138,6 +138,36 @@ def sample_rois(key, proposals, gt_boxes, gt_classes, *, num_rois: int = 64, fg_
     return rois, labels, targets, weights
 
 
+def target_stats(proposals, gt_boxes, gt_classes, *, fg_iou: float = 0.5):
+    """Fast R-CNN's normalisation of the box-regression targets (its roidb's add_bbox_regression_targets,
+    class-agnostic here): the mean and standard deviation over a training set of the unnormalised `encode`
+    targets of every candidate (proposal or ground-truth box, as `sample_rois` draws them) with IoU >= fg_iou
+    to a ground-truth box. proposals (N, P, 4), gt_boxes (N, G, 4), gt_classes (N, G) with -1 padding, as the
+    detection datasets' labels. -> (mean (4,), std (4,)) as tuples of floats."""
+    import numpy as np
+
+    rows = []
+    for p, g, c in zip(proposals, gt_boxes, gt_classes):
+        g = np.asarray(g)[np.asarray(c) >= 0]
+        if not len(g):
+            continue
+        cand = np.concatenate([np.asarray(p), g])
+        cand = cand[(cand[:, 2] > cand[:, 0]) & (cand[:, 3] > cand[:, 1])]
+        iou = np.asarray(box_iou(jnp.asarray(cand)[:, None], jnp.asarray(g)[None]))
+        fg = iou.max(1) >= fg_iou
+        rows.append(np.asarray(encode(jnp.asarray(g[iou.argmax(1)[fg]]), jnp.asarray(cand[fg]),
+                                      stds=(1.0, 1.0, 1.0, 1.0))))
+    t = np.concatenate(rows).astype(np.float64)
+    return tuple(float(v) for v in t.mean(0)), tuple(float(v) for v in t.std(0))
+
+
+def flip_boxes(boxes, width):
+    """Boxes (..., 4) of an image `width` pixels wide mirrored left-right: x1' = W - x2, x2' = W - x1; boxes
+    that are not valid (padding) stay as they are."""
+    flipped = jnp.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]], -1)
+    return jnp.where(valid_boxes(boxes)[..., None], flipped, boxes)
+
+
 def smooth_l1(x, beta: float = 1.0):
     """Fast R-CNN's smooth L1 (eq. 3): 0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta (beta = 1)."""
     ax = jnp.abs(x)

@@ -81,6 +81,12 @@ class FastRCNN(nn.Module):
     trunk_pools: how many of the trunk's 2x2 poolings to keep (-1 = all: one after every stage but the last);
     fewer give a finer feature map with the same weights. spatial_scale must be its inverse stride,
     2 ** -trunk_pools (1/16 for VGG16's four).
+    cls_init_std, bbox_init_std: the heads start from N(0, 0.01) (cls_score) and N(0, 0.001) (bbox_pred)
+    with zero biases, as the paper (section 2.3); 0 = Flax's default initialisation.
+    svd_ranks: (k6, k7) replaces fc6 and fc7 by their truncated SVD (section 3.1: W ~ U_k S_k V_k^T as two
+    layers without a non-linearity between them, the first without bias, the second with W's): fc6_svd
+    (in -> k6, no bias) then fc6 (k6 -> hidden), likewise fc7; () = the dense layers. Trained weights are
+    factorised by `truncated_svd_params`; it is a test-time option.
     """
 
     stage_sizes: Sequence[int] = (2, 2, 3, 3, 3)
@@ -97,6 +103,9 @@ class FastRCNN(nn.Module):
     spp_levels: Sequence[int] = (6, 3, 2, 1)
     spp_corners: str = "he"
     trunk_pools: int = -1
+    cls_init_std: float = 0.01
+    bbox_init_std: float = 0.001
+    svd_ranks: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, x, boxes=None, train: bool = False):
@@ -125,13 +134,40 @@ class FastRCNN(nn.Module):
             r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale,
                                              corners=self.spp_corners)
         self.sow("intermediates", "pool5_features", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
-        for name in ("fc6", "fc7"):
+        if self.svd_ranks and len(self.svd_ranks) != 2:
+            raise ValueError(f"fast_rcnn: svd_ranks must be (k6, k7) or (), got {tuple(self.svd_ranks)}.")
+        for i, name in enumerate(("fc6", "fc7")):
+            if self.svd_ranks:
+                r = nn.Dense(int(self.svd_ranks[i]), use_bias=False, dtype=self.dtype, name=f"{name}_svd")(r)
             r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
             r = nn.Dropout(self.dropout_rate, deterministic=not train)(r)
         self.sow("intermediates", "fc7_features", r)  # the features R-CNN's and SPP-net's SVMs score
-        cls = nn.Dense(self.num_classes, dtype=self.dtype, name="cls_score")(r)
-        bbox = nn.Dense(4 * self.num_classes, dtype=self.dtype, name="bbox_pred")(r)
+
+        def head(features, std, name):
+            init = dict(kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros) if std else {}
+            return nn.Dense(features, dtype=self.dtype, name=name, **init)(r)
+
+        cls = head(self.num_classes, self.cls_init_std, "cls_score")
+        bbox = head(4 * self.num_classes, self.bbox_init_std, "bbox_pred")
         return cls, bbox
+
+
+def truncated_svd_params(params, ranks) -> dict:
+    """Fast R-CNN's truncated SVD (section 3.1) of trained FastRCNN params: fc6 and fc7 (kernels (in, out),
+    y = x K + b) become fc{6,7}_svd with kernel U_k S_k (in, k) and fc{6,7} with kernel V_k^T (k, out) and the
+    original bias, for FastRCNN(svd_ranks=ranks). At full rank the product is K itself."""
+    import numpy as np
+
+    out = {k: v for k, v in params.items()}
+    for name, k in zip(("fc6", "fc7"), ranks):
+        kernel = np.asarray(params[name]["kernel"], np.float64)
+        if not 1 <= int(k) <= min(kernel.shape):
+            raise ValueError(f"truncated_svd_params: {name}'s rank must be in 1..{min(kernel.shape)}, got {k}.")
+        u, sv, vt = np.linalg.svd(kernel, full_matrices=False)
+        dtype = np.asarray(params[name]["kernel"]).dtype
+        out[f"{name}_svd"] = {"kernel": (u[:, :k] * sv[:k]).astype(dtype)}
+        out[name] = {"kernel": vt[:k].astype(dtype), "bias": np.asarray(params[name]["bias"])}
+    return out
 
 
 register_family(SPPNet, Family(head=lambda m: "fc8"))
