@@ -33,5 +33,5 @@ def get_config():
     c.ablation.seeds = (0, 1, 2, 3, 4)
     c.ablation.gap_examples = 10000
     c.num_steps, c.batch_size, c.checkpoint_every = 3000, 64, 250
-    c.ablation.quick.update(num_steps=60, batch_size=32, ablation={"seeds": (0,)})
+    c.ablation.quick.update(num_steps=60, batch_size=64, ablation={"seeds": (0,)})  # its step time sets the budget
     return c
