@@ -3,9 +3,10 @@ the CNN as a classifier of warped regions (fashion_mnist_rcnn_crops: every selec
 ground-truth box of the first 3,000 training canvases warped to 32x32 with 2 px of context, labelled
 1 + class at IoU >= 0.5 else background, 25% foreground). Stages 2-3, scripts/evaluate.py
 (jaxcnn.detection.rcnn): per-class linear SVMs on fc7 features (positives: ground truth; negatives:
-proposals under IoU 0.3), trained as the paper with hard-negative mining over the training images and R-CNN's
-hinge loss at C = 0.001 (positives weighted 2, bias feature 10: its LIBLINEAR settings), and box regressors on the pooled conv features (IoU >= 0.6), then detection of the
-test split: one CNN pass per proposal. The network is fast_rcnn.py's (the same trunk and fc layers; a
+proposals under IoU 0.3), trained as the paper with hard-negative mining over the training images and
+R-CNN's hinge loss at C = 0.001 (positives weighted 2, bias feature 10: its LIBLINEAR settings), and box
+regressors on the pooled conv features (IoU >= 0.6), then detection of the test split: one CNN pass per
+proposal. The network is fast_rcnn.py's (the same trunk and fc layers; a
 32x32 crop is one whole-image region), trained from scratch (no ImageNet), so the three region methods
 differ only in where the region is cut out.
 

@@ -45,21 +45,31 @@ def score_second_stage(workdir: str, config, *, split=None, second_stage_images:
     test_split = split or "test"  # the rcnn config's own eval split holds crops; detection is on canvases
     test = datasets.load(name, test_split, **kw)
     cache = os.path.join(workdir, "second_stage.npz")
+    d = config.detection
+    # what the second stage was fitted with: a cache fitted otherwise (older SVMs, another C) is fitted again
+    settings = {"svm_hard_negative_mining": bool(d.svm_hard_negative_mining),
+                "svm_hard_negative_epochs": int(d.svm_hard_negative_epochs), "svm_c": float(d.svm_c),
+                "svm_pos_weight": float(d.svm_pos_weight), "images": int(second_stage_images)}
+    stage = None
     if os.path.exists(cache):
         z = np.load(cache, allow_pickle=False)
         stage = {k: z[k] for k in z.files}
         counts = json.loads(str(stage.pop("counts_json")))
-    else:
+        if counts.get("settings") != settings:
+            stage = None
+    if stage is None:
         train_split = config.train_split.split("[")[0]
         train = datasets.load(name, f"{train_split}[:{second_stage_images}]", **kw)
         t = time.perf_counter()
-        d = config.detection
         stage = rcnn.fit_second_stage(setup.model, variables, setup.preprocess, config.task, train,
                                       hard_negative_mining=d.svm_hard_negative_mining,
                                       hard_negative_epochs=d.svm_hard_negative_epochs, c=d.svm_c,
                                       pos_weight=d.svm_pos_weight)
-        counts = dict(stage.pop("counts"), seconds=round(time.perf_counter() - t, 1), images=len(train))
-        np.savez(cache, counts_json=json.dumps(counts), **stage)
+        counts = dict(stage.pop("counts"), seconds=round(time.perf_counter() - t, 1), images=len(train),
+                      settings=settings)
+        tmp = f"{cache}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, counts_json=json.dumps(counts), **stage)
+        os.replace(tmp, cache)  # atomic: a killed scoring leaves no half cache
     dets, seconds, passes = rcnn.detect(setup.model, variables, setup.preprocess, config.task, stage, test)
     gts = [{"boxes": test.labels["boxes"][i], "classes": test.labels["classes"][i]} for i in range(len(test))]
     r = coco_map(dets, gts, num_classes=10, image_size=test.images.shape[1:3])

@@ -160,9 +160,14 @@ def train_svms_hard_negatives(features, targets, image_index, *, epochs: int = 1
     positives and a cache of negatives. Each epoch goes over the images in `chunks` groups: the group's
     negatives (per class) that the current SVMs score above -1 (margin violators) join the cache, the SVMs are
     retrained on the cache, and cached negatives now scored below -1.2 leave it. The first group starts from
-    w = 0, where every negative violates the margin. -> (W, b, {"cached_negatives", "retrains"})."""
+    w = 0, where every negative violates the margin. image_index (M,): each row's image, in increasing order.
+    -> (W, b, {"cached_negatives", "retrains"})."""
     x = np.asarray(features, np.float32)
     y = np.asarray(targets, np.float32)
+    image_index = np.asarray(image_index)
+    if len(image_index) != len(y) or np.any(np.diff(image_index) < 0):
+        raise ValueError("train_svms_hard_negatives: image_index must give each row's image, in increasing order "
+                         "(the rows grouped by image); sort the rows by image first.")
     cache = y > 0
     k = y.shape[1]
     w, b = np.zeros((x.shape[1], k), np.float32), np.zeros(k, np.float32)
