@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def box_iou(a, b):
@@ -144,21 +145,26 @@ def target_stats(proposals, gt_boxes, gt_classes, *, fg_iou: float = 0.5):
     targets of every candidate (proposal or ground-truth box, as `sample_rois` draws them) with IoU >= fg_iou
     to a ground-truth box. proposals (N, P, 4), gt_boxes (N, G, 4), gt_classes (N, G) with -1 padding, as the
     detection datasets' labels. -> (mean (4,), std (4,)) as tuples of floats."""
-    import numpy as np
-
-    rows = []
-    for p, g, c in zip(proposals, gt_boxes, gt_classes):
-        g = np.asarray(g)[np.asarray(c) >= 0]
-        if not len(g):
-            continue
-        cand = np.concatenate([np.asarray(p), g])
-        cand = cand[(cand[:, 2] > cand[:, 0]) & (cand[:, 3] > cand[:, 1])]
-        iou = np.asarray(box_iou(jnp.asarray(cand)[:, None], jnp.asarray(g)[None]))
-        fg = iou.max(1) >= fg_iou
-        rows.append(np.asarray(encode(jnp.asarray(g[iou.argmax(1)[fg]]), jnp.asarray(cand[fg]),
-                                      stds=(1.0, 1.0, 1.0, 1.0))))
-    t = np.concatenate(rows).astype(np.float64)
+    fg, t = _candidate_targets(jnp.asarray(proposals, jnp.float32), jnp.asarray(gt_boxes, jnp.float32),
+                               jnp.asarray(gt_classes), fg_iou)
+    t = np.asarray(t, np.float64)[np.asarray(fg)]
+    if not len(t):
+        raise ValueError(f"target_stats: no candidate has IoU >= {fg_iou} with a ground-truth box; pass the "
+                         "training split's labels (proposals, boxes, classes).")
     return tuple(float(v) for v in t.mean(0)), tuple(float(v) for v in t.std(0))
+
+
+@jax.jit
+def _candidate_targets(proposals, gt_boxes, gt_classes, fg_iou):
+    """(fg (N, P + G) bool, targets (N, P + G, 4)): every image's candidates (its proposals, then its ground
+    truth), which of them are foreground and their unnormalised targets to the best-matching box."""
+    cand = jnp.concatenate([proposals, gt_boxes], 1)
+    iou = box_iou(cand[:, :, None], gt_boxes[:, None])  # (N, P + G, G)
+    iou = jnp.where((gt_classes >= 0)[:, None], iou, -1.0)  # padding is no ground truth
+    match = jnp.argmax(iou, -1)
+    fg = valid_boxes(cand) & (jnp.max(iou, -1) >= fg_iou)
+    matched = jnp.take_along_axis(gt_boxes, match[..., None], 1)
+    return fg, encode(matched, cand, stds=(1.0, 1.0, 1.0, 1.0))
 
 
 def flip_boxes(boxes, width):

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcnn import ops
 from jaxcnn._validation import check_choice
@@ -156,8 +157,6 @@ def truncated_svd_params(params, ranks) -> dict:
     """Fast R-CNN's truncated SVD (section 3.1) of trained FastRCNN params: fc6 and fc7 (kernels (in, out),
     y = x K + b) become fc{6,7}_svd with kernel U_k S_k (in, k) and fc{6,7} with kernel V_k^T (k, out) and the
     original bias, for FastRCNN(svd_ranks=ranks). At full rank the product is K itself."""
-    import numpy as np
-
     out = {k: v for k, v in params.items()}
     for name, k in zip(("fc6", "fc7"), ranks):
         kernel = np.asarray(params[name]["kernel"], np.float64)
