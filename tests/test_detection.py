@@ -318,11 +318,14 @@ def test_box_target_stats_and_normalisation():
 
     # One image, ground truth [0, 0, 10, 10]; candidates: the ground truth itself (targets 0), a proposal
     # shifted right by 1 (IoU 9/11 >= 0.5: t_x = (5 - 6) / 10 = -0.1, the rest 0) and one far away (IoU 0).
-    proposals = np.array([[[1, 0, 11, 10], [30, 30, 40, 40]]], np.float32)
-    gt = np.array([[[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32)
-    mean, std = B.target_stats(proposals, gt, np.array([[0, -1]]))
+    # A second image's box is padding (class -1), so its proposal on that box is no candidate: the same result.
+    proposals = np.array([[[1, 0, 11, 10], [30, 30, 40, 40]], [[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32)
+    gt = np.array([[[0, 0, 10, 10], [0, 0, 0, 0]], [[0, 0, 10, 10], [0, 0, 0, 0]]], np.float32)
+    mean, std = B.target_stats(proposals, gt, np.array([[0, -1], [-1, -1]]))
     np.testing.assert_allclose(mean, [-0.05, 0, 0, 0], atol=1e-6)
     np.testing.assert_allclose(std, [0.05, 0, 0, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="no candidate has IoU >= 0.5"):
+        B.target_stats(proposals[1:], gt[1:], np.array([[-1, -1]]))
     # The task regresses (t - mean) / std; its detections decode std * d + mean.
     task = FastRCNNTask(num_classes=3, box_mean=(0.1, 0.2, 0.3, 0.4), box_std=(0.5, 0.5, 0.25, 0.25))
     raw = jnp.asarray([[0.6, 0.2, 0.3, -0.1]])
@@ -361,3 +364,24 @@ def test_flip_mirrors_images_with_their_boxes():
         for (b, x1, y1, x2, y2), label in zip(rows[i], labels[i]):
             if label > 0:  # inclusive corners of the RoI
                 assert x[i, int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() > 0.8, (i, mirrored[i])
+
+
+def test_detection_owns_its_config_section():
+    from jaxcnn.detection import config as detection_config
+    from jaxcnn.train import config as base
+    from jaxcnn.train import validate_config
+
+    c = base.base_config()
+    assert c.detection.to_dict() == detection_config.section().to_dict()
+    # the SVM keys are read when a workdir is scored, not by training: a rerun may change them; the recipe's not
+    assert "detection.svm_" in base.not_read_by_training()
+    assert not any("detection.flip".startswith(p) for p in base.not_read_by_training())
+    validate_config(c)
+    for key, value, match in (("box_target_std", (0.1, 0.1, 0.2), "needs 4 values"),
+                              ("box_target_std", (0.1, 0.0, 0.2, 0.2), "box_target_std"),
+                              ("svm_c", 0.0, "svm_c must be positive"),
+                              ("rois_per_image", 0, "rois_per_image must be positive")):
+        bad = base.base_config()
+        bad.detection[key] = value
+        with pytest.raises(ValueError, match=match):
+            validate_config(bad)

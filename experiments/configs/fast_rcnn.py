@@ -14,6 +14,12 @@ divided by 10 after 3/4 of the steps (the paper's 30k of 40k). Scaled down for a
 
 from jaxcnn.train import base_config
 
+# The mean and std of the box regression targets (t_x, t_y, t_w, t_h) of train[:3000]'s candidates with IoU >= 0.5
+# to a ground-truth box (the paper normalises its targets by them): `python experiments/detection/box_target_stats.py`
+# prints them, and `--check` fails when these differ.
+BOX_TARGET_MEAN = (-0.0039, -0.0108, 0.0186, -0.0062)
+BOX_TARGET_STD = (0.0949, 0.0995, 0.2039, 0.2006)
+
 TRUNK = dict(stage_sizes=(1, 1, 1, 1), widths=(16, 32, 32, 64), hidden=128, roi_size=4, spatial_scale=0.125,
              in_channels=1, num_classes=11, dropout_rate=0.0)
 

@@ -3,8 +3,8 @@ unnormalised regression targets (t_x, t_y, t_w, t_h) of every candidate (selecti
 ground-truth box) with IoU >= 0.5 to a ground-truth box, as `jaxcnn.models.detection.boxes.target_stats`
 defines them. experiments/configs/fast_rcnn.py holds the numbers this prints for its training split:
 
-    PYTHONPATH=$PWD python experiments/detection/box_target_stats.py
-    PYTHONPATH=$PWD python experiments/detection/box_target_stats.py --check   # the config holds these numbers
+    python experiments/detection/box_target_stats.py
+    python experiments/detection/box_target_stats.py --check   # the config holds these numbers
 
 The canvases and their proposals are built offline on first use (jaxcnn.data.canvases, jaxcnn.data.proposals;
 the proposals of train[:3000] take minutes once, then are read from the cache).
