@@ -296,13 +296,20 @@ def test_hard_negative_mining_keeps_the_margin_violators():
     hard = (np.arange(1000) % 20 >= 2) & (np.arange(1000) % 20 < 5)
     x[hard, 0] += 0.8  # inside the margin of any separator between 0 and 2
     x[~pos & ~hard, 0] -= 3.0  # easy: far on the negative side
-    w, b, info = rcnn.train_svms_hard_negatives(x, y, image, epochs=2, chunks=5, c=1.0, pos_weight=1.0)
+    # At C = 1 the solver needs more than its default 1,000 steps to reach the optimum (at 1,000 the full-data
+    # fit's objective is 39.8 against 27.4); mining and the reference both run to convergence here.
+    w, b, info = rcnn.train_svms_hard_negatives(x, y, image, epochs=2, chunks=5, c=1.0, pos_weight=1.0, steps=4000)
     assert info["retrains"] == 10
     assert 0 < info["cached_negatives"] <= int(hard.sum()) + 20  # about the hard ones; the 700 easy ones left
-    w_all, b_all = rcnn.train_svms(x, y, c=1.0, pos_weight=1.0)
+    w_all, b_all = rcnn.train_svms(x, y, c=1.0, pos_weight=1.0, steps=20000, learning_rate=0.05)
+
+    def objective(w, b):  # the SVM's on every region: 0.5 (|w|^2 + (b/10)^2) + C sum of hinge losses
+        return 0.5 * (np.sum(w ** 2) + (b[0] / 10) ** 2) + np.maximum(0, 1 - y[:, 0] * (x @ w[:, 0] + b[0])).sum()
+
     pred, pred_all = x @ w[:, 0] + b[0] > 0, x @ w_all[:, 0] + b_all[0] > 0
     assert (pred == (y[:, 0] > 0)).mean() > 0.98 and (pred == pred_all).mean() > 0.98
-    np.testing.assert_allclose(w[:, 0], w_all[:, 0], atol=0.15 * np.abs(w_all).max())
+    assert objective(w, b) <= 1.01 * objective(w_all, b_all)  # the cache held every support vector
+    np.testing.assert_allclose(w[:, 0], w_all[:, 0], atol=0.05 * np.abs(w_all).max())
 
 
 def test_rcnn_config_mines_hard_negatives():
