@@ -84,8 +84,8 @@ class _Batches:
         # Only the real rows are read and decoded; the padding of the last batch is zeros (masked out).
         images, labels = self.split.read(index[real])
         images = self._eval_images(images) if real.any() else None
-        return {"image": _pad_rows(images, len(index), self._eval_shape(), self._image_dtype()),
-                "label": _pad_rows(np.asarray(labels, np.int32), len(index), ()),
+        return {"image": pad_rows(images, len(index), self._eval_shape(), self._image_dtype()),
+                "label": pad_rows(np.asarray(labels, np.int32), len(index), ()),
                 "mask": real.astype(np.float32)}
 
     def _image_dtype(self):
@@ -132,7 +132,7 @@ class _Batches:
         return np.stack(images)
 
 
-def _pad_rows(rows, n: int, shape: tuple, dtype=np.int32):
+def pad_rows(rows, n: int, shape: tuple = (), dtype=np.int32):
     """`rows` (k, *shape) followed by zeros up to n rows; n rows of zeros of `dtype` when rows is None."""
     if rows is None:
         return np.zeros((n, *shape), dtype)

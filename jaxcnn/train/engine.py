@@ -36,7 +36,7 @@ from typing import Optional
 import jax
 import numpy as np
 
-from jaxcnn.data.pipeline import eval_batches, train_batches
+from jaxcnn.data.pipeline import eval_batches, pad_rows, train_batches
 from jaxcnn.data.sharding import batch_indices, process_slice
 from jaxcnn.data.sources import Split
 from jaxcnn.train.checkpoint import Checkpointer
@@ -81,18 +81,9 @@ def evaluate(strategy, state, data, eval_batch: int, task, *, image_size: int = 
         idx = np.arange(start, start + eval_batch)[sl]
         real = idx < n
         # Only real rows are gathered; the last batch's padding is zeros (masked out), not copies of row 0.
-        batch = jax.tree_util.tree_map(lambda v: _padded(v, len(idx)), data.take(idx[real]))
+        batch = jax.tree_util.tree_map(lambda v: pad_rows(v, len(idx)), data.take(idx[real]))
         add({**batch, "mask": real.astype(np.float32)})
     return task.summarize(totals)
-
-
-def _padded(rows, n: int):
-    rows = np.asarray(rows)
-    if len(rows) == n:
-        return rows
-    out = np.zeros((n, *rows.shape[1:]), rows.dtype)
-    out[:len(rows)] = rows
-    return out
 
 
 def _evaluate(setup, device_state, data, prefix: str = "eval_") -> dict:
