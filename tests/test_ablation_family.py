@@ -153,3 +153,19 @@ def test_design_status_from_git_history_and_without(tmp_path):
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{tmp_path}", str(clone)], check=True,
                    capture_output=True)
     assert design.design_status("x", {}, str(clone / "experiments" / "results")).startswith("unknown")
+
+
+def test_rescore_asks_the_extras_which_arms_are_one_function(tmp_path):
+    # The same per-seed values scored twice: with the flipped-twin extra its two arms are one function by
+    # construction, so the claim between them is a check outside the family (no p_holm); without the extra it
+    # is a claim of the family. Which arms are checked comes from the extra (checked_arms), not from its name.
+    rows = [{"arm": "conv", "eval_accuracy_per_seed": "0.91 0.92 0.93"},
+            {"arm": "flip", "eval_accuracy_per_seed": "0.91 0.92 0.93"}]
+    _result(tmp_path / "twin", "t", ["eval_accuracy: conv > flip"], rows, extras=("twin_flip",))
+    _result(tmp_path / "plain", "t", ["eval_accuracy: conv > flip"], rows)
+    twin = rescore.score_result(str(tmp_path / "twin" / "t"))
+    plain = rescore.score_result(str(tmp_path / "plain" / "t"))
+    assert rescore._checked_arms(json.loads((tmp_path / "twin" / "t" / "run.json").read_text()),
+                                 ["conv", "flip"]) == ("conv", "flip")
+    assert [r["kind"] for r in twin["claims"]] == [family.CHECK]
+    assert [r["kind"] for r in plain["claims"]] != [family.CHECK]

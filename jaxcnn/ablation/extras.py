@@ -250,3 +250,10 @@ for _cls in (Pretrain, Tune, TwinFlip, Gap, TrainErrorEval, Kernels, GradNorms):
 def extras_of(config) -> list[Extra]:
     """The extras this ablation uses, fresh, in the order they act."""
     return [cls() for cls in EXTRA_TYPES.values() if cls().wanted(config)]
+
+
+def checked_arms_of(extras, run):
+    """The (first, second) arms that one of `extras` makes the same function by construction (claims between
+    them are checks, outside the family), or None. `run` needs only `.arms` (each with a `.label`) and
+    `.config`: the live run while training, or a stand-in built from a committed run.json when scoring again."""
+    return next((arms for arms in (e.checked_arms(run) for e in extras) if arms), None)

@@ -18,9 +18,14 @@ import csv
 import json
 import os
 import time
+from types import SimpleNamespace
+
+import ml_collections
 
 from jaxcnn.ablation import analyses, family
+from jaxcnn.ablation.config import section as ablation_section
 from jaxcnn.ablation.design import design_commit
+from jaxcnn.ablation.extras import checked_arms_of, extras_of
 from jaxcnn.ablation.report import claims_record, json_safe, write_claims, write_table
 from jaxcnn.ablation.runner import score_claims
 from jaxcnn.ablation.spec import parse_claim, rules_of
@@ -64,8 +69,7 @@ def score_result(outdir: str, adopt=None) -> dict:
     values = per_seed_values(rows)
     labels = [r["arm"] for r in rows]
     name = run.get("ablation") or os.path.basename(outdir)
-    config_extras = (run.get("config", {}).get("ablation", {}) or {}).get("extras", ())
-    twin_arms = tuple(labels[:2]) if "twin_flip" in config_extras else None
+    twin_arms = _checked_arms(run, labels)
     adopted = None
     if adopt is not None:
         ab = adopt.ablation
@@ -101,6 +105,26 @@ def score_result(outdir: str, adopt=None) -> dict:
                                  "p_value": None, "p_holm": None,
                                  "check_reason": "holds by construction (the same function up to the flip)"})
     return {"outdir": outdir, "run": run, "rows": rows, "adopted": adopted, **scored}
+
+
+def _checked_arms(run: dict, labels: list) -> tuple | None:
+    """The two arms the run's extras make one function by construction (the extras' own checked_arms, asked of
+    a stand-in run with the committed config and arm labels), or None."""
+    stored = run.get("config") or {}
+    if "ablation" not in stored:
+        return None
+    config = ml_collections.ConfigDict(_merged({"ablation": ablation_section().to_dict()}, stored))
+    stand_in = SimpleNamespace(config=config, arms=[SimpleNamespace(label=label) for label in labels])
+    arms = checked_arms_of(extras_of(config), stand_in)
+    return tuple(arms) if arms else None
+
+
+def _merged(defaults: dict, stored: dict) -> dict:
+    """`stored` over `defaults`, nested dicts merged key by key (a run.json written before a key existed)."""
+    out = dict(defaults)
+    for key, value in stored.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def finish_rules(scored: dict) -> None:

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxcnn.ablation import analyses, carried, family, stats
-from jaxcnn.ablation.extras import extras_of
+from jaxcnn.ablation.extras import checked_arms_of, extras_of
 from jaxcnn.ablation.spec import arm_config, arms_of, claims_of, fields_of, rules_of, validate_ablation
 from jaxcnn.finetune import run_finetune
 from jaxcnn.models import summary
@@ -162,7 +162,7 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                 f"{info['eval_accuracy']:.4f}{how}")
             if stop_after_runs is not None and started >= stop_after_runs:
                 return {"stopped": True}
-    twin_arms = next((arms for arms in (e.checked_arms(run_) for e in extras) if arms), None)
+    twin_arms = checked_arms_of(extras, run_)
     result = _collect(config, run_.arms, run_.seeds, run_.per_seed, run_.setups, twin_arms)
     for extra in extras:
         extra.collect(run_, result)
