@@ -132,6 +132,27 @@ def test_the_light_core_builds_summarises_and_takes_a_train_step_without_any_ext
         "installed: pip install 'jaxcnn[data]' (or 'jaxcnn[all]')."]
 
 
+def test_importing_the_ops_loads_neither_the_engine_nor_the_applications():
+    """`import jaxcnn.ops` runs the package root, which loads ops, layers and models; the engine, the data and
+    the applications load when first used, and the names the root re-exports from them still resolve."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import jaxcnn.ops
+        parts = {m.split(".")[1] for m in sys.modules if m.startswith("jaxcnn.") and not m.startswith("jaxcnn._")}
+        print(sorted(parts))
+        import jaxcnn
+        from jaxcnn.pretrained import load_weights
+        print(jaxcnn.load_weights is load_weights, jaxcnn.train.base_config().task, "load_weights" in dir(jaxcnn))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ["['layers', 'models', 'ops', 'runtime']", "True classification True"]
+
+
 @pytest.mark.parametrize("module,extra", [("tensorflow_datasets", "data"), ("grain", "data"), ("PIL", "data"),
                                           ("tensorboardX", "train"), ("tqdm", "train"), ("matplotlib", "train"),
                                           ("cv2", "detection"), ("pycocotools", "detection"), ("torch", "torch"),

@@ -83,7 +83,6 @@ LAZY = {
     ("jaxcnn.runtime", "jaxcnn._env"): NOT_YET,
     ("jaxcnn.train.cli", "jaxcnn._env"): NOT_YET,
     ("jaxcnn.train.distributed", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.train.inference", "jaxcnn.data.images"): NOT_YET,
     ("jaxcnn.train.setup", "jaxcnn.data.identity"): NOT_YET,
     ("jaxcnn.train.setup", "jaxcnn.data.sources"): NOT_YET,
     ("jaxcnn.train.workdir", "jaxcnn.data.identity"): NOT_YET,

@@ -87,17 +87,29 @@ def test_the_applications_own_their_config_sections():
 
     checked = []
     mod = types.ModuleType("jaxcnn_test_section")
-    mod.section = lambda: ml_collections.ConfigDict({"rounds": 2, "overrides": {}})
+    mod.section = lambda: ml_collections.ConfigDict({"rounds": 2, "overrides": {}, "label": ""})
     mod.validate = lambda config, check_number, check_items: (checked.append(config.demo.rounds),
                                                                check_number("demo.rounds", config.demo.rounds, low=1))
     mod.OPEN = ("overrides",)
+    mod.READ_BY_TRAINING = False  # not a hyperparameter of a training run
+    mod.RUN_NAME_KEY = "label"  # names the run's config when set
     import sys
+
+    from jaxcnn.train.records import _hparams
 
     sys.modules[mod.__name__] = mod
     try:
         base.register_section("demo", mod.__name__)
+        base.register_section("demo", mod.__name__)  # the same pair again: a no-op
+        with pytest.raises(ValueError, match="config section 'demo' is defined twice"):
+            base.register_section("demo", "jaxcnn_another_section")
         c = base.base_config()
         assert c.demo.rounds == 2 and "demo.overrides" in base.open_sections()
+        assert "demo." in base.not_read_by_training() and not any(k.startswith("demo.") for k in _hparams(c))
+        assert base.run_name(c) is None
+        c.demo.label = "mine"
+        assert base.run_name(c) == "mine"
+        c.demo.label = ""
         validate_config(c)
         c.demo.rounds = 0
         with pytest.raises(ValueError, match="config.demo.rounds must be positive"):
@@ -109,6 +121,41 @@ def test_the_applications_own_their_config_sections():
     finally:
         del base.SECTIONS["demo"], sys.modules[mod.__name__]
         base._SECTION_MODULES.pop("demo", None)
+
+
+def test_the_package_root_registers_the_applications_and_the_engine_names_none():
+    """jaxcnn's applications plug into the engine by module path from the package root; jaxcnn.train's modules
+    hold none of those paths, and what a plain run records follows the sections' own flags."""
+    import re
+
+    from jaxcnn import _applications
+    from jaxcnn.train import config as base
+    from jaxcnn.train import register_section, register_task_provider
+    from jaxcnn.train.records import _hparams
+
+    assert _applications.SECTIONS == {"finetune": "jaxcnn.finetune.config", "ablation": "jaxcnn.ablation.config",
+                                      "detection": "jaxcnn.detection.config"}
+    assert list(_applications.SECTIONS) == ["finetune", "ablation", "detection"]  # base_config()'s order
+    assert _applications.TASK_PROVIDERS == {t: "jaxcnn.detection" for t in ("fast_rcnn", "spp_net", "rcnn", "yolo")}
+    assert register_section is _applications.register_section
+    assert register_task_provider is _applications.register_task_provider
+    with pytest.raises(ValueError, match="task 'yolo' is defined twice"):
+        register_task_provider("yolo", "jaxcnn_other_detectors")
+    with pytest.raises(ValueError, match="dotted name"):
+        register_section("demo", "not a module")
+    for path in glob.glob(os.path.join(ROOT, "jaxcnn", "train", "*.py")):
+        source = open(path).read()
+        assert not re.search(r"jaxcnn\.(finetune|ablation|detection)\.config['\"]|['\"]jaxcnn\.detection['\"]",
+                             source), path
+        assert 'startswith("ablation' not in source and 'get("ablation"' not in source, path
+
+    c = base.base_config()
+    hparams = _hparams(c)
+    assert "finetune.head_steps" in hparams and "detection.rois_per_image" in hparams  # read by training
+    assert not any(k.startswith(("ablation.", "detection.svm_")) for k in hparams)  # not read by training
+    assert base.run_name(c) is None
+    c.ablation.name = "lrn"
+    assert base.run_name(c) == "lrn"  # the ablation's RUN_NAME_KEY
 
 
 def test_a_models_conv_mode_default_comes_from_the_model():

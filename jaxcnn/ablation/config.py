@@ -1,7 +1,7 @@
 """The ablations' config section, `config.ablation`: its keys with their defaults and its validation.
 
-jaxcnn.train.config composes it into base_config() by name (SECTIONS); a plain training run does not read it
-(so a rerun may change it: jaxcnn.train.workdir). The section as a whole (arms against arms) is checked by
+jaxcnn.train.config composes it into base_config() (the package root registers it); a plain training run does
+not read it (so a rerun may change it: jaxcnn.train.workdir). The section as a whole (arms against arms) is checked by
 jaxcnn.ablation.spec.validate_ablation.
 """
 
@@ -12,6 +12,7 @@ import ml_collections
 # Sub-sections that hold overrides of any config key: their keys are checked when they are applied.
 OPEN = ("quick", "pretrain", "tune")
 READ_BY_TRAINING = False
+RUN_NAME_KEY = "name"  # an ablation's runs are named by it (jaxcnn.train.config.run_name)
 
 
 def section() -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """Detection's config section, `config.detection`: its keys with their defaults and its validation.
 
-jaxcnn.train.config composes it into base_config() by name (SECTIONS). Training reads the recipe keys
-(the fast_rcnn and spp_net tasks: RoIs per image, flips, box-target normalisation); the `svm_` keys are read
+jaxcnn.train.config composes it into base_config() (the package root registers it). Training reads the
+recipe keys (the fast_rcnn and spp_net tasks: RoIs per image, flips, box-target normalisation); the `svm_` keys are read
 only by R-CNN's and SPP-net's second stage (jaxcnn.detection.evaluate fits the SVMs when a workdir is
 scored), so a rerun of a training run may change them (jaxcnn.train.workdir).
 """

@@ -264,6 +264,7 @@ TASKS = {
 
 
 def register() -> None:
-    """Deprecated, a no-op: config.task finds the detection tasks by name (jaxcnn.train.tasks.PROVIDERS)."""
+    """Deprecated, a no-op: config.task finds the detection tasks by name (the package root registers
+    jaxcnn.detection as their provider)."""
     warnings.warn("jaxcnn.detection.tasks.register() is no longer needed: config.task finds the detection tasks "
                   "by name; drop the call.", DeprecationWarning, stacklevel=2)

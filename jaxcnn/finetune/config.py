@@ -1,6 +1,6 @@
 """Fine-tuning's config section, `config.finetune`: its keys with their defaults and its validation.
 
-jaxcnn.train.config composes it into base_config() by name (SECTIONS); a plain training run ignores it.
+jaxcnn.train.config composes it into base_config() (the package root registers it); a plain training run ignores it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@
 * cli.py      what every script shares: --config FILE, --config.KEY=VALUE, one-line errors
 """
 
-from jaxcnn.train.config import base_config, validate_config
+from jaxcnn.train.config import base_config, register_section, validate_config
 from jaxcnn.train.engine import TrainingDiverged, TrainingInterrupted, evaluate, run, train_and_evaluate
 from jaxcnn.train.inference import evaluate_workdir, load_run
 from jaxcnn.train.optim import make_optimizer, make_schedule
@@ -21,13 +21,15 @@ from jaxcnn.train.parallel import make_strategy
 from jaxcnn.train.setup import Setup, build, build_model, class_subset, load_data, make_preprocess_fn
 from jaxcnn.train.state import TrainState, create_train_state
 from jaxcnn.train.step import eval_step, train_step
-from jaxcnn.train.tasks import Classification, Segmentation, cross_entropy, get_task, register_task
+from jaxcnn.train.tasks import (Classification, Segmentation, cross_entropy, get_task, register_task,
+                                register_task_provider)
 from jaxcnn.train.workdir import Workdir, WorkdirError, read_metrics, restore, workdir_config
 
 __all__ = [
     "Classification", "Segmentation", "Setup", "TrainState", "TrainingDiverged", "TrainingInterrupted", "Workdir",
     "WorkdirError", "base_config", "build", "build_model", "class_subset", "create_train_state", "cross_entropy",
     "eval_step", "evaluate", "evaluate_workdir", "get_task", "load_data", "load_run", "make_optimizer",
-    "make_preprocess_fn", "make_schedule", "make_strategy", "read_metrics", "register_task", "restore", "run",
+    "make_preprocess_fn", "make_schedule", "make_strategy", "read_metrics", "register_section", "register_task",
+    "register_task_provider", "restore", "run",
     "train_and_evaluate", "train_step", "validate_config", "workdir_config",
 ]

@@ -6,15 +6,16 @@ listed by it once. Keys of `config.model` other than `name` are passed to the
 model as field overrides; a field not set there takes the model's own default.
 
 An application's settings are its own section, defined and validated by the
-application: `SECTIONS` names the module of each (`config.finetune`:
-jaxcnn.finetune.config, `config.ablation`: jaxcnn.ablation.config, `config.detection`:
-jaxcnn.detection.config), imported
-the first time a config is built. Such a module holds `section()` (the keys
-and their defaults), `validate(config, check_number, check_items)`, `OPEN`
+application, which registers it by module path (`register_section(name, module)`;
+the package root registers jaxcnn's own). `SECTIONS` holds them; each module is
+imported the first time a config is built. Such a module holds `section()` (the
+keys and their defaults), `validate(config, check_number, check_items)`, `OPEN`
 (sub-sections that hold any key) and, optionally, `READ_BY_TRAINING = False`
-(a rerun of a plain training run may change the section) or `NOT_READ_BY_TRAINING`
-(prefixes of the section's keys that a plain training run does not read). `register_section`
-adds one. This module imports none of them.
+(a plain training run does not read the section: a rerun may change it, and it
+is no hyperparameter of the run), `NOT_READ_BY_TRAINING` (prefixes of the
+section's keys that a plain training run does not read) and `RUN_NAME_KEY` (the
+section's key that, when set, names the config a run was made from:
+`run_name`). This module names no application.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from __future__ import annotations
 import importlib
 import math
 import warnings
+from typing import Optional
 
 import ml_collections
 
+from jaxcnn._applications import SECTIONS, register_section  # noqa: F401 - register_section: public here too
 from jaxcnn._validation import check_choice, check_split, check_workers, suggest
 from jaxcnn.data.augment import AUGMENTS
 from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
@@ -32,17 +35,7 @@ from jaxcnn.train.parallel import PARALLEL
 
 NAN_POLICIES = ("stop", "skip")
 
-# The applications' config sections, by the module that defines each (read on first use, like a plugin list).
-SECTIONS = {"finetune": "jaxcnn.finetune.config", "ablation": "jaxcnn.ablation.config",
-            "detection": "jaxcnn.detection.config"}
-_SECTION_MODULES: dict = {}
-
-
-def register_section(name: str, module: str) -> None:
-    """Make `config.NAME` the section that `module` (a dotted module name) defines (see the module docstring)."""
-    if name in SECTIONS:
-        raise ValueError(f"config section {name!r} is defined twice")
-    SECTIONS[name] = module
+_SECTION_MODULES: dict = {}  # the imported section modules, by section name
 
 
 def section_module(name: str):
@@ -68,6 +61,17 @@ def not_read_by_training() -> tuple:
             out.append(f"{name}.")
         out.extend(f"{name}.{key}" for key in getattr(module, "NOT_READ_BY_TRAINING", ()))
     return tuple(out)
+
+
+def run_name(config) -> Optional[str]:
+    """The name a config gives its run, from the first section whose module names a key for it (RUN_NAME_KEY;
+    e.g. an ablation's name), or None when no section sets one."""
+    for name in SECTIONS:
+        key = getattr(section_module(name), "RUN_NAME_KEY", None)
+        value = config.get(name, {}).get(key) if key else None
+        if value:
+            return str(value)
+    return None
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -151,7 +155,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.progress = True
     c.tensorboard = True
 
-    for name in SECTIONS:  # the applications' sections (jaxcnn.finetune.config, .ablation.config, .detection.config)
+    for name in SECTIONS:  # the applications' sections, in the order they were registered
         c[name] = section_module(name).section()
     return c
 

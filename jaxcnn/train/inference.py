@@ -38,10 +38,11 @@ import numpy as np
 
 from jaxcnn._extras import MissingExtra, require
 from jaxcnn.data import datasets
-from jaxcnn.data.images import eval_image
+from jaxcnn.data.images import bomb, check_pixels, eval_image
 from jaxcnn.data.pipeline import eval_batches
 from jaxcnn.data.sources import open_split
 import jaxcnn.train.provenance as _provenance
+from jaxcnn.train.config import run_name
 from jaxcnn.train.setup import build
 from jaxcnn.train.tasks import workdir_scorer
 from jaxcnn.train.workdir import check_data, progress_note, restore, workdir_config, write_atomic
@@ -196,8 +197,6 @@ def read_image(path: str, image_shape: Sequence[int], *, crop: bool = False) -> 
     require("PIL")
     from PIL import Image, UnidentifiedImageError
 
-    from jaxcnn.data.images import bomb, check_pixels
-
     h, w, c = (int(v) for v in image_shape)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no image file {path!r}")
@@ -341,7 +340,7 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
                         "take; drop them.")
     if split and scorer is None:
         config.eval_split = split
-    result = {"workdir": workdir, "config": config.get("ablation", {}).get("name") or None, "task": config.task,
+    result = {"workdir": workdir, "config": run_name(config), "task": config.task,
               "model": config.model.name, "split": config.eval_split}
     if scorer is not None:  # the application's own evaluation (it builds, restores and reads what it needs)
         if step is not None:

@@ -18,7 +18,7 @@ import os
 
 from jaxcnn._extras import require
 from jaxcnn._locks import target_lock
-from jaxcnn.train.config import flat
+from jaxcnn.train.config import flat, not_read_by_training
 from jaxcnn.train.workdir import WorkdirError, read_metrics, to_jsonable, write_atomic
 
 
@@ -79,10 +79,11 @@ class MetricsLog:
 
 
 def _hparams(config) -> dict:
-    """The config's scalar values by dotted key (TensorBoard's hparams take bool, str, int and float)."""
-    out = {}
+    """The config's scalar values by dotted key (TensorBoard's hparams take bool, str, int and float), less
+    what a training run does not read (an application's section or keys that say so: jaxcnn.train.config)."""
+    out, unread = {}, not_read_by_training()
     for k, v in flat(config).items():
-        if k.startswith("ablation."):
+        if k.startswith(unread):
             continue
         if isinstance(v, (bool, str, int, float)):
             out[k] = v

@@ -11,11 +11,13 @@ jitted step, and the evaluation sums gathered over a split.
 A task is registered by name (`register_task`); `config.task` picks it.
 Classification (softmax cross-entropy, the models' auxiliary losses weighted
 by their family's aux weight) and per-pixel segmentation live here. An
-application's tasks are found by name: `PROVIDERS` says which package holds
-a task, and that package is imported the first time a config names one of its
-tasks; it lists them in `TASKS` ({name: factory}) and, where a run is scored
-its own way, `WORKDIR_SCORERS` ({name: scorer}, see
-jaxcnn.train.inference.evaluate_workdir). Nothing is imported for a side effect.
+application's tasks are found by name: the application registers the package
+that holds each (`register_task_provider(task, package)`, kept in `PROVIDERS`;
+the package root registers jaxcnn's own), and that package is imported the
+first time a config names one of its tasks; it lists them in `TASKS`
+({name: factory}) and, where a run is scored its own way, `WORKDIR_SCORERS`
+({name: scorer}, see jaxcnn.train.inference.evaluate_workdir). Nothing is
+imported for a side effect, and this module names no application.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxcnn._applications import TASK_PROVIDERS as PROVIDERS
+from jaxcnn._applications import register_task_provider  # noqa: F401 - public here too
 from jaxcnn._validation import check_choice
 
 
@@ -156,10 +160,6 @@ class Segmentation(Classification):
 
 _TASKS: dict[str, Callable] = {}
 _SCORERS: dict[str, Callable] = {}
-
-# The applications' tasks, by the package that provides them (read on first use, like a plugin list).
-PROVIDERS = {"fast_rcnn": "jaxcnn.detection", "spp_net": "jaxcnn.detection", "rcnn": "jaxcnn.detection",
-             "yolo": "jaxcnn.detection"}
 
 
 def register_task(name: str, factory: Callable, *, scorer: Optional[Callable] = None) -> None:
