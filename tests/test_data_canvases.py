@@ -92,6 +92,35 @@ def test_tfds_builder_round_trip_and_names():
         datasets.load("fashion_mnist_detection_tiny", "validation")
 
 
+def test_identity_of_the_canvases_is_asked_of_the_dataset_registry():
+    """What a workdir records of a dataset held whole by its own module comes from that module, found through
+    the registry (not from the name's prefix): the canvases fingerprint their prepared files."""
+    from jaxcnn.data import registry
+    from jaxcnn.data.identity import identity
+
+    assert registry.identifier("fashion_mnist_detection_tiny") is canvases.identity
+    det, seg = identity("fashion_mnist_detection_tiny"), identity("fashion_mnist_segmentation_tiny")
+    assert det["dataset"] == "fashion_mnist_detection_tiny" and seg["dataset"] == "fashion_mnist_segmentation_tiny"
+    assert det["class_names"] == list(canvases.CLASS_NAMES)
+    assert seg["class_names"] == ["background"] + list(canvases.CLASS_NAMES)
+    assert det["splits"] == seg["splits"] == {"test": TINY.test_count, "train": TINY.train_count}
+    assert det["fingerprint"] == seg["fingerprint"] == identity("fashion_mnist_detection_tiny")["fingerprint"]
+
+    said = {"class_names": ["a", "b"], "splits": {"train": 3}, "fingerprint": "sha256:0"}
+    registry.register_dataset("demo_whole", "whole", lambda name, split, data_dir: None,
+                              identity=lambda name, data_dir: said)
+    registry.register_dataset("demo_whole_unsaid", "whole", lambda name, split, data_dir: None)
+    try:
+        assert identity("demo_whole") == {"dataset": "demo_whole", **said}
+        assert identity("demo_whole_unsaid") == {"dataset": "demo_whole_unsaid"}  # nothing to compare: the name
+        with pytest.raises(ValueError, match="only a whole dataset takes identity="):
+            registry.register_dataset("demo_drawn", "generated", lambda *a, **k: None, identity=lambda *a: said)
+    finally:
+        for name in ("demo_whole", "demo_whole_unsaid"):
+            registry._DATASETS.pop(name)
+            registry._IDENTITIES.pop(name, None)
+
+
 def test_selective_search_proposals_cached():
     det = datasets.load("fashion_mnist_detection_tiny_ss", "test[:8]")
     p = det.labels["proposals"]

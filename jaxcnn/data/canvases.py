@@ -55,7 +55,9 @@ from tensorflow_datasets.core import utils as tfds_utils
 from jaxcnn.data import proposals as P
 from jaxcnn.data.arrays import ArrayDataset
 from jaxcnn.data.fashion_mnist import CLASS_NAMES, read_idx
+from jaxcnn.data.identity import files_fingerprint
 from jaxcnn.data.proposals import parse_split
+from jaxcnn.data.sources import prepare_once
 
 MAX_OBJECTS = 5
 ALPHA_SCALE = 64.0  # alpha = clip(grey / 64, 0, 1)
@@ -221,11 +223,20 @@ NAMES = {
 def builder(config: str, data_dir: str) -> FashionMnistCanvases:
     b = FashionMnistCanvases(config=config, data_dir=data_dir)
     if not b.is_prepared():
-        from jaxcnn.data.sources import prepare_once
-
         prepare_once(b, f"fashion_mnist_canvases_{config}", data_dir)
         b = FashionMnistCanvases(config=config, data_dir=data_dir)  # its info read from the files now written
     return b
+
+
+def identity(name: str, data_dir: str) -> dict:
+    """What a workdir records of dataset `name` (one of NAMES; jaxcnn.data.identity): its class names, split
+    sizes and the fingerprint of its prepared files (prepared here on first use)."""
+    config, kind, _ = NAMES[name]
+    names = SEG_CLASSES if kind in ("segmentation", "rcnn_crops") else CLASS_NAMES
+    b = builder(config, data_dir)
+    return {"class_names": [str(n) for n in names],
+            "splits": {s: int(v.num_examples) for s, v in sorted(b.info.splits.items())},
+            "fingerprint": files_fingerprint(str(b.data_dir), b.info)}
 
 
 def read_split(config: str, split: str, data_dir: str) -> dict:

@@ -11,8 +11,10 @@ them: the features (features.json), every split's example and byte counts
 and shard lengths, and the name and size of every data file. Preparing the
 same source again gives the same fingerprint (the writer's order and
 serialization are deterministic); preparing another folder under the same
-name does not. Sets drawn in code (synthetic, the Fashion-MNIST canvases) are
-fingerprinted by the arguments that draw them.
+name does not. Sets drawn in code (synthetic, synthetic_shapes) are
+fingerprinted by the arguments that draw them; a dataset held whole by its own
+module says what it is itself (the dataset registry's `identity` of it: the
+garment canvases fingerprint their prepared files as above).
 
 A training workdir records this in config.json (key "data"); resuming,
 evaluating, predicting and fine-tuning compare it with the data found now.
@@ -25,6 +27,10 @@ import json
 import os
 from typing import Optional
 
+from jaxcnn.data import registry
+from jaxcnn.data.arrays import data_dir as resolve
+from jaxcnn.data.sources import open_split, tfds_builder
+
 KEY = "data"  # the config.json key
 
 
@@ -32,8 +38,9 @@ def _digest(obj) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _files_fingerprint(directory: str, info) -> str:
-    """The metadata of a prepared TFDS directory: features, splits, and each data file's name and size."""
+def files_fingerprint(directory: str, info) -> str:
+    """The metadata of a prepared TFDS directory (`info`: its DatasetInfo): features, splits, and each data
+    file's name and size."""
     features_path = os.path.join(directory, "features.json")
     features = None
     if os.path.isfile(features_path):
@@ -50,37 +57,25 @@ def identity(name: str, *, data_dir: Optional[str] = None, synthetic_shape=(28, 
              synthetic_size: int = 1024, num_classes: int = 10, seed: int = 0) -> dict:
     """The identity of dataset `name` as found now (metadata only; see the module docstring). Raises what
     opening the dataset raises (ValueError for an unknown or unprepared one)."""
-    from jaxcnn.data.datasets import OFFLINE
-    from jaxcnn.data.datasets import data_dir as resolve
-    from jaxcnn.data.sources import GENERATED, _builder
-
-    if name in GENERATED:
-        from jaxcnn.data.sources import open_split
-
+    kind = registry.kind_of(name)
+    if kind == "generated":
         split = open_split(name, "train[:1]", synthetic_shape=synthetic_shape, synthetic_size=synthetic_size,
                            num_classes=num_classes, seed=seed)
         return {"dataset": name, "class_names": [str(n) for n in split.class_names],
                 "splits": {"train": int(synthetic_size), "test": int(synthetic_size)},
                 "fingerprint": _digest({"generated": name, "shape": list(synthetic_shape), "size": synthetic_size,
                                         "num_classes": num_classes, "seed": seed})}
-    if name.startswith("fashion_mnist_") and name != OFFLINE:
-        from jaxcnn.data import canvases
-
-        if name in canvases.NAMES:
-            config, kind, proposals = canvases.NAMES[name]
-            names = canvases.SEG_CLASSES if kind in ("segmentation", "rcnn_crops") else canvases.CLASS_NAMES
-            b = canvases.builder(config, resolve(data_dir))
-            return {"dataset": name, "class_names": [str(n) for n in names],
-                    "splits": {s: int(v.num_examples) for s, v in sorted(b.info.splits.items())},
-                    "fingerprint": _files_fingerprint(str(b.data_dir), b.info)}
-    builder = _builder(name, resolve(data_dir))
+    if kind == "whole":  # its own module says what it is (nothing to compare when it cannot)
+        describe = registry.identifier(name)
+        return {"dataset": name, **(describe(name, resolve(data_dir)) if describe is not None else {})}
+    builder = tfds_builder(name, resolve(data_dir))
     info = builder.info
     _, label_key = info.supervised_keys or ("image", "label")
     label = info.features[label_key]
     names = [str(n) for n in getattr(label, "names", None) or []]
     return {"dataset": name, "class_names": names,
             "splits": {s: int(v.num_examples) for s, v in sorted(info.splits.items())},
-            "fingerprint": _files_fingerprint(str(builder.data_dir), info)}
+            "fingerprint": files_fingerprint(str(builder.data_dir), info)}
 
 
 def of_config(config) -> dict:

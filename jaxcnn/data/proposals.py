@@ -29,7 +29,6 @@ import time
 import numpy as np
 
 from jaxcnn._extras import require
-from jaxcnn.data.datasets import load
 
 MAX_PROPOSALS = 160
 CHUNK = 500
@@ -99,6 +98,8 @@ def proposals(config: str, split: str, data_dir: str, images_of_split) -> np.nda
 
 def main(argv=None) -> int:
     """python -m jaxcnn.data.proposals [CONFIG] [SPLIT ...]: fill the cache (default: default test train[:3000])."""
+    from jaxcnn.data.datasets import load  # the canvases' loader, which calls back into this module
+
     args = list(sys.argv[1:] if argv is None else argv)
     config = args.pop(0) if args else "default"
     name = "fashion_mnist_detection_ss" if config == "default" else f"fashion_mnist_detection_{config}_ss"

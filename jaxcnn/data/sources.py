@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Optional, Sequence
@@ -21,7 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from jaxcnn._extras import require
-from jaxcnn._validation import suggest
+from jaxcnn._locks import target_lock
+from jaxcnn._validation import check_split, suggest
 from jaxcnn.data import registry
 from jaxcnn.data.arrays import OFFLINE, STOCK, ArrayDataset
 from jaxcnn.data.arrays import data_dir as resolve_data_dir
@@ -43,8 +45,6 @@ def _absolute(name: str, spec: str, sizes: dict[str, int]) -> list[tuple[str, in
     require("tensorflow_datasets")
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import splits as splits_lib
-
-    from jaxcnn._validation import check_split
 
     check_split(spec)  # the whole expression: nothing after a valid prefix is ignored
     try:
@@ -167,9 +167,10 @@ class Split:
         return arrays
 
 
-def _builder(name: str, directory: str):
+def tfds_builder(name: str, directory: str):
     """The TFDS builder of `name` under `directory`: jaxcnn's offline Fashion-MNIST
-    (prepared here on first use), one written by prepare_data, or a stock one."""
+    (prepared here on first use), one written by prepare_data, or a stock one. ValueError, naming the fix,
+    for an unknown or unprepared one."""
     require("tensorflow_datasets")
     import tensorflow_datasets as tfds
 
@@ -206,10 +207,6 @@ def _builder(name: str, directory: str):
 def prepare_once(builder, name: str, directory: str) -> None:
     """builder.download_and_prepare(), by one process at a time: a second process that needs the same dataset
     waits for the first (saying so once) and then finds it prepared. A data dir it cannot write is one line."""
-    import sys
-
-    from jaxcnn._locks import target_lock
-
     if os.path.isdir(directory) and not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"dataset {name!r} is not prepared yet and the TFDS data dir {directory} is read-only to "
                          "this user; set --config.data_dir (or TFDS_DATA_DIR) to a folder you can write, where it "
@@ -274,7 +271,7 @@ def open_split(name: str, split: str, *, data_dir: Optional[str] = None, synthet
                      image_shape=tuple(arrays.images.shape[1:]), length=len(arrays.images), encoded=False,
                      arrays=arrays)
     directory = resolve_data_dir(data_dir)
-    builder = _builder(name, directory)
+    builder = tfds_builder(name, directory)
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
     runs = _absolute(name, split, {s: info.splits[s].num_examples for s in info.splits})
