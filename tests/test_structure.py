@@ -40,8 +40,6 @@ MAY_IMPORT["commands"] = MAY_IMPORT["root"] | {"root", "configs"}
 LAZY_PARTS = {"commands": "an entry point imports the library only once its flags are read (--help stays fast, "
                           "and the XLA flags are set before JAX starts)"}
 
-# Landed with the bounds and locks work (issue 35) beside this test; not yet reviewed for hoisting (issue 32).
-NOT_YET = "landed beside this test (issue 35); to be moved to module level or given its reason (issue 32)"
 # Imports of jaxcnn modules inside a function, each lazy by design: {(importing module, imported module): why}.
 LAZY = {
     ("jaxcnn.data.integrity", "jaxcnn.data.fashion_mnist"):
@@ -54,32 +52,8 @@ LAZY = {
         "the native kernels (a compiled extension) are loaded when a CPU path is first traced",
     ("jaxcnn.ops.native.lowering", "jaxcnn.ops.native.partition"):
         "the partitioning rules need jax's custom_partitioning only when a lowering is registered",
-    ("jaxcnn.train.workdir", "jaxcnn.train.provenance"):
-        "the provenance is looked up when a record is written (tests replace the function on its module)",
     ("jaxcnn.ablation.report", "jaxcnn.train.provenance"):
         "the provenance is looked up when a record is written (tests replace the function on its module)",
-    ("jaxcnn.train.provenance", "jaxcnn._version"):
-        "the version is read when a record is written",
-    ("jaxcnn.ablation.analyses", "jaxcnn.layers"):
-        "the LRN fact builds a layer only when an ablation asks for it",
-    ("jaxcnn.ablation.analyses", "jaxcnn.ops.normalization"):
-        "the LRN fact builds a layer only when an ablation asks for it",
-    ("jaxcnn.ablation.analyses", "jaxcnn.ablation.stats"):
-        "the twin claim takes its verdict names when it is drawn",
-    ("jaxcnn.ablation.spec", "jaxcnn.ablation.protect"): NOT_YET,
-    ("jaxcnn.data.arrays", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.data.fashion_mnist", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.data.formats", "jaxcnn.data.images"): NOT_YET,
-    ("jaxcnn.data.pipeline", "jaxcnn._validation"): NOT_YET,
-    ("jaxcnn.data.prepare_data", "jaxcnn._locks"): NOT_YET,
-    ("jaxcnn.ops.native.build", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.ops.native", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.runtime", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.train.cli", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.train.distributed", "jaxcnn._env"): NOT_YET,
-    ("jaxcnn.train.setup", "jaxcnn.data.identity"): NOT_YET,
-    ("jaxcnn.train.setup", "jaxcnn.data.sources"): NOT_YET,
-    ("jaxcnn.train.workdir", "jaxcnn.data.identity"): NOT_YET,
     ("jaxcnn.data.proposals", "jaxcnn.data.datasets"):
         "the command-line entry (python -m jaxcnn.data.proposals) loads the canvases through datasets.load only "
         "when it runs; the module itself sits below the canvases, which import it",

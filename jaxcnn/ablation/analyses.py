@@ -7,11 +7,15 @@ models. Kernels are HWIO, images NHWC.
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.ablation.stats import NOT_REPRODUCED, REPRODUCED
+from jaxcnn.layers import LRN
 from jaxcnn.models import create_model, summary
+from jaxcnn.ops.normalization import channel_square_sum
 from jaxcnn.train.tasks import cross_entropy
 
 
@@ -100,11 +104,6 @@ def lrn_data_term(model, variables, images) -> dict:
     positive inputs a: the share of the data term in the denominator, alpha * S / k (median, 99th percentile,
     max), and the factor b / a it applies (min, median, max). Where alpha * S / k is ~0 everywhere the layer
     is the fixed scale k ** -beta, not a normalisation."""
-    import flax.linen as nn
-
-    from jaxcnn.layers import LRN
-    from jaxcnn.ops.normalization import channel_square_sum
-
     seen = {}
 
     def record(next_fun, args, kwargs, context):
@@ -162,8 +161,6 @@ def twin_claim(reports: dict, first: str, second: str) -> dict:
     worst = {k: max(r[k] for r in reports.values()) for k in ("kernel_max_diff", "logits_max_diff")}
     agree = min(r["argmax_agreement"] for r in reports.values())
     ok = worst["kernel_max_diff"] < TWIN_TOLERANCE and worst["logits_max_diff"] < TWIN_TOLERANCE and agree == 1.0
-    from jaxcnn.ablation.stats import NOT_REPRODUCED, REPRODUCED
-
     return {"claim": f"twin: {second} trained from {first}'s flipped kernels learns their flips and predicts "
                      f"the same (relative difference < {TWIN_TOLERANCE:g})",
             # a check, not a paired difference: no mean or interval; the worst relative differences on their own

@@ -42,6 +42,7 @@ from typing import Optional
 
 from jaxcnn._validation import suggest
 from jaxcnn.ablation.analyses import FACTS
+from jaxcnn.ablation.protect import check_name
 from jaxcnn.models import create_model, module_fields
 from jaxcnn.train import cli
 from jaxcnn.train.config import base_config, flat, validate_config
@@ -97,8 +98,6 @@ def list_ablations(directory: str) -> list[str]:
 def load_ablation(name: str, directory: str):
     """get_config() of DIRECTORY/NAME.py, validated; ValueError naming the known ones. NAME is an identifier
     (jaxcnn.ablation.protect.check_name), never a path."""
-    from jaxcnn.ablation.protect import check_name
-
     path = os.path.join(directory, f"{check_name(name)}.py")
     if not os.path.exists(path):
         known = list_ablations(directory)

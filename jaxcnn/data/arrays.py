@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from jaxcnn import _env
+
 # Stock TFDS names and their image key / shape, for the error messages and the configs.
 STOCK = {
     "mnist": (28, 28, 1, 10),
@@ -44,9 +46,7 @@ class ArrayDataset:
 
 def data_dir(path: Optional[str] = None) -> str:
     """The TFDS data dir: `path`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    from jaxcnn._env import check
-
-    return os.path.expanduser(path or check("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    return os.path.expanduser(path or _env.check("TFDS_DATA_DIR") or "~/tensorflow_datasets")
 
 
 def synthetic(shape, *, num_classes: int = 10, size: int = 1024, seed: int = 0) -> ArrayDataset:

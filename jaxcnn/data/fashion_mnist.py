@@ -21,6 +21,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core import utils as tfds_utils
 
+from jaxcnn import _env
+
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 SOURCE_DIR_ENV = "JAXCNN_FASHION_MNIST_DIR"
 FILES = {
@@ -33,9 +35,7 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 def source_dir() -> str:
     """Where the IDX files are read from: $JAXCNN_FASHION_MNIST_DIR or Debian's directory."""
-    from jaxcnn._env import check
-
-    return check(SOURCE_DIR_ENV) or DEBIAN_DIR
+    return _env.check(SOURCE_DIR_ENV) or DEBIAN_DIR
 
 
 def read_idx(split: str, directory: str | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from jaxcnn._extras import require
+from jaxcnn.data.images import bomb, check_pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FOLDER_TEST_FRACTION = 0.1  # held out per class when an image folder has no test/
@@ -105,8 +106,6 @@ def _image_header(path: str) -> tuple[int, int]:
     require("PIL")
     from PIL import Image, UnidentifiedImageError
 
-    from jaxcnn.data.images import check_pixels
-
     try:
         with Image.open(path) as im:
             if im.format not in ("JPEG", "PNG"):
@@ -117,8 +116,6 @@ def _image_header(path: str) -> tuple[int, int]:
                 raise SourceError(str(e).rstrip(".")) from None
             return im.height, im.width
     except Image.DecompressionBombError:
-        from jaxcnn.data.images import bomb
-
         raise SourceError(str(bomb(path)).rstrip(".")) from None
     except (UnidentifiedImageError, OSError) as e:
         raise SourceError(f"{path} is not a readable image ({type(e).__name__}); remove or replace it") from None

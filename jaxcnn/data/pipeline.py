@@ -29,6 +29,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from jaxcnn._extras import require
+from jaxcnn._validation import check_workers
 from jaxcnn.data import images as imgs
 from jaxcnn.data.sharding import check_divisible, epoch_permutation, process_slice
 from jaxcnn.data.sources import Split
@@ -220,8 +221,6 @@ def _check_common(split, batch_size, process_index, process_count, workers, thre
     if process_index >= process_count:
         raise ValueError(f"process_index {process_index} must be below process_count {process_count}")
     check_divisible(batch_size, process_count, "batch_size (global, over the processes)")
-    from jaxcnn._validation import check_workers
-
     for value, what, minimum in ((workers, "workers", 0), (threads, "threads", 1), (prefetch, "prefetch", 1)):
         _check_int(value, what, minimum)
     check_workers(workers, "workers")  # capped near the core count: a thousand would exhaust the machine

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from jaxcnn._extras import require
+from jaxcnn._locks import private_dir, target_lock
 from jaxcnn.data import formats
 from jaxcnn.data.datasets import data_dir as default_data_dir
 from jaxcnn.data.formats import SourceError
@@ -105,8 +106,6 @@ def write(name: str, p: formats.Plan, *, data_dir: str | None = None, quiet: boo
     """
     require("tensorflow_datasets")
     import tensorflow_datasets as tfds
-
-    from jaxcnn._locks import private_dir, target_lock
 
     root = default_data_dir(data_dir)
     parent = os.path.join(root, name)

@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import os
 
+from jaxcnn import _env
+
 CPU_XLA_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 _status = "not attempted (call jaxcnn.runtime.configure() before JAX starts)"
@@ -72,8 +74,6 @@ def configure_malloc() -> str:
     """Tune glibc's allocator so that XLA reuses its per-step buffers (see the module docstring).
     Returns "applied", "disabled by JAXCNN_MALLOC_TUNING=0" or "unavailable: <why>"."""
     global _malloc_status
-    from jaxcnn import _env
-
     if not _env.switch("JAXCNN_MALLOC_TUNING"):
         _malloc_status = "disabled by JAXCNN_MALLOC_TUNING=0"
         return _malloc_status
@@ -108,9 +108,7 @@ def configure(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> str:
     """
     global _status
     configure_malloc()
-    from jaxcnn._env import switch
-
-    if not switch("JAXCNN_XLA_CPU_FLAGS"):  # "0" or "1" only; anything else is a one-line ValueError
+    if not _env.switch("JAXCNN_XLA_CPU_FLAGS"):  # "0" or "1" only; anything else is a one-line ValueError
         _status = "disabled by JAXCNN_XLA_CPU_FLAGS=0"
         return _status
     current = os.environ.get("XLA_FLAGS", "")

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import ml_collections
 
 from jaxcnn import runtime
+from jaxcnn._env import check_environment
 from jaxcnn._extras import MissingExtra
 from jaxcnn._validation import suggest
 from jaxcnn.train import distributed
@@ -349,8 +350,6 @@ def setup_process(coordinator=None, num_processes=None, process_id=None) -> None
     """What every entry point does first: jaxcnn's XLA:CPU flags, quieter absl logs, and (multi-host) joining
     the other processes."""
     from absl import logging
-
-    from jaxcnn._env import check_environment
 
     try:  # every environment variable jaxcnn reads holds one of its documented values, before any work
         check_environment()

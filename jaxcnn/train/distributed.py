@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from jaxcnn._env import check
+
 ENV = {"coordinator": "JAXCNN_COORDINATOR", "num_processes": "JAXCNN_NUM_PROCESSES",
        "process_id": "JAXCNN_PROCESS_ID"}
 
@@ -17,8 +19,6 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     Must run before anything touches a JAX device. On CPU it selects gloo
     collectives so that processes on one or several machines can all-reduce.
     """
-    from jaxcnn._env import check
-
     coordinator = coordinator or check(ENV["coordinator"])
     if not coordinator:
         return False

@@ -17,6 +17,8 @@ import platform
 import subprocess
 from typing import Optional
 
+from jaxcnn._version import __version__
+
 KEYS = ("jaxcnn", "jax", "jaxlib", "flax", "optax", "python", "git_commit", "git_dirty", "devices",
         "process_count")
 
@@ -53,8 +55,6 @@ def provenance() -> dict:
     devices: {"backend", "count" (all processes), "local_count", "kinds" (sorted device kinds)};
     git_dirty: whether jaxcnn/ differs from that commit (None without a checkout)."""
     import jax
-
-    from jaxcnn._version import __version__
 
     commit, dirty = git_state()
     devices = jax.devices()

@@ -25,8 +25,9 @@ import numpy as np
 from jaxcnn._extras import require
 from jaxcnn import runtime
 from jaxcnn.data import augment, datasets, registry
+from jaxcnn.data.identity import of_config
 from jaxcnn.data.integrity import readable
-from jaxcnn.data.sources import Split, open_split
+from jaxcnn.data.sources import Split, open_split, overlap
 from jaxcnn.data.sharding import process_slice
 from jaxcnn.models import create_model, family_of, get_spec, module_fields
 from jaxcnn.models._fields import check_fields
@@ -257,9 +258,6 @@ def check_scoring_splits(config) -> None:
     config.allow_split_overlap says it is meant: a score on examples the model trained on is not a test."""
     if config.get("allow_split_overlap", False):
         return
-    from jaxcnn.data.identity import of_config
-    from jaxcnn.data.sources import overlap
-
     sizes = {}
 
     def sizes_of():

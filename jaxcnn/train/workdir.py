@@ -32,6 +32,9 @@ from typing import Optional
 
 import ml_collections
 
+from jaxcnn.data.identity import check as check_identity
+from jaxcnn.data.identity import of_config
+import jaxcnn.train.provenance as _provenance  # looked up per record (tests replace provenance())
 from jaxcnn.train.checkpoint import Checkpointer
 from jaxcnn.train.config import base_config, flat, not_read_by_training
 
@@ -233,8 +236,6 @@ class Workdir:
         return rec
 
     def _check_config(self) -> None:
-        from jaxcnn.train.provenance import provenance
-
         new = config_record(self.config, self.model_fields)
         old = self.recorded()
         if old is not None:
@@ -259,12 +260,10 @@ class Workdir:
                                    f"has finished (asked {new_steps}). Rerun with --config.num_steps={old_steps}, "
                                    "or use a new --workdir.")
             new["finished_step"] = finished
-        new["provenance"] = provenance()  # of the process that (re)started the run
+        new["provenance"] = _provenance.provenance()  # of the process that (re)started the run
         data = self.data if self.data is not None else data_identity(self.config)
         if old is not None and data is not None:
-            from jaxcnn.data.identity import check
-
-            check(old.get(DATA_KEY), data, self.path, "resume")
+            check_identity(old.get(DATA_KEY), data, self.path, "resume")
         if data is not None:
             new[DATA_KEY] = data
         elif old is not None and DATA_KEY in old:
@@ -283,8 +282,6 @@ class Workdir:
 def data_identity(config) -> Optional[dict]:
     """The identity of config.dataset as found now (jaxcnn.data.identity), or None when it cannot be read (an
     unknown or unprepared dataset: loading it names that problem itself)."""
-    from jaxcnn.data.identity import of_config
-
     if not hasattr(config, "dataset"):
         return None
     try:
@@ -307,14 +304,12 @@ def check_data(workdir: str, config, what: str) -> Optional[dict]:
     """Refuse (jaxcnn.data.identity.DataChanged, one line) to `what` ("evaluate", "predict with", ...) the run
     in `workdir` when the data of config.dataset found now is not the data config.json records. Returns the
     recorded identity (None for a workdir written before identities were recorded)."""
-    from jaxcnn.data.identity import check
-
     recorded = (read_record(workdir) or {}).get(DATA_KEY)
     if recorded is None:
         return None
     found = data_identity(config)
     if found is not None:
-        check(recorded, found, workdir, what)
+        check_identity(recorded, found, workdir, what)
     return recorded
 
 

@@ -33,6 +33,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from jaxcnn import _env
+
 LIBRARY = Path(__file__).with_name("_dnnl_conv.so")
 CONV_TARGETS = ("jaxcnn_conv_fwd", "jaxcnn_conv_bwd_data", "jaxcnn_conv_bwd_weights")
 NORM_TARGETS = ("jaxcnn_bn_stats", "jaxcnn_bn_grad_stats")
@@ -68,8 +70,6 @@ def _load():
 
 
 def _switched_off(kind: str = "conv") -> bool:
-    from jaxcnn import _env
-
     return not _env.switch(SWITCHES[kind])
 
 

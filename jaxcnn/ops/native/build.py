@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jaxcnn import _env
+
 HERE = Path(__file__).parent
 SOURCES = tuple(HERE / "csrc" / name for name in ("conv.cc", "norm.cc", "pool.cc"))
 HEADERS = (HERE / "csrc" / "common.h",)
@@ -34,9 +36,7 @@ STAMP = LIBRARY.with_suffix(".stamp")
 
 def dnnl_root() -> Path:
     """The prefix holding include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so."""
-    from jaxcnn._env import check
-
-    candidates = [check("JAXCNN_DNNL_ROOT"), sys.prefix, "/usr", "/usr/local"]
+    candidates = [_env.check("JAXCNN_DNNL_ROOT"), sys.prefix, "/usr", "/usr/local"]
     for root in filter(None, candidates):
         root = Path(root)
         if (root / "include/oneapi/dnnl/dnnl.hpp").exists() and _libdir(root) is not None:
