@@ -1,6 +1,6 @@
 """The README is the front door and docs/ holds the deep dives: their code fences balance, their links resolve,
 their commands are written one way, and every python snippet in them runs (a block whose fence reads
-```python notest is shown, not run)."""
+```python notest (WHY) is shown, not run, and says why in its info string)."""
 
 from __future__ import annotations
 
@@ -142,6 +142,14 @@ def _snippets():
                   if info.split()[:1] == ["python"] and "notest" not in info.split()]
         if blocks:
             yield pytest.param(path, blocks, id=_name(path))
+
+
+@pytest.mark.parametrize("path", PAGES, ids=_name)
+def test_a_snippet_that_is_not_run_says_why(path):
+    silent = [line for line, info, _ in fenced_blocks(_read(path))
+              if info.split()[:1] == ["python"] and info.split()[1:] == ["notest"]]
+    assert not silent, (f"{_name(path)}: python blocks marked notest without the reason (write it after notest in "
+                        f"the fence, e.g. ```python notest (needs a finished run)): lines {silent}")
 
 
 @pytest.mark.slow
