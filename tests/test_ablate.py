@@ -650,8 +650,9 @@ def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
     from jaxcnn.ablation import carried, extras, spec
 
     # the extras whose figures need every run's parameters are those whose runs are never carried
-    assert {n for n, cls in extras.EXTRA_TYPES.items() if cls.needs_params} == set(carried.NEEDS_PARAMS)
-    assert set(spec.EXTRAS) <= set(extras.EXTRA_TYPES)  # every name ablation.extras may give is an extra
+    assert {n for n, cls in extras.EXTRA_TYPES.items() if cls.needs_params} == {"twin_flip", "kernels"}
+    assert "['kernels', 'twin_flip'] need every run's trained parameters" in carried.unsupported(_tiny_config())
+    assert carried.unsupported(_tiny_config(extras=("grad_norms",))) is None
     assert [e.name for e in extras.extras_of(_tiny_config())] == ["twin_flip", "kernels"]
     c = _tiny_config(extras=("grad_norms",))
     c.ablation.claims = ("generalization_gap: xcorr > conv",)
@@ -659,6 +660,18 @@ def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
     assert [e.name for e in extras.extras_of(c)] == ["pretrain", "gap", "grad_norms"]  # the order they act in
     with pytest.raises(ValueError, match="registered twice"):
         extras.register_extra(extras.Gap)
+    # ablation.extras names the extras picked by name; one that its config picks otherwise is refused, saying how
+    ablation.validate_ablation(_tiny_config(extras=("grad_norms", "twin_flip", "kernels")))
+    with pytest.raises(ValueError, match="'gap' is picked by a claim on generalization_gap: take it out"):
+        ablation.validate_ablation(_tiny_config(extras=("gap",)))
+    with pytest.raises(ValueError, match=r"unknown extras \['grad_norm'\]; allowed: \('twin_flip', 'kernels', "
+                                         r"'grad_norms'\)"):
+        ablation.validate_ablation(_tiny_config(extras=("grad_norm",)))
+    # the old names of the registry's views still answer, with a warning
+    with pytest.warns(DeprecationWarning, match="named_extras"):
+        assert spec.EXTRAS == ("twin_flip", "kernels", "grad_norms")
+    with pytest.warns(DeprecationWarning, match="needs_params"):
+        assert carried.NEEDS_PARAMS == ("twin_flip", "kernels")
 
 
 def test_a_claim_on_train_error_eval_measures_it_and_carried_records_without_it_train_again(tmp_path):

@@ -8,9 +8,10 @@ what the papers claim, with a verdict that follows from a confidence interval.
 
 * spec.py      the `ablation` config section: arms, seeds, claims, like-for-like validation
 * runner.py    arms x seeds through jaxcnn.train's engine, resumable
-* extras.py    what an ablation adds to its runs, each a named extra with one protocol (tuning, pretraining,
+* protocol.py  the extras' protocol (`Extra`) and registry (`register_extra`, `EXTRA_TYPES`)
+* extras.py    what an ablation adds to its runs, each a named extra with that protocol (tuning, pretraining,
                the generalization gap, the eval-mode training error, the flipped twin, kernels, gradient
-               norms); `register_extra` adds one
+               norms); importing the package registers them
 * carried.py   finished runs' records in the result folder: an ablation finishes over several machines
 * stats.py     mean ± std, paired differences with 95% CIs, verdicts
 * analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic
@@ -20,10 +21,10 @@ what the papers claim, with a verdict that follows from a confidence interval.
 
 from jaxcnn.ablation import carried, protect
 from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
+from jaxcnn.ablation.extras import EXTRA_TYPES, Extra, register_extra
 from jaxcnn.ablation.report import claims_table, markdown_table, overview_table, write_results
 from jaxcnn.ablation.runner import run_ablation
 from jaxcnn.ablation.spec import (
-    EXTRAS,
     METRICS,
     Arm,
     Claim,
@@ -36,11 +37,18 @@ from jaxcnn.ablation.spec import (
     ablation_config,
     with_quick,
 )
+from jaxcnn.ablation import spec as _spec
 from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 
 __all__ = [
-    "Arm", "Claim", "carried", "protect", "EXTRAS", "FACTS", "METRICS", "ablation_config", "arm_config", "arms_of", "claims_of",
-    "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations", "load_ablation", "markdown_table",
-    "mean_std", "overview_table", "paired_difference", "run_ablation", "t975", "twin_report", "validate_ablation",
-    "verdict", "with_quick", "write_results",
+    "Arm", "Claim", "carried", "protect", "EXTRA_TYPES", "Extra", "FACTS", "METRICS", "ablation_config",
+    "arm_config", "arms_of", "claims_of", "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations",
+    "load_ablation", "markdown_table", "mean_std", "overview_table", "paired_difference", "run_ablation", "t975",
+    "twin_report", "validate_ablation", "register_extra", "verdict", "with_quick", "write_results",
 ]
+
+
+def __getattr__(name: str):
+    if name == "EXTRAS":  # deprecated: the registry's named extras (jaxcnn.ablation.spec says so when read)
+        return _spec.EXTRAS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ wins: the engine resumes or finds it finished.
 Not carried: the tuning trials (ablation.tune trains them again, and the
 scored runs then match their records), fine-tuning ablations (their models
 come from the pretraining workdirs), and ablations whose extras need the
-trained parameters (twin_flip, kernels).
+trained parameters (Extra.needs_params: twin_flip, kernels).
 """
 
 from __future__ import annotations
@@ -24,16 +24,26 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from typing import Optional
 
+from jaxcnn.ablation.protocol import EXTRA_TYPES, extras_of
 from jaxcnn.train.workdir import config_differences, config_record, to_jsonable, write_atomic
 
 FOLDER = "runs"
 VERSION = 1
 # Keys the engine lets a rerun change that still change what an ablation reports.
 RESULT_KEYS = ("num_steps", "eval_split", "eval_examples", "log_every")
-NEEDS_PARAMS = ("twin_flip", "kernels")
 _ABSENT = object()
+
+
+def __getattr__(name: str):
+    if name == "NEEDS_PARAMS":
+        warnings.warn("jaxcnn.ablation.carried.NEEDS_PARAMS is each extra's own needs_params now "
+                      "(jaxcnn.ablation.extras.EXTRA_TYPES); read it there (the old name goes in the next release).",
+                      DeprecationWarning, stacklevel=2)
+        return tuple(n for n, cls in EXTRA_TYPES.items() if cls.needs_params)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def unsupported(config) -> Optional[str]:
@@ -41,7 +51,7 @@ def unsupported(config) -> Optional[str]:
     ab = config.ablation
     if ab.finetune:
         return "a fine-tuning ablation builds its models from the pretraining workdirs"
-    needs = sorted(set(ab.extras) & set(NEEDS_PARAMS))
+    needs = sorted(e.name for e in extras_of(config) if e.needs_params)
     if needs:
         return f"its extras {needs} need every run's trained parameters"
     return None

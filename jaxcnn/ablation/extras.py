@@ -1,30 +1,14 @@
-"""An ablation's analyses beyond its table and claims, each a small named extra with one protocol, registered
-like the engine's tasks (`register_extra`; `EXTRA_TYPES` lists them in the order they act).
+"""The built-in extras of an ablation (the protocol and the registry: jaxcnn.ablation.protocol, whose names this
+module also gives: Extra, EXTRA_TYPES, register_extra, extras_of, checked_arms_of), in the order they act:
 
-    class Extra:
-        name           the ablation that uses it says so (see `wanted`)
-        needs_params   it needs every run's trained parameters (its runs cannot be carried from records)
-        kept_figures   the figures of `measure` a carried record keeps (read back by `measure` from it)
-        wanted(config) -> bool
-        before(run)                                   before the scored runs
-        configure(run, ai, arm, seed, c)              one scored run's config, before its data and model are built
-        prepare(run, ai, arm, seed, setup)            its Setup, before it trains
-        carried_identity(run) -> dict                 what a carried record must have been measured with
-        measure(run, arm, seed, setup, record, kept) -> dict   figures of one finished run (kept: its record)
-        checked_arms(run) -> tuple | None             two arms that are one function by construction: claims
-                                                      between them cannot fail (checks, outside the family)
-        collect(run, result)                          every run done: figures and claims into the result
-
-`run` is the AblationRun of jaxcnn.ablation.runner (config, arms, seeds, workdirs, the data cache, log, and
-what the runs leave: setups, states, per_seed, tuning, pretraining). The extras:
-
-* tune        one setting tuned per arm on a seed of its own (ablation.tune; jaxcnn.ablation.tuning)
 * pretrain    one pretraining run per seed that the arms with finetune.path "pretrain" start from
+* tune        one setting tuned per arm on a seed of its own (ablation.tune; jaxcnn.ablation.tuning)
+* twin_flip   the second arm starts from the first arm's kernels flipped; the twin report and its check
 * gap         the generalization gap (a claim on generalization_gap): training images scored in eval mode
 * train_error_eval  the whole training split's error in eval mode (a claim on train_error_eval), beside the
               running training error
-* twin_flip   the second arm starts from the first arm's kernels flipped; the twin report and its claim
-* kernels     the first layer's kernels of each arm;  grad_norms  gradient norms at initialisation
+* kernels     the first layer's kernels of each arm
+* grad_norms  gradient norms at initialisation
 """
 
 from __future__ import annotations
@@ -35,6 +19,13 @@ import jax
 import numpy as np
 
 from jaxcnn.ablation import analyses, family
+from jaxcnn.ablation.protocol import (  # noqa: F401 (the protocol's names, given here as well)
+    EXTRA_TYPES,
+    Extra,
+    checked_arms_of,
+    extras_of,
+    register_extra,
+)
 from jaxcnn.ablation.spec import Arm, arm_config, claims_of
 from jaxcnn.ablation.tuning import tune_arms
 from jaxcnn.data.arrays import ArrayDataset
@@ -45,40 +36,9 @@ from jaxcnn.train.setup import build
 from jaxcnn.train.workdir import read_metrics
 
 
-class Extra:
-    """The protocol (see the module docstring); every hook does nothing by default."""
-
-    name = ""
-    needs_params = False
-    kept_figures: tuple = ()
-
-    def wanted(self, config) -> bool:
-        return self.name in config.ablation.extras
-
-    def before(self, run) -> None:
-        pass
-
-    def configure(self, run, ai: int, arm, seed: int, c) -> None:
-        pass
-
-    def prepare(self, run, ai: int, arm, seed: int, setup) -> None:
-        pass
-
-    def carried_identity(self, run) -> dict:
-        return {}
-
-    def measure(self, run, arm, seed: int, setup, record: dict, kept) -> dict:
-        return {}
-
-    def checked_arms(self, run):
-        return None
-
-    def collect(self, run, result: dict) -> None:
-        pass
-
-
 class Tune(Extra):
     name = "tune"
+    picked_by = "ablation.tune"
 
     def wanted(self, config) -> bool:
         return bool(config.ablation.tune)
@@ -100,6 +60,7 @@ class Tune(Extra):
 
 class Pretrain(Extra):
     name = "pretrain"
+    picked_by = "ablation.pretrain"
 
     def wanted(self, config) -> bool:
         return bool(config.ablation.pretrain)
@@ -129,6 +90,7 @@ class Pretrain(Extra):
 
 class Gap(Extra):
     name = "gap"
+    picked_by = "a claim on generalization_gap"
     kept_figures = ("train_eval_accuracy",)
 
     def wanted(self, config) -> bool:
@@ -148,6 +110,7 @@ class TrainErrorEval(Extra):
     augmentation), beside the running error the training log averages over a window."""
 
     name = "train_error_eval"
+    picked_by = "a claim on train_error_eval"
     kept_figures = ("train_error_eval",)
 
     def wanted(self, config) -> bool:
@@ -231,29 +194,5 @@ def _grad_norms(setup):
                                        jax.random.key(c.seed))
 
 
-# The extras in the order they act (pretraining before tuning, as the runs were always made).
-EXTRA_TYPES: dict[str, type] = {}
-
-
-def register_extra(cls: type) -> type:
-    """Add an Extra subclass (by its name); ablation.extras may then name it, or its `wanted` picks it."""
-    if not cls.name or cls.name in EXTRA_TYPES:
-        raise ValueError(f"extra {cls.name!r} has no name or is registered twice")
-    EXTRA_TYPES[cls.name] = cls
-    return cls
-
-
 for _cls in (Pretrain, Tune, TwinFlip, Gap, TrainErrorEval, Kernels, GradNorms):
     register_extra(_cls)
-
-
-def extras_of(config) -> list[Extra]:
-    """The extras this ablation uses, fresh, in the order they act."""
-    return [cls() for cls in EXTRA_TYPES.values() if cls().wanted(config)]
-
-
-def checked_arms_of(extras, run):
-    """The (first, second) arms that one of `extras` makes the same function by construction (claims between
-    them are checks, outside the family), or None. `run` needs only `.arms` (each with a `.label`) and
-    `.config`: the live run while training, or a stand-in built from a committed run.json when scoring again."""
-    return next((arms for arms in (e.checked_arms(run) for e in extras) if arms), None)

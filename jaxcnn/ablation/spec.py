@@ -25,7 +25,10 @@ repository, or a directory given by a flag) whose `get_config()` returns
     quick                overrides of the config for --quick (a smoke run)
     tune                 one setting tuned per arm on a seed of its own before the seeds run (e.g. each arm's
                          learning rate): jaxcnn.ablation.tuning
-    extras, facts        analyses and arithmetic reported beside the table
+    extras               analyses reported beside the table, each a registered extra that the config names
+                         (jaxcnn.ablation.protocol.named_extras(): twin_flip, kernels, grad_norms and any added
+                         with register_extra)
+    facts                arithmetic facts reported beside the table (jaxcnn.ablation.analyses.FACTS)
 
 The rest of the config (model, data, optimizer, num_steps, batch_size, ...)
 is what every arm shares; `--config.KEY=VALUE` on the command line overrides
@@ -38,17 +41,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from typing import Optional
 
 from jaxcnn._validation import suggest
 from jaxcnn.ablation.analyses import FACTS
 from jaxcnn.ablation.protect import check_name
+from jaxcnn.ablation.protocol import EXTRA_TYPES, named_extras
 from jaxcnn.models import create_model, module_fields
 from jaxcnn.train import cli
 from jaxcnn.train.config import base_config, flat, validate_config
 from jaxcnn.train.setup import build_model
 
-EXTRAS = ("grad_norms", "twin_flip", "kernels")
 METRICS = ("eval_accuracy", "eval_error", "train_error", "train_error_eval", "train_loss", "steps_to_target",
            "generalization_gap")
 _CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
@@ -254,9 +258,7 @@ def validate_ablation(config) -> None:
                              f"{sorted(labels)}.")
     if len(set(ab.seeds)) < 3 or len(set(ab.seeds)) != len(ab.seeds):
         raise ValueError(f"ablation {name!r}: at least 3 distinct seeds, got {tuple(ab.seeds)}.")
-    bad = sorted(set(ab.extras) - set(EXTRAS))
-    if bad:
-        raise ValueError(f"ablation {name!r}: unknown extras {bad}; allowed: {EXTRAS}.")
+    _validate_extras(name, ab.extras)
     bad = sorted(set(ab.facts) - set(FACTS))
     if bad:
         raise ValueError(f"ablation {name!r}: unknown facts {bad}; allowed: {sorted(FACTS)}.")
@@ -285,6 +287,28 @@ def validate_ablation(config) -> None:
 
 
 _MISSING = object()
+
+
+def _validate_extras(name: str, extras) -> None:
+    """ablation.extras names registered extras that a config picks by name (jaxcnn.ablation.protocol)."""
+    allowed = named_extras()
+    picked = [f"{e!r} is picked by {EXTRA_TYPES[e].picked_by}" for e in extras if e in EXTRA_TYPES and e not in allowed]
+    if picked:
+        raise ValueError(f"ablation {name!r}: ablation.extras names only the extras picked by name ({allowed}); "
+                         f"{'; '.join(picked)}: take it out of ablation.extras.")
+    bad = sorted(set(extras) - set(allowed))
+    if bad:
+        raise ValueError(f"ablation {name!r}: unknown extras {bad}; allowed: {allowed} (add one with "
+                         "jaxcnn.ablation.extras.register_extra).")
+
+
+def __getattr__(name: str):
+    if name == "EXTRAS":
+        warnings.warn("jaxcnn.ablation.spec.EXTRAS is the registry's now: jaxcnn.ablation.protocol.named_extras() "
+                      "(extras added with register_extra count too); the old name goes in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        return named_extras()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def ablation_config(name: str, *, title: str, claim: str, field: str, arms, claims=(), model=None):
