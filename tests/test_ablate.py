@@ -653,11 +653,11 @@ def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
     assert {n for n, cls in extras.EXTRA_TYPES.items() if cls.needs_params} == {"twin_flip", "kernels"}
     assert "['kernels', 'twin_flip'] need every run's trained parameters" in carried.unsupported(_tiny_config())
     assert carried.unsupported(_tiny_config(extras=("grad_norms",))) is None
-    assert [e.name for e in extras.extras_of(_tiny_config())] == ["twin_flip", "kernels"]
+    assert [e.name for e in extras.extras_of(_tiny_config())] == ["twin_flip", "kernels", "facts"]
     c = _tiny_config(extras=("grad_norms",))
     c.ablation.claims = ("generalization_gap: xcorr > conv",)
     c.ablation.pretrain = {"num_steps": 2}
-    assert [e.name for e in extras.extras_of(c)] == ["pretrain", "gap", "grad_norms"]  # the order they act in
+    assert [e.name for e in extras.extras_of(c)] == ["pretrain", "gap", "grad_norms", "facts"]  # the order they act
     with pytest.raises(ValueError, match="registered twice"):
         extras.register_extra(extras.Gap)
     # ablation.extras names the extras picked by name; one that its config picks otherwise is refused, saying how
@@ -674,6 +674,82 @@ def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
         assert carried.NEEDS_PARAMS == ("twin_flip", "kernels")
 
 
+class _Probe:
+    """A test's own extra (made an Extra subclass and registered by the test that uses it): it notes every call
+    of the run's hooks and adds a metric, a figure and a check row of its own."""
+
+    name = "probe"
+    needs_params = True
+    metrics = ("probe_metric",)
+    calls: list = []
+
+    def before(self, run):
+        self.calls.append("before")
+
+    def configure(self, run, ai, arm, seed, c):
+        self.calls.append(("configure", arm.label, seed))
+
+    def prepare(self, run, ai, arm, seed, setup):
+        self.calls.append(("prepare", arm.label, seed))
+
+    def measure(self, run, arm, seed, setup, record, kept):
+        return {"probe_metric": 0.5 * (arm.label == "xcorr") + seed / 10}
+
+    def collect(self, run, result):
+        result["extras"]["probe"] = {"arms": [a.label for a in run.arms]}
+        result["claims"].append(self._row(result["extras"]["probe"]))
+
+    def rescore(self, run, stored):
+        return [self._row({"arms": [a.label for a in run.arms]})]
+
+    @staticmethod
+    def _row(probe):
+        from jaxcnn.ablation import family
+
+        return {"claim": f"probe: {len(probe['arms'])} arms", "kind": family.CHECK, "verdict": stats.REPRODUCED,
+                "difference": {"mean": None, "low": None, "high": None, "n": 3, "std": None}, "p_value": None,
+                "p_holm": None, "display": "probed", "check_reason": "a test's probe"}
+
+
+def test_an_extra_added_with_register_extra_is_named_in_the_config_and_every_hook_is_called(tmp_path, monkeypatch):
+    from jaxcnn.ablation import carried, extras, rescore, runner
+
+    # the runs themselves are the engine's (tested above): here each "trains" to a fixed record at once
+    log = [{"step": s, "train_loss": 1.0, "train_accuracy": 0.5, "images_per_sec": 100.0} for s in (2, 4)]
+    monkeypatch.setattr(runner, "run", lambda setup, wd: {"step": 4, "eval_accuracy": 0.5, "state": None})
+    monkeypatch.setattr(runner, "read_metrics", lambda path: log)
+    cfg = _tiny_config(extras=("probe",))
+    with pytest.raises(ValueError, match=r"unknown extras \['probe'\]"):
+        ablation.validate_ablation(cfg)
+    probe = extras.register_extra(type("Probe", (_Probe, extras.Extra), {"calls": []}))
+    try:
+        ablation.validate_ablation(cfg)  # the registry is what ablation.extras is checked against
+        assert "its extras ['probe'] need every run's trained parameters" in carried.unsupported(cfg)
+        result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=lambda s: None)
+        ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
+                                       quick=False, load_before=[0.0, 0.0, 0.0])
+        scored = rescore.score_result(str(tmp_path / "out"))
+        values = rescore.per_seed_values(rescore.read_rows(str(tmp_path / "out" / "results.csv")))
+    finally:
+        extras.EXTRA_TYPES.pop("probe", None)
+    runs = [(arm, seed) for arm in ("xcorr", "conv") for seed in (0, 1, 2)]
+    # before the runs, then each run's config and its setup
+    assert probe.calls == ["before"] + [(hook, arm, seed) for arm, seed in runs for hook in ("configure", "prepare")]
+    # its metric is summed up in the rows: xcorr 0.5 + (0, 0.1, 0.2) -> mean 0.6; conv (0, 0.1, 0.2) -> 0.1
+    rows = {r["arm"]: r for r in _rows(tmp_path / "out" / "results.csv")}
+    assert rows["xcorr"]["probe_metric_per_seed"] == "0.5 0.6 0.7" and float(rows["xcorr"]["probe_metric_mean"]) == 0.6
+    assert rows["conv"]["probe_metric_per_seed"] == "0 0.1 0.2" and float(rows["conv"]["probe_metric_mean"]) == 0.1
+    # collect: its figure and its check row
+    assert result["extras"]["probe"] == {"arms": ["xcorr", "conv"]}
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert [c["claim"] for c in run["claims"]] == ["eval_accuracy: xcorr > conv", "probe: 2 arms"]
+    # scored again: its metric read back from results.csv, its row rebuilt by its rescore hook (not parsed as a
+    # claim), after the claims
+    assert [c["claim"] for c in scored["claims"]] == ["eval_accuracy: xcorr > conv", "probe: 2 arms"]
+    assert scored["claims"][1]["display"] == "probed"
+    assert values[("xcorr", "probe_metric")] == [0.5, 0.6, 0.7]
+
+
 def test_a_claim_on_train_error_eval_measures_it_and_carried_records_without_it_train_again(tmp_path):
     from jaxcnn.ablation import carried, extras
     from jaxcnn.ablation.runner import AblationRun
@@ -682,13 +758,13 @@ def test_a_claim_on_train_error_eval_measures_it_and_carried_records_without_it_
     c.ablation.claims = ("generalization_gap: xcorr > conv", "train_error_eval: xcorr > conv")
     c.ablation.gap_examples = 48
     chosen = extras.extras_of(c)
-    assert [e.name for e in chosen] == ["twin_flip", "gap", "train_error_eval", "kernels"]
+    assert [e.name for e in chosen] == ["twin_flip", "gap", "train_error_eval", "kernels", "facts"]
     run = AblationRun(c, ablation.arms_of(c), [0], str(tmp_path / "runs"), None, None)
     identity = {k: v for e in chosen for k, v in e.carried_identity(run).items()}
     assert identity == {"gap_examples": 48, "train_error_eval_examples": 0}  # 0: the whole training split
     assert [f for e in chosen for f in e.kept_figures] == ["train_eval_accuracy", "train_error_eval"]
     # the flipped twin's arms are one function by construction: claims between them are checks
-    assert [e.checked_arms(run) for e in chosen] == [("xcorr", "conv"), None, None, None]
+    assert [e.checked_arms(run) for e in chosen] == [("xcorr", "conv"), None, None, None, None]
     # a record written before the claim on train_error_eval (the gap's figures only) is trained again
     arm, train = run.arms[1], [{"step": 4, "train_loss": 2.0, "train_accuracy": 0.25}]
     carried.write(str(tmp_path), arm, 0, c, {}, train, {"step": 4, "eval_accuracy": 0.5},

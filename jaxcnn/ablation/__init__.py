@@ -11,7 +11,7 @@ what the papers claim, with a verdict that follows from a confidence interval.
 * protocol.py  the extras' protocol (`Extra`) and registry (`register_extra`, `EXTRA_TYPES`)
 * extras.py    what an ablation adds to its runs, each a named extra with that protocol (tuning, pretraining,
                the generalization gap, the eval-mode training error, the flipped twin, kernels, gradient
-               norms); importing the package registers them
+               norms, facts); importing the package registers them
 * carried.py   finished runs' records in the result folder: an ablation finishes over several machines
 * stats.py     mean ± std, paired differences with 95% CIs, verdicts
 * analyses.py  gradient norms at initialisation, kernels, the conv/correlation twin check, the seeds' arithmetic

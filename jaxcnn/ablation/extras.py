@@ -9,6 +9,7 @@ module also gives: Extra, EXTRA_TYPES, register_extra, extras_of, checked_arms_o
               running training error
 * kernels     the first layer's kernels of each arm
 * grad_norms  gradient norms at initialisation
+* facts       the arithmetic facts of ablation.facts (run.json's extras.facts)
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Tune(Extra):
                                lambda records, c: run.summary_of(records, c.batch_size), run.log)
         run.arms = [Arm(a.label, {**a.overrides, ab.tune["key"]: run.tuning[a.label]["chosen"]}) for a in run.arms]
 
+    def collect(self, run, result: dict) -> None:
+        result["tuning"] = run.tuning  # run.json keeps it, and table.md shows it (also when scored again)
+        result["train_wall_s"] += sum(t["wall_s"] for arm in run.tuning.values() for t in arm["trials"])
+
 
 class Pretrain(Extra):
     name = "pretrain"
@@ -87,11 +92,16 @@ class Pretrain(Extra):
             with c.unlocked():
                 c.finetune.path = run.pretraining[seed][0]
 
+    def collect(self, run, result: dict) -> None:
+        result["pretrain_wall_s"] = sum(wall for _, wall in run.pretraining.values())
+        result["train_wall_s"] += result["pretrain_wall_s"]
+
 
 class Gap(Extra):
     name = "gap"
     picked_by = "a claim on generalization_gap"
     kept_figures = ("train_eval_accuracy",)
+    metrics = ("generalization_gap",)
 
     def wanted(self, config) -> bool:
         return "generalization_gap" in {cl.metric for cl in claims_of(config)}
@@ -112,6 +122,7 @@ class TrainErrorEval(Extra):
     name = "train_error_eval"
     picked_by = "a claim on train_error_eval"
     kept_figures = ("train_error_eval",)
+    metrics = ("train_error_eval",)
 
     def wanted(self, config) -> bool:
         return "train_error_eval" in {cl.metric for cl in claims_of(config)}
@@ -145,15 +156,23 @@ class TwinFlip(Extra):
         return run.arms[0].label, run.arms[1].label
 
     def collect(self, run, result: dict) -> None:
-        first, second, seeds = run.arms[0].label, run.arms[1].label, run.seeds
+        (first, second), seeds = self.checked_arms(run), run.seeds
         s = run.setups[(first, seeds[0])]
         images = s.preprocess(s.eval_data.images[:500], None, False)
         twin = {str(seed): analyses.twin_report(run.states[(first, seed)], run.states[(second, seed)], images)
                 for seed in seeds}
         result["extras"]["twin"] = twin
-        result["claims"].append({**analyses.twin_claim(twin, first, second), "kind": family.CHECK, "p_value": None,
-                                 "p_holm": None, "check_reason": "holds by construction (the same function "
-                                                                 "up to the flip)"})
+        result["claims"].append(_twin_check(twin, first, second))
+
+    def rescore(self, run, stored: dict) -> list:
+        twin = (stored.get("extras") or {}).get("twin")
+        return [_twin_check(twin, *self.checked_arms(run))] if twin else []
+
+
+def _twin_check(twin: dict, first: str, second: str) -> dict:
+    """The twin check's row beside the claims, from the per-seed twin reports."""
+    return {**analyses.twin_claim(twin, first, second), "kind": family.CHECK, "p_value": None, "p_holm": None,
+            "check_reason": "holds by construction (the same function up to the flip)"}
 
 
 def _twin_init(first_setup, own_init):
@@ -194,5 +213,19 @@ def _grad_norms(setup):
                                        jax.random.key(c.seed))
 
 
-for _cls in (Pretrain, Tune, TwinFlip, Gap, TrainErrorEval, Kernels, GradNorms):
+class Facts(Extra):
+    """The arithmetic facts ablation.facts names (jaxcnn.ablation.analyses.FACTS); run.json always holds the
+    section (empty where none are named)."""
+
+    name = "facts"
+    picked_by = "ablation.facts"
+
+    def wanted(self, config) -> bool:
+        return True
+
+    def collect(self, run, result: dict) -> None:
+        result["extras"]["facts"] = {f: analyses.FACTS[f]() for f in run.config.ablation.facts}
+
+
+for _cls in (Pretrain, Tune, TwinFlip, Gap, TrainErrorEval, Kernels, GradNorms, Facts):
     register_extra(_cls)

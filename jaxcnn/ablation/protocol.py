@@ -9,6 +9,8 @@ imports nothing of jaxcnn, so the ablation section's validation (jaxcnn.ablation
         picked_by      how a config picks it instead (its own `wanted`), in words; "" = by ablation.extras
         needs_params   it needs every run's trained parameters (its runs cannot be carried from records)
         kept_figures   the figures of `measure` a carried record keeps (read back by `measure` from it)
+        metrics        the per-seed figures of `measure` that each arm's row sums up (mean, std, the per-seed
+                       values in results.csv) and that scoring again reads back from results.csv
         wanted(config) -> bool
         before(run)                                   before the scored runs
         configure(run, ai, arm, seed, c)              one scored run's config, before its data and model are built
@@ -18,9 +20,11 @@ imports nothing of jaxcnn, so the ablation section's validation (jaxcnn.ablation
         checked_arms(run) -> tuple | None             two arms that are one function by construction: claims
                                                       between them cannot fail (checks, outside the family)
         collect(run, result)                          every run done: figures and claims into the result
+        rescore(run, stored) -> list                  the claim rows it adds, again from a committed run.json
+                                                      (`stored`) when the results are scored again
 
 `run` is the AblationRun of jaxcnn.ablation.runner (config, arms, seeds, workdirs, the data cache, log, and
-what the runs leave: setups, states, per_seed, tuning, pretraining); in `checked_arms` it may be
+what the runs leave: setups, states, per_seed, tuning, pretraining); in `checked_arms` and `rescore` it may be
 a stand-in with only `.config` and `.arms` (each with a `.label`), built from a committed run.json.
 """
 
@@ -34,6 +38,7 @@ class Extra:
     picked_by = ""
     needs_params = False
     kept_figures: tuple = ()
+    metrics: tuple = ()
 
     def wanted(self, config) -> bool:
         return self.name in config.ablation.extras
@@ -59,6 +64,9 @@ class Extra:
     def collect(self, run, result: dict) -> None:
         pass
 
+    def rescore(self, run, stored: dict) -> list:
+        return []
+
 
 # The extras in the order they act (pretraining before tuning, as the runs were always made).
 EXTRA_TYPES: dict[str, type] = {}
@@ -75,6 +83,11 @@ def register_extra(cls: type) -> type:
 def named_extras() -> tuple[str, ...]:
     """The extras that ablation.extras may name (those without a `picked_by` of their own), in the order they act."""
     return tuple(name for name, cls in EXTRA_TYPES.items() if not cls.picked_by)
+
+
+def extra_metrics() -> tuple[str, ...]:
+    """Every registered extra's per-seed metrics (`Extra.metrics`), in the order the extras act."""
+    return tuple(m for cls in EXTRA_TYPES.values() for m in cls.metrics)
 
 
 def extras_of(config) -> list[Extra]:

@@ -34,6 +34,7 @@ import numpy as np
 from jaxcnn.ablation import design
 from jaxcnn.ablation.family import apply_holm
 from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
+from jaxcnn.ablation.protocol import extra_metrics
 from jaxcnn.ablation.tuning import tuning_table, value_slug
 from jaxcnn.train import records
 from jaxcnn.train.workdir import to_jsonable, write_atomic
@@ -45,6 +46,13 @@ ROW_COLUMNS = ("arm", "model", "field", "params", "macs", "step_time_ms", "train
                "generalization_gap_per_seed", "seeds", "steps", "batch_size", "eval_examples",
                "train_error_eval_mean", "train_error_eval_std", "train_error_eval_per_seed",
                "steps_to_target_censored")
+
+
+def row_columns() -> tuple:
+    """results.csv's columns: ROW_COLUMNS, then those of any registered extra's metrics (Extra.metrics) that
+    ROW_COLUMNS does not list yet."""
+    more = [f"{m}_{part}" for m in extra_metrics() for part in ("mean", "std", "per_seed", "censored")]
+    return ROW_COLUMNS + tuple(c for c in more if c not in ROW_COLUMNS)
 CLAIM_COLUMNS = ("claim", "mean", "low", "high", "std", "n", "verdict", "verdict_unadjusted", "p_value", "p_holm",
                  "kind", "method", "censored")
 
@@ -289,7 +297,7 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         files.append(os.path.join(outdir, name))
         return files[-1]
 
-    _csv(out("results.csv"), ROW_COLUMNS, result["rows"])
+    _csv(out("results.csv"), row_columns(), result["rows"])
     if any(c.get("kind", "claim") == "claim" and c.get("p_holm") is None for c in result["claims"]):
         # until the family is scored (scripts/ablate.py --rescore over experiments/results), the family is this
         # result's own claims

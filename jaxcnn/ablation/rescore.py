@@ -22,18 +22,18 @@ from types import SimpleNamespace
 
 import ml_collections
 
-from jaxcnn.ablation import analyses, family
+from jaxcnn.ablation import family
 from jaxcnn.ablation.config import section as ablation_section
 from jaxcnn.ablation.design import design_commit
-from jaxcnn.ablation.extras import checked_arms_of, extras_of
+from jaxcnn.ablation.protocol import checked_arms_of, extra_metrics, extras_of
 from jaxcnn.ablation.report import claims_record, json_safe, write_claims, write_table
 from jaxcnn.ablation.runner import score_claims
 from jaxcnn.ablation.spec import parse_claim, rules_of
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
+# The engine's per-seed columns of results.csv; every registered extra's metrics (Extra.metrics) are read too.
 PER_SEED = {"eval_accuracy": "eval_accuracy_per_seed", "train_error": "train_error_per_seed",
-            "train_error_eval": "train_error_eval_per_seed", "steps_to_target": "steps_to_target_per_seed",
-            "generalization_gap": "generalization_gap_per_seed"}
+            "steps_to_target": "steps_to_target_per_seed"}
 _INT = ("params", "macs", "seeds", "steps", "batch_size", "eval_examples")
 
 
@@ -51,9 +51,9 @@ def read_rows(path: str) -> list[dict]:
 
 def per_seed_values(rows: list[dict]) -> dict:
     """{(arm, metric): [per-seed values]} from results.csv rows ("inf": a censored steps_to_target)."""
-    out = {}
+    out, columns = {}, {**PER_SEED, **{m: f"{m}_per_seed" for m in extra_metrics()}}
     for r in rows:
-        for metric, col in PER_SEED.items():
+        for metric, col in columns.items():
             if r.get(col):
                 out[(r["arm"], metric)] = [float(x) for x in str(r[col]).split()]
         if (r["arm"], "eval_accuracy") in out:
@@ -69,7 +69,10 @@ def score_result(outdir: str, adopt=None) -> dict:
     values = per_seed_values(rows)
     labels = [r["arm"] for r in rows]
     name = run.get("ablation") or os.path.basename(outdir)
-    twin_arms = _checked_arms(run, labels)
+    stand_in, extras = _stand_in(run, labels)
+    twin_arms = tuple(checked_arms_of(extras, stand_in) or ()) or None
+    added = [row for e in extras for row in e.rescore(stand_in, run)]  # the extras' own rows (the twin check)
+    own = {r["claim"] for r in added}
     adopted = None
     if adopt is not None:
         ab = adopt.ablation
@@ -81,7 +84,7 @@ def score_result(outdir: str, adopt=None) -> dict:
             os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(outdir))), "ablations", f"{name}.py")),
             "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     else:
-        texts = [c["claim"] for c in run["claims"] if not c["claim"].startswith("twin:")]
+        texts = [c["claim"] for c in run["claims"] if c["claim"] not in own]
         rules = [(r["cell"], tuple(r["recommended"]), tuple(r["others"])) for r in run.get("rules", ())]
     claims = [parse_claim(t, set(labels), name) for t in texts]
 
@@ -98,25 +101,25 @@ def score_result(outdir: str, adopt=None) -> dict:
                 raise ValueError(f"{outdir}/results.csv has no per-seed {c.metric} for {c.a!r} or {c.b!r}, and "
                                  f"run.json no difference for {str(c)!r}: it cannot be scored again.")
             by_text[str(c)] = family.summary_row(c, stored[str(c)])
-    scored["claims"] = [by_text[str(c)] for c in claims]
-    twin = (run.get("extras") or {}).get("twin")
-    if twin:
-        scored["claims"].append({**analyses.twin_claim(twin, labels[0], labels[1]), "kind": family.CHECK,
-                                 "p_value": None, "p_holm": None,
-                                 "check_reason": "holds by construction (the same function up to the flip)"})
+    scored["claims"] = [by_text[str(c)] for c in claims] + added
     return {"outdir": outdir, "run": run, "rows": rows, "adopted": adopted, **scored}
+
+
+def _stand_in(run: dict, labels: list):
+    """(a stand-in run with the committed config over the section's defaults and the arm labels, the extras that
+    config uses), or (None, []) for a run.json without its ablation section."""
+    stored = run.get("config") or {}
+    if "ablation" not in stored:
+        return None, []
+    config = ml_collections.ConfigDict(_merged({"ablation": ablation_section().to_dict()}, stored))
+    return SimpleNamespace(config=config, arms=[SimpleNamespace(label=label) for label in labels]), extras_of(config)
 
 
 def _checked_arms(run: dict, labels: list) -> tuple | None:
     """The two arms the run's extras make one function by construction (the extras' own checked_arms, asked of
     a stand-in run with the committed config and arm labels), or None."""
-    stored = run.get("config") or {}
-    if "ablation" not in stored:
-        return None
-    config = ml_collections.ConfigDict(_merged({"ablation": ablation_section().to_dict()}, stored))
-    stand_in = SimpleNamespace(config=config, arms=[SimpleNamespace(label=label) for label in labels])
-    arms = checked_arms_of(extras_of(config), stand_in)
-    return tuple(arms) if arms else None
+    stand_in, extras = _stand_in(run, labels)
+    return tuple(checked_arms_of(extras, stand_in) or ()) or None
 
 
 def _merged(defaults: dict, stored: dict) -> dict:

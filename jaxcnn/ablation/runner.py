@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from jaxcnn.ablation import analyses, carried, family, stats
+from jaxcnn.ablation import carried, family, stats
 from jaxcnn.ablation.extras import checked_arms_of, extras_of
 from jaxcnn.ablation.spec import arm_config, arms_of, claims_of, fields_of, rules_of, validate_ablation
 from jaxcnn.finetune import run_finetune
@@ -72,6 +72,12 @@ def training_wall_seconds(records: list[dict]) -> float:
     return wall_seconds(records)
 
 
+# What every arm's row sums up over the seeds (mean, std; a censored metric: its count), and of those, what
+# results.csv also lists seed by seed; the extras add their own metrics (Extra.metrics) to both.
+ROW_METRICS = ("train_error", "train_loss", "eval_accuracy", "eval_error", "steps_to_target")
+PER_SEED_METRICS = ("train_error", "steps_to_target")
+
+
 class AblationRun:
     """What one run_ablation works on and leaves, handed to every extra (jaxcnn.ablation.extras)."""
 
@@ -80,6 +86,7 @@ class AblationRun:
         self.data_for, self.log = data_for, log
         self.per_seed, self.states, self.setups = {}, {}, {}
         self.tuning, self.pretraining = {}, {}
+        self.carried_runs, self.started = [], 0
 
     def summary_of(self, records: list[dict], batch_size: int) -> dict:
         return _summary_of(records, batch_size, self.config.ablation.target_train_error)
@@ -89,96 +96,114 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                  stop_after_runs: Optional[int] = None, carry: Optional[str] = None) -> dict:
     """Train every arm for every seed (see the module docstring). `workdirs` holds one workdir per run
     (ARM/seedN); `carry`, if given, the records of finished runs (read and written). Returns rows (one per
-    arm), per-seed values, curves, claims with their verdicts and the extras, the tuning runs (ablation.tune:
-    jaxcnn.ablation.tuning) and the runs taken from records ("carried_runs"). stop_after_runs: return after
-    starting this many runs that were not finished (for tests). What an ablation adds to its runs (tuning,
-    pretraining, the generalization gap, the eval-mode training error, the flipped twin, kernels, gradient
-    norms) is its extras
-    (jaxcnn.ablation.extras), each called at the same points."""
+    arm), per-seed values, curves, claims with their verdicts, the extras' figures, the training time and the runs taken from records ("carried_runs"); with ablation.tune also the tuning runs
+    (jaxcnn.ablation.tuning). stop_after_runs: return after starting this many runs that were not finished (for
+    tests). What an ablation adds to its runs (tuning, pretraining, the generalization gap, the eval-mode
+    training error, the flipped twin, kernels, gradient norms, facts) is its extras (jaxcnn.ablation.extras),
+    each called at the same points."""
     validate_ablation(config)
-    ab = config.ablation
     check_writable(workdirs)
-    if carry is not None:
-        why = carried.unsupported(config)
-        if why:
-            log(f"  finished runs are not carried between machines for {ab.name}: {why}")
-            carry = None
-        else:
-            check_writable(carry)
-    carried_runs, started = [], 0
-    run_ = AblationRun(config, arms_of(config), [int(s) for s in ab.seeds], workdirs, _data_cache(), log)
+    carry = _carry_folder(config, carry, log)
+    run_ = AblationRun(config, arms_of(config), [int(s) for s in config.ablation.seeds], workdirs, _data_cache(),
+                       log)
     extras = extras_of(config)
     identity = {k: v for e in extras for k, v in e.carried_identity(run_).items()}
     for extra in extras:
         extra.before(run_)
     for ai, arm in enumerate(run_.arms):
         for seed in run_.seeds:
-            c = arm_config(config, arm, seed)
-            for extra in extras:
-                extra.configure(run_, ai, arm, seed, c)
-            train_data, eval_data = run_.data_for(c)
-            wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
-            kept = None
-            if ab.finetune:
-                record = run_finetune(c, wd)
-                setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)
-                train_records = read_metrics(os.path.join(wd, "metrics.jsonl"))
-            else:
-                setup = build(c, train_data=train_data, eval_data=eval_data)
-                for extra in extras:
-                    extra.prepare(run_, ai, arm, seed, setup)
-                if carry is not None:
-                    kept, why = carried.load(carry, arm, seed, c, setup.model_fields, identity)
-                    if why and not os.path.exists(wd):  # with a workdir, the record is only rewritten from it
-                        log(f"  {arm.label} seed {seed}: {why}")
-                if kept is not None and not os.path.exists(wd):
-                    record = {**kept["final"], "carried": True}
-                    train_records = kept["train_records"]
-                    carried_runs.append({"arm": arm.label, "seed": seed, "written_utc": kept.get("written_utc"),
-                                         "environment": kept.get("environment")})
-                else:  # a workdir that exists wins: the engine resumes it or finds it finished
-                    record = run(setup, wd)
-                    train_records = read_metrics(os.path.join(wd, "metrics.jsonl"))
-            run_.setups[(arm.label, seed)] = setup
-            if not record.get("finished_before") and not record.get("carried"):
-                started += 1
-            info = run_.summary_of(train_records, c.batch_size)
-            info.update(eval_accuracy=record["eval_accuracy"], eval_error=1.0 - record["eval_accuracy"],
-                        eval_examples=len(eval_data), num_steps=record["step"], batch_size=c.batch_size)
-            figures = {}
-            for extra in extras:
-                measured = extra.measure(run_, arm, seed, setup, record, kept)
-                info.update(measured)
-                figures.update({k: measured[k] for k in extra.kept_figures})
-            if carry is not None and kept is None:
-                carried.write(carry, arm, seed, c, setup.model_fields, [r for r in train_records if "train_loss" in r],
-                              {"step": record["step"], "eval_accuracy": record["eval_accuracy"]},
-                              {**identity, **figures})
-            run_.per_seed[(arm.label, seed)] = info
-            run_.states[(arm.label, seed)] = record.get("state")
-            how = (" (finished before)" if record.get("finished_before") else
-                   f" (carried: {carried.path(carry, arm.slug, seed)})" if record.get("carried") else "")
-            log(f"  {arm.label} seed {seed}: train error {info['train_error']:.4f}, test accuracy "
-                f"{info['eval_accuracy']:.4f}{how}")
-            if stop_after_runs is not None and started >= stop_after_runs:
+            _one_run(run_, extras, ai, arm, seed, carry, identity)
+            if stop_after_runs is not None and run_.started >= stop_after_runs:
                 return {"stopped": True}
+    return _result(run_, extras)
+
+
+def _carry_folder(config, carry: Optional[str], log) -> Optional[str]:
+    """`carry`, checked writable, or None where this ablation's runs cannot be carried (said in the log)."""
+    if carry is None:
+        return None
+    why = carried.unsupported(config)
+    if why:
+        log(f"  finished runs are not carried between machines for {config.ablation.name}: {why}")
+        return None
+    check_writable(carry)
+    return carry
+
+
+def _one_run(run_: AblationRun, extras, ai: int, arm, seed: int, carry: Optional[str], identity: dict) -> None:
+    """One arm x seed: trained (or resumed, or found finished), or taken from its carried record; measured by the
+    extras, its record written, its figures kept in run_."""
+    c = arm_config(run_.config, arm, seed)
+    for extra in extras:
+        extra.configure(run_, ai, arm, seed, c)
+    train_data, eval_data = run_.data_for(c)
+    setup, record, train_records, kept = _train_or_carry(run_, extras, ai, arm, seed, c, train_data, eval_data,
+                                                         carry, identity)
+    run_.setups[(arm.label, seed)] = setup
+    if not record.get("finished_before") and not record.get("carried"):
+        run_.started += 1
+    info = run_.summary_of(train_records, c.batch_size)
+    info.update(eval_accuracy=record["eval_accuracy"], eval_error=1.0 - record["eval_accuracy"],
+                eval_examples=len(eval_data), num_steps=record["step"], batch_size=c.batch_size)
+    figures = {}
+    for extra in extras:
+        measured = extra.measure(run_, arm, seed, setup, record, kept)
+        info.update(measured)
+        figures.update({k: measured[k] for k in extra.kept_figures})
+    if carry is not None and kept is None:
+        carried.write(carry, arm, seed, c, setup.model_fields, [r for r in train_records if "train_loss" in r],
+                      {"step": record["step"], "eval_accuracy": record["eval_accuracy"]}, {**identity, **figures})
+    run_.per_seed[(arm.label, seed)] = info
+    run_.states[(arm.label, seed)] = record.get("state")
+    how = (" (finished before)" if record.get("finished_before") else
+           f" (carried: {carried.path(carry, arm.slug, seed)})" if record.get("carried") else "")
+    run_.log(f"  {arm.label} seed {seed}: train error {info['train_error']:.4f}, test accuracy "
+             f"{info['eval_accuracy']:.4f}{how}")
+
+
+def _train_or_carry(run_: AblationRun, extras, ai: int, arm, seed: int, c, train_data, eval_data,
+                    carry: Optional[str], identity: dict):
+    """(setup, final record, training log, carried record or None) of one run: fine-tuned, or taken from its
+    carried record where its workdir is gone, or trained by the engine (which resumes a workdir or finds it
+    finished)."""
+    wd = os.path.join(run_.workdirs, arm.slug, f"seed{seed}")
+    if run_.config.ablation.finetune:
+        record = run_finetune(c, wd)
+        setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)
+        return setup, record, read_metrics(os.path.join(wd, "metrics.jsonl")), None
+    setup = build(c, train_data=train_data, eval_data=eval_data)
+    for extra in extras:
+        extra.prepare(run_, ai, arm, seed, setup)
+    kept = None
+    if carry is not None:
+        kept, why = carried.load(carry, arm, seed, c, setup.model_fields, identity)
+        if why and not os.path.exists(wd):  # with a workdir, the record is only rewritten from it
+            run_.log(f"  {arm.label} seed {seed}: {why}")
+    if kept is not None and not os.path.exists(wd):
+        run_.carried_runs.append({"arm": arm.label, "seed": seed, "written_utc": kept.get("written_utc"),
+                                  "environment": kept.get("environment")})
+        return setup, {**kept["final"], "carried": True}, kept["train_records"], kept
+    # a workdir that exists wins: the engine resumes it or finds it finished
+    return setup, run(setup, wd), read_metrics(os.path.join(wd, "metrics.jsonl")), None
+
+
+def _result(run_: AblationRun, extras) -> dict:
+    """Every run done: the table, curves and claims (_collect), then what each extra collects."""
     twin_arms = checked_arms_of(extras, run_)
-    result = _collect(config, run_.arms, run_.seeds, run_.per_seed, run_.setups, twin_arms)
+    metrics = tuple(m for e in extras for m in e.metrics)
+    result = _collect(run_.config, run_.arms, run_.seeds, run_.per_seed, run_.setups, twin_arms, metrics)
+    result["trained_runs"] = run_.started  # 0: every run had finished before (the files are only written again)
+    result["carried_runs"] = run_.carried_runs
+    result["train_wall_s"] = sum(i["wall_s"] for i in run_.per_seed.values())  # the extras add their own runs'
     for extra in extras:
         extra.collect(run_, result)
-    result["extras"]["facts"] = {f: analyses.FACTS[f]() for f in ab.facts}
-    result["tuning"] = run_.tuning
-    result["trained_runs"] = started  # 0: every run had finished before (the files are only written again)
-    result["carried_runs"] = carried_runs
-    result["pretrain_wall_s"] = sum(wall for _, wall in run_.pretraining.values())
-    result["train_wall_s"] = sum(i["wall_s"] for i in run_.per_seed.values()) + sum(
-        t["wall_s"] for arm in run_.tuning.values() for t in arm["trials"]) + result["pretrain_wall_s"]
     return result
 
 
-def _collect(config, arms, seeds, per_seed, setups, twin_arms=None) -> dict:
+def _collect(config, arms, seeds, per_seed, setups, twin_arms=None, extra_metrics=()) -> dict:
     """The table (one row per arm), the curves and the claims' verdicts (claims between `twin_arms`, the same
-    function by construction, are checks: jaxcnn.ablation.family); the extras add theirs."""
+    function by construction, are checks: jaxcnn.ablation.family); `extra_metrics` are the extras' per-seed
+    metrics, summed up in the rows beside the engine's; the extras add the rest."""
     result = {"rows": [], "curves": {}, "per_seed": per_seed, "seeds": seeds, "claims": [], "extras": {}}
     for arm in arms:
         infos = [per_seed[(arm.label, s)] for s in seeds]
@@ -190,8 +215,7 @@ def _collect(config, arms, seeds, per_seed, setups, twin_arms=None) -> dict:
                "step_time_ms": 1e3 * float(np.median([i["step_time_s"] for i in infos])),
                "seeds": len(seeds), "steps": infos[0]["num_steps"], "batch_size": infos[0]["batch_size"],
                "eval_examples": infos[0]["eval_examples"]}
-        for metric in ("train_error", "train_error_eval", "train_loss", "eval_accuracy", "eval_error",
-                       "steps_to_target", "generalization_gap"):
+        for metric in ROW_METRICS + tuple(extra_metrics):
             if metric in infos[0]:
                 values = [i[metric] for i in infos]
                 if all(math.isfinite(v) for v in values):
@@ -200,7 +224,7 @@ def _collect(config, arms, seeds, per_seed, setups, twin_arms=None) -> dict:
                     row[f"{metric}_mean"] = row[f"{metric}_std"] = math.nan
                     row[f"{metric}_censored"] = sum(not math.isfinite(v) for v in values)
         row["eval_accuracy_per_seed"] = " ".join(f"{i['eval_accuracy']:.4f}" for i in infos)
-        for metric in ("train_error", "train_error_eval", "steps_to_target", "generalization_gap"):
+        for metric in PER_SEED_METRICS + tuple(extra_metrics):
             if metric in infos[0]:
                 row[f"{metric}_per_seed"] = " ".join(f"{i[metric]:.6g}" for i in infos)
         result["rows"].append(row)
