@@ -676,7 +676,7 @@ def test_an_ablations_analyses_are_named_extras_picked_by_its_config():
 
 class _Probe:
     """A test's own extra (made an Extra subclass and registered by the test that uses it): it notes every call
-    of the run's hooks and adds a metric, a figure and a check row of its own."""
+    of the run's hooks and adds a metric, a figure, a file, a run.json entry and a check row of its own."""
 
     name = "probe"
     needs_params = True
@@ -699,8 +699,15 @@ class _Probe:
         result["extras"]["probe"] = {"arms": [a.label for a in run.arms]}
         result["claims"].append(self._row(result["extras"]["probe"]))
 
+    def report(self, result, out):
+        with open(out("probe.txt"), "w") as f:
+            f.write(" ".join(result["extras"]["probe"]["arms"]))
+
+    def recorded(self, result):
+        return {"probe": result["extras"]["probe"]}
+
     def rescore(self, run, stored):
-        return [self._row({"arms": [a.label for a in run.arms]})]
+        return [self._row(stored["extras"]["probe"])]
 
     @staticmethod
     def _row(probe):
@@ -726,7 +733,7 @@ def test_an_extra_added_with_register_extra_is_named_in_the_config_and_every_hoo
         ablation.validate_ablation(cfg)  # the registry is what ablation.extras is checked against
         assert "its extras ['probe'] need every run's trained parameters" in carried.unsupported(cfg)
         result = ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=lambda s: None)
-        ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
+        files = ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0,
                                        quick=False, load_before=[0.0, 0.0, 0.0])
         scored = rescore.score_result(str(tmp_path / "out"))
         values = rescore.per_seed_values(rescore.read_rows(str(tmp_path / "out" / "results.csv")))
@@ -739,9 +746,11 @@ def test_an_extra_added_with_register_extra_is_named_in_the_config_and_every_hoo
     rows = {r["arm"]: r for r in _rows(tmp_path / "out" / "results.csv")}
     assert rows["xcorr"]["probe_metric_per_seed"] == "0.5 0.6 0.7" and float(rows["xcorr"]["probe_metric_mean"]) == 0.6
     assert rows["conv"]["probe_metric_per_seed"] == "0 0.1 0.2" and float(rows["conv"]["probe_metric_mean"]) == 0.1
-    # collect: its figure and its check row
+    # collect, report and recorded: its figure, its file, run.json's entry and its check row
     assert result["extras"]["probe"] == {"arms": ["xcorr", "conv"]}
+    assert str(tmp_path / "out" / "probe.txt") in files and (tmp_path / "out" / "probe.txt").read_text() == "xcorr conv"
     run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["extras"] == {"probe": {"arms": ["xcorr", "conv"]}, "facts": {}}
     assert [c["claim"] for c in run["claims"]] == ["eval_accuracy: xcorr > conv", "probe: 2 arms"]
     # scored again: its metric read back from results.csv, its row rebuilt by its rescore hook (not parsed as a
     # claim), after the claims

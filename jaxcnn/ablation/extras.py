@@ -2,24 +2,26 @@
 module also gives: Extra, EXTRA_TYPES, register_extra, extras_of, checked_arms_of), in the order they act:
 
 * pretrain    one pretraining run per seed that the arms with finetune.path "pretrain" start from
-* tune        one setting tuned per arm on a seed of its own (ablation.tune; jaxcnn.ablation.tuning)
+* tune        one setting tuned per arm on a seed of its own (ablation.tune; jaxcnn.ablation.tuning); tuning.csv
 * twin_flip   the second arm starts from the first arm's kernels flipped; the twin report and its check
 * gap         the generalization gap (a claim on generalization_gap): training images scored in eval mode
 * train_error_eval  the whole training split's error in eval mode (a claim on train_error_eval), beside the
               running training error
-* kernels     the first layer's kernels of each arm
-* grad_norms  gradient norms at initialisation
+* kernels     the first layer's kernels of each arm (kernels.png)
+* grad_norms  gradient norms at initialisation (grad_norms.png, grad_norms.csv)
 * facts       the arithmetic facts of ablation.facts (run.json's extras.facts)
 """
 
 from __future__ import annotations
 
+import csv
 import os
 
 import jax
 import numpy as np
 
 from jaxcnn.ablation import analyses, family
+from jaxcnn.ablation.plots import plot_grad_norms, plot_kernels
 from jaxcnn.ablation.protocol import (  # noqa: F401 (the protocol's names, given here as well)
     EXTRA_TYPES,
     Extra,
@@ -28,7 +30,7 @@ from jaxcnn.ablation.protocol import (  # noqa: F401 (the protocol's names, give
     register_extra,
 )
 from jaxcnn.ablation.spec import Arm, arm_config, claims_of
-from jaxcnn.ablation.tuning import tune_arms
+from jaxcnn.ablation.tuning import tune_arms, value_slug
 from jaxcnn.data.arrays import ArrayDataset
 from jaxcnn.data.sharding import batch_indices
 from jaxcnn.train.engine import evaluate, run as run_engine
@@ -61,6 +63,17 @@ class Tune(Extra):
     def collect(self, run, result: dict) -> None:
         result["tuning"] = run.tuning  # run.json keeps it, and table.md shows it (also when scored again)
         result["train_wall_s"] += sum(t["wall_s"] for arm in run.tuning.values() for t in arm["trials"])
+
+    def report(self, result: dict, out) -> None:
+        with open(out("tuning.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["arm", "key", "value", "metric", "metric_value", "train_loss", "diverged", "chosen"])
+            for label, t in result["tuning"].items():
+                for trial in t["trials"]:
+                    w.writerow([label, t["key"], value_slug(trial["value"]), t["metric"],
+                                "" if trial["diverged"] else f"{trial['metric']:g}",
+                                "" if trial["diverged"] else f"{trial['train_loss']:.6g}", trial["diverged"],
+                                trial["value"] == t["chosen"]])
 
 
 class Pretrain(Extra):
@@ -164,6 +177,9 @@ class TwinFlip(Extra):
         result["extras"]["twin"] = twin
         result["claims"].append(_twin_check(twin, first, second))
 
+    def recorded(self, result: dict) -> dict:
+        return {"twin": result["extras"]["twin"]} if "twin" in result["extras"] else {}
+
     def rescore(self, run, stored: dict) -> list:
         twin = (stored.get("extras") or {}).get("twin")
         return [_twin_check(twin, *self.checked_arms(run))] if twin else []
@@ -196,6 +212,10 @@ class Kernels(Extra):
             arm.label: analyses.first_kernel(run.states[(arm.label, s0)].params, run.setups[(arm.label, s0)].model,
                                              run.setups[(arm.label, s0)].input_shape) for arm in run.arms}
 
+    def report(self, result: dict, out) -> None:
+        if result["extras"].get("kernels"):
+            plot_kernels(result["extras"]["kernels"], out("kernels.png"))
+
 
 class GradNorms(Extra):
     name = "grad_norms"
@@ -203,6 +223,18 @@ class GradNorms(Extra):
     def collect(self, run, result: dict) -> None:
         result["extras"]["grad_norms"] = {arm.label: _grad_norms(run.setups[(arm.label, run.seeds[0])])
                                           for arm in run.arms}
+
+    def report(self, result: dict, out) -> None:
+        norms = result["extras"].get("grad_norms")
+        if not norms:
+            return
+        plot_grad_norms(norms, out("grad_norms.png"))
+        with open(out("grad_norms.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["arm", "layer_index", "layer", "grad_norm"])
+            for label, rows in norms.items():
+                for i, (name, g) in enumerate(rows, 1):
+                    w.writerow([label, i, name, f"{g:.6g}"])
 
 
 def _grad_norms(setup):
@@ -225,6 +257,9 @@ class Facts(Extra):
 
     def collect(self, run, result: dict) -> None:
         result["extras"]["facts"] = {f: analyses.FACTS[f]() for f in run.config.ablation.facts}
+
+    def recorded(self, result: dict) -> dict:
+        return {"facts": result["extras"]["facts"]} if "facts" in result["extras"] else {}
 
 
 for _cls in (Pretrain, Tune, TwinFlip, Gap, TrainErrorEval, Kernels, GradNorms, Facts):

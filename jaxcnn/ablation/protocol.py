@@ -20,6 +20,9 @@ imports nothing of jaxcnn, so the ablation section's validation (jaxcnn.ablation
         checked_arms(run) -> tuple | None             two arms that are one function by construction: claims
                                                       between them cannot fail (checks, outside the family)
         collect(run, result)                          every run done: figures and claims into the result
+        report(result, out)                           its own files of the result (out(NAME): the path of NAME in
+                                                      the result folder, listed with the files written)
+        recorded(result) -> dict                      what run.json keeps of it, under "extras"
         rescore(run, stored) -> list                  the claim rows it adds, again from a committed run.json
                                                       (`stored`) when the results are scored again
 
@@ -63,6 +66,12 @@ class Extra:
 
     def collect(self, run, result: dict) -> None:
         pass
+
+    def report(self, result: dict, out) -> None:
+        pass
+
+    def recorded(self, result: dict) -> dict:
+        return {}
 
     def rescore(self, run, stored: dict) -> list:
         return []

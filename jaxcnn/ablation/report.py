@@ -8,12 +8,14 @@
                      kind ("claim", or "check": cannot fail, not counted), the method and censored runs
     table.md         both tables in Markdown
     curves.csv       training error per logged step (mean and std over seeds) per arm
-    training_error.png, grad_norms.png/.csv, kernels.png   plots and extras
-    tuning.csv       with ablation.tune: every arm x value's tuning metric and the chosen value
+    training_error.png   the training error per arm over the steps
+    the extras' own files (Extra.report: jaxcnn.ablation.extras): grad_norms.png/.csv, kernels.png, and with
+                     ablation.tune tuning.csv (every arm x value's tuning metric and the chosen value)
     run.json         the exact command, quick (false for every committed result), seeds, eval_examples
                      (the first arm's; eval_examples_per_arm: each arm's), num_steps, batch_size, arms,
-                     verdict, the extras, hardware, versions, provenance (jaxcnn.train.provenance), wall time (train_wall_time_s: every run's
-                     training, pretrain_wall_time_s: of which pretraining) and load average, and
+                     verdict, the extras (what each keeps: Extra.recorded), hardware, versions, provenance
+                     (jaxcnn.train.provenance), wall time (train_wall_time_s: every run's training,
+                     pretrain_wall_time_s: of which pretraining) and load average, and
                      carried_runs (those taken from records of an earlier invocation)
     runs/ARM/seedN.json   written by the runner as each run finishes (jaxcnn.ablation.carried): its config,
                      training log and test score, so that another machine finishes the ablation
@@ -33,9 +35,9 @@ import numpy as np
 
 from jaxcnn.ablation import design
 from jaxcnn.ablation.family import apply_holm
-from jaxcnn.ablation.plots import plot_curves, plot_grad_norms, plot_kernels
-from jaxcnn.ablation.protocol import extra_metrics
-from jaxcnn.ablation.tuning import tuning_table, value_slug
+from jaxcnn.ablation.plots import plot_curves
+from jaxcnn.ablation.protocol import extra_metrics, extras_of
+from jaxcnn.ablation.tuning import tuning_table
 from jaxcnn.train import records
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
@@ -314,28 +316,10 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
             for s, m, sd in zip(steps, c.mean(0), std):
                 w.writerow([label, int(s), f"{m:.6g}", f"{sd:.6g}"])
     plot_curves(result["curves"], out("training_error.png"), ab.title, panels=ab.get("panels", ()))
-    extras = result["extras"]
-    if extras.get("grad_norms"):
-        plot_grad_norms(extras["grad_norms"], out("grad_norms.png"))
-        with open(out("grad_norms.csv"), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["arm", "layer_index", "layer", "grad_norm"])
-            for label, rows in extras["grad_norms"].items():
-                for i, (name, g) in enumerate(rows, 1):
-                    w.writerow([label, i, name, f"{g:.6g}"])
-    if extras.get("kernels"):
-        plot_kernels(extras["kernels"], out("kernels.png"))
+    extras = extras_of(config)
+    for extra in extras:
+        extra.report(result, out)
     tuning = result.get("tuning") or {}
-    if tuning:
-        with open(out("tuning.csv"), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["arm", "key", "value", "metric", "metric_value", "train_loss", "diverged", "chosen"])
-            for label, t in tuning.items():
-                for trial in t["trials"]:
-                    w.writerow([label, t["key"], value_slug(trial["value"]), t["metric"],
-                                "" if trial["diverged"] else f"{trial['metric']:g}",
-                                "" if trial["diverged"] else f"{trial['train_loss']:.6g}", trial["diverged"],
-                                trial["value"] == t["chosen"]])
     write_table(out("table.md"), result["rows"], result["claims"], tuning, result.get("rules", ()),
                 {k: result.get(k) for k in ("gap_parts", "steps_ratios")})
     first = result["rows"][0]
@@ -347,10 +331,11 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         "num_steps": sorted({r["steps"] for r in result["rows"]})[-1] if len({r["steps"] for r in result["rows"]})
         == 1 else [r["steps"] for r in result["rows"]],
         "batch_size": first["batch_size"],
-        "arms": [{"label": a["label"], "overrides": {**dict(a.get("overrides", {})), **(
-            {tuning[a["label"]]["key"]: tuning[a["label"]]["chosen"]} if tuning else {})}} for a in ab.arms],
+        # the arms as run (an arm tuned by ablation.tune: at its chosen value)
+        "arms": result.get("arms") or [{"label": a["label"], "overrides": dict(a.get("overrides", {}))}
+                                       for a in ab.arms],
         "field": ab.field, **claims_record(result),
-        "extras": {k: v for k, v in extras.items() if k in ("twin", "facts")},
+        "extras": {k: v for e in extras for k, v in e.recorded(result).items()},
         # the commit of the ablation's config when the run started (scripts/ablate.py): the design fixed before
         # the runs (experiments/README.md)
         **({"design": result["design"]} if result.get("design") else {}),

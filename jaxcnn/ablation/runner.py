@@ -96,7 +96,8 @@ def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
                  stop_after_runs: Optional[int] = None, carry: Optional[str] = None) -> dict:
     """Train every arm for every seed (see the module docstring). `workdirs` holds one workdir per run
     (ARM/seedN); `carry`, if given, the records of finished runs (read and written). Returns rows (one per
-    arm), per-seed values, curves, claims with their verdicts, the extras' figures, the training time and the runs taken from records ("carried_runs"); with ablation.tune also the tuning runs
+    arm), per-seed values, curves, claims with their verdicts, the extras' figures, the arms as run, the
+    training time and the runs taken from records ("carried_runs"); with ablation.tune also the tuning runs
     (jaxcnn.ablation.tuning). stop_after_runs: return after starting this many runs that were not finished (for
     tests). What an ablation adds to its runs (tuning, pretraining, the generalization gap, the eval-mode
     training error, the flipped twin, kernels, gradient norms, facts) is its extras (jaxcnn.ablation.extras),
@@ -192,6 +193,7 @@ def _result(run_: AblationRun, extras) -> dict:
     twin_arms = checked_arms_of(extras, run_)
     metrics = tuple(m for e in extras for m in e.metrics)
     result = _collect(run_.config, run_.arms, run_.seeds, run_.per_seed, run_.setups, twin_arms, metrics)
+    result["arms"] = [{"label": a.label, "overrides": dict(a.overrides)} for a in run_.arms]  # as run (tuned)
     result["trained_runs"] = run_.started  # 0: every run had finished before (the files are only written again)
     result["carried_runs"] = run_.carried_runs
     result["train_wall_s"] = sum(i["wall_s"] for i in run_.per_seed.values())  # the extras add their own runs'
