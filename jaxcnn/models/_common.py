@@ -8,7 +8,7 @@ import contextvars
 from typing import Optional, Sequence, Union
 
 from jaxcnn._validation import check_array
-from jaxcnn.layers import CONV_MODES, Conv, Dense, check_conv_mode  # noqa: F401  (the families import these here)
+from jaxcnn.layers import Conv, Dense
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
 _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)

@@ -36,9 +36,8 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import LRN, Dropout, Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 
@@ -83,8 +82,6 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
-        check_choice("dropout_placement", self.dropout_placement, DROPOUT_PLACEMENTS)
         validate_image(x, model="AlexNet", channels=3, exact_size=(self.image_size, self.image_size))
         conv = conv_for(self)
         dense = dense_for(self)
@@ -125,6 +122,7 @@ def _two_hidden_fc(model) -> str | None:
 
 register_family(AlexNet, Family(
     head=lambda m: f"fc{6 + len(m.fc_features)}",
+    choices=dict(dropout_placement=DROPOUT_PLACEMENTS),
     torchvision=TorchvisionMap(lambda model: (lambda path: TORCHVISION_NAMES[path[0]]),
                                required=dict(lrn=False, groups=1, overlap_pool=True, conv1_padding=2),
                                flatten_dense="fc6", check=_two_hidden_fc)))

@@ -26,9 +26,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -142,10 +141,6 @@ class DenseNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("stem", self.stem, STEMS)
-        check_conv_mode(self.conv_mode)
-        if not 0.0 < self.compression <= 1.0:
-            raise ValueError(f"DenseNet compression must be in (0, 1], got {self.compression}")
         n_down = len(self.block_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="DenseNet", channels=None, min_size=2 ** n_down)
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
@@ -185,7 +180,8 @@ def rename_old_key(key: str) -> str:
     return m.group(1) + m.group(2) if m else key
 
 
-register_family(DenseNet, Family(head=lambda m: "classifier", torchvision=TorchvisionMap(
+# compression's range (0, 1] is checked with every model's ranges (jaxcnn.models._fields.FLOAT_RANGES).
+register_family(DenseNet, Family(head=lambda m: "classifier", choices=dict(stem=STEMS), torchvision=TorchvisionMap(
     torchvision_prefix, required=dict(stem="imagenet", bottleneck=True, compression=0.5),
     rename_key=rename_old_key)))
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxcnn import layers, ops
 from jaxcnn.layers import BatchNorm
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -57,7 +57,6 @@ class FashionCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
         validate_image(x, model="FashionCNN", channels=self.in_channels, min_size=8)
         x = jnp.asarray(x, self.dtype) if self.dtype is not None else x
         conv = conv_for(self)

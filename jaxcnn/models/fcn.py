@@ -47,11 +47,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import ops
-from jaxcnn._validation import check_choice
-from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models._common import conv_for, validate_image
+from jaxcnn.models.registry import Family, register_family, register_model
 
+VARIANTS = ("32s", "16s", "8s")
 UPSAMPLINGS = ("paper", "fixed", "learned")
+WEIGHT_INITS = ("lecun", "he")
 VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
 
@@ -196,12 +197,6 @@ class FCN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("variant", self.variant, ("32s", "16s", "8s"))
-        check_conv_mode(self.conv_mode)
-        if len(self.widths) != 5:
-            raise ValueError(f"widths must give the convolutions of 5 stages, got {len(self.widths)}")
-        check_choice("weight_init", self.weight_init, ("lecun", "he"))
-        check_choice("upsampling", self.upsampling, UPSAMPLINGS)
         upsampling = self.upsampling
         if self.learn_upsampling is not None:
             warnings.warn("FCN's learn_upsampling is deprecated; use upsampling='learned' or 'fixed' (the paper's "
@@ -251,6 +246,13 @@ class FCN(nn.Module):
         return _crop(Upsample(8, learn_final, name="upscore")(score), offsets["final"], (h, w))
 
 
-for _v in ("32s", "16s", "8s"):
+def _check(fields: dict) -> None:
+    if len(fields["widths"]) != 5:
+        raise ValueError(f"widths must give the convolutions of 5 stages, got {len(fields['widths'])}")
+
+
+register_family(FCN, Family(choices=dict(variant=VARIANTS, upsampling=UPSAMPLINGS, weight_init=WEIGHT_INITS),
+                            check=_check))  # per-pixel scores: no classifier head
+for _v in VARIANTS:
     register_model(f"fcn{_v}", FCN, input_shape=(500, 500, 3), variant=_v,
                    description=f"FCN-{_v} on VGG16 (Long et al. 2015); 21 VOC classes, output at input size")

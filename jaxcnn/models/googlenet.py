@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn import ops
 
@@ -150,14 +150,11 @@ class GoogLeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
         if self.aux_logits:
             # The auxiliary classifiers' FC 1024 takes a 4x4x128 map: 224x224 input.
             validate_image(x, model="GoogLeNet", channels=3, exact_size=(224, 224))
         else:
             validate_image(x, model="GoogLeNet", channels=3, min_size=32)
-        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
-            raise ValueError(f"GoogLeNet width must be a number in (0, 4], got {self.width!r}; 1.0 is the paper's.")
         bound = functools.partial(Conv, conv_mode=self.conv_mode, dtype=self.dtype)
 
         def conv(f, k, s, name):
@@ -191,6 +188,11 @@ class GoogLeNet(nn.Module):
         return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
 
 
-register_family(GoogLeNet, Family(head=lambda m: "fc", aux_weight=lambda m: m.aux_weight))
+def _check(fields: dict) -> None:
+    if not 0 < fields["width"] <= 4:
+        raise ValueError(f"GoogLeNet width must be a number in (0, 4], got {fields['width']!r}; 1.0 is the paper's.")
+
+
+register_family(GoogLeNet, Family(head=lambda m: "fc", aux_weight=lambda m: m.aux_weight, check=_check))
 register_model("googlenet", GoogLeNet, input_shape=(224, 224, 3),
                description="Szegedy et al. 2014, table 1: GoogLeNet with LRN and two auxiliary classifiers")

@@ -31,7 +31,6 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import (
     LENET_C3_TABLE,
     AvgPool,
@@ -42,7 +41,7 @@ from jaxcnn.layers import (
     Subsampling,
     scaled_tanh,
 )
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 ACTIVATIONS = {"scaled_tanh": scaled_tanh, "relu": nn.relu, "tanh": jnp.tanh}
@@ -78,11 +77,6 @@ class LeNet5(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("c3_table", self.c3_table, C3_TABLES)
-        check_choice("pooling", self.pooling, POOLINGS)
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_choice("output", self.output, OUTPUTS)
-        check_conv_mode(self.conv_mode)
         validate_image(x, model="LeNet-5", channels=1, exact_size=(32, 32))
         act = ACTIVATIONS[self.activation]
 
@@ -111,7 +105,8 @@ class LeNet5(nn.Module):
         return dense(self.num_classes, name="output")(x)
 
 
-register_family(LeNet5, Family(head=lambda m: "output"))
+register_family(LeNet5, Family(head=lambda m: "output", choices=dict(
+    c3_table=C3_TABLES, pooling=POOLINGS, activation=tuple(ACTIVATIONS), output=OUTPUTS)))
 register_model("lenet5", LeNet5, input_shape=(32, 32, 1),
                description="LeNet-5 as published (LeCun et al. 1998): Table I C3, trainable "
                            "subsampling, scaled tanh, RBF output; 60,000 parameters")

@@ -61,9 +61,8 @@ import numpy as np
 from jax import lax
 
 from jaxcnn import ops
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn.ops.conv import explicit_padding
 
@@ -296,12 +295,7 @@ class NASNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, progress=None):
         """x: NHWC images. progress: the fraction of training done (ScheduledDropPath; None = 1)."""
-        check_choice("stem", self.stem, STEMS)
-        check_conv_mode(self.conv_mode)
         m = self.filter_multiplier
-        if self.penultimate_filters % (24 * m * m):
-            raise ValueError(f"NASNet penultimate_filters must be a multiple of 24 * filter_multiplier**2 = "
-                             f"{24 * m * m}, got {self.penultimate_filters}")
         validate_image(x, model="NASNet", channels=None, min_size=32 if self.stem == "imagenet" else 4)
         filters = self.penultimate_filters // 24
         common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
@@ -339,7 +333,14 @@ class NASNet(nn.Module):
         return dense_for(self)(self.num_classes, name="predictions")(x)
 
 
-register_family(NASNet, Family(head=lambda m: "predictions",
+def _check(fields: dict) -> None:
+    m = fields["filter_multiplier"]
+    if fields["penultimate_filters"] % (24 * m * m):
+        raise ValueError(f"NASNet penultimate_filters must be a multiple of 24 * filter_multiplier**2 = "
+                         f"{24 * m * m}, got {fields['penultimate_filters']}")
+
+
+register_family(NASNet, Family(head=lambda m: "predictions", choices=dict(stem=STEMS), check=_check,
                                 aux_weight=lambda m: m.aux_weight if m.aux_logits else 0.0,
                                 takes_progress=lambda m: m.drop_path_rate > 0))
 register_model("nasnet_a_mobile", NASNet, input_shape=(224, 224, 3), num_blocks=4, penultimate_filters=1056,

@@ -11,13 +11,18 @@ registers its named variants as field values:
 module with the variant's fields, overridden by the caller's. Fine-tuning,
 weight import and the training engine ask `family_of(model)` and
 `get_spec(name)` instead of switching on class names.
+
+`create_model` is where a model's fields are checked, once, before a network is
+built: each value's kind and range (jaxcnn.models._fields), `conv_mode` against
+jaxcnn.layers.CONV_MODES, the family's `choices` and its `check` (the rules
+that tie fields together). The modules themselves check only their input.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import flax.linen as nn
 
@@ -66,12 +71,21 @@ class Family:
     takes_progress: model -> whether its __call__ takes `progress`, the fraction of training done (a float
       scalar in [0, 1], traced), which the training step passes in training (NASNet's ScheduledDropPath).
     torchvision: the state-dict map, where torchvision has the family.
+    choices: {field: its allowed values} for the fields that pick one of a few named options (conv_mode,
+      for every model that has it, is jaxcnn.layers.CONV_MODES without being declared here).
+    check: fields -> None: the rules that tie the fields together (e.g. one width per stage), given every
+      field of the model to be built ({field: value}: the module's defaults, the variant's values, the
+      caller's overrides); raises a one-line ValueError naming the fields and the fix.
+
+    `choices` and `check` run in create_model, once, before the module exists.
     """
 
     head: Optional[Callable[[nn.Module], str]] = None
     aux_weight: Callable[[nn.Module], float] = _no_aux
     takes_progress: Callable[[nn.Module], bool] = _no_progress
     torchvision: Optional[TorchvisionMap] = None
+    choices: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    check: Optional[Callable[[dict], None]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,18 +174,26 @@ def family_of(model: nn.Module) -> Family:
 def create_model(name: str, **overrides) -> nn.Module:
     """The registered module `name`, its fields overridden by `overrides`.
 
-    Raises ValueError for an unknown name or field, naming what exists.
+    Every field of the model (the variant's and the caller's) is checked here, before the module is built:
+    kind, range, conv_mode, the family's choices and its check (jaxcnn.models._fields.check_fields).
+    Raises ValueError (TypeError for a value of the wrong kind) for an unknown name or field or a value the
+    model cannot take, naming the field and what it can be.
     """
+    return _create(name, overrides)
+
+
+def _create(name: str, overrides: dict, *, where: str = "") -> nn.Module:
+    """create_model; `where` prefixes the name of each overridden field in a message ("config.model.")."""
     spec = get_spec(name)
     allowed = module_fields(spec.module)
     for key in overrides:
         if key not in allowed:
             raise ValueError(
+                (f"{where}{key}: " if where else "") +
                 f"model {name!r} ({spec.module.__name__}) has no field {key!r}." + suggest(key, allowed) +
                 f" Fields: {', '.join(sorted(allowed))}."
             )
-
-    check_fields(spec, overrides)
+    check_fields(spec, overrides, where=where)
     return spec.module(**{**spec.fields, **overrides})
 
 

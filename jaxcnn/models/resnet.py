@@ -34,9 +34,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import BatchNorm, GlobalAvgPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -116,8 +115,6 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("block", self.block, BLOCKS)
-        check_choice("shortcut", self.shortcut, SHORTCUTS)
         plan = self._plan()
         out_features = plan[-1][0]
         inp = x
@@ -188,10 +185,6 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("block", self.block, BLOCKS)
-        check_choice("shortcut", self.shortcut, SHORTCUTS)
-        check_choice("stem", self.stem, STEMS)
-        check_conv_mode(self.conv_mode)
         n_down = len(self.stage_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="ResNet", channels=None, min_size=2 ** n_down)
         conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
@@ -234,7 +227,8 @@ def torchvision_prefix(model: "ResNet"):
     return prefix
 
 
-register_family(ResNet, Family(head=lambda m: "fc", torchvision=TorchvisionMap(
+register_family(ResNet, Family(head=lambda m: "fc", choices=dict(block=BLOCKS, shortcut=SHORTCUTS, stem=STEMS),
+                               torchvision=TorchvisionMap(
     torchvision_prefix, required=dict(stem="imagenet", preact=False, shortcut="B", skip=True, widen_factor=1))))
 
 

@@ -21,8 +21,8 @@ import flax.linen as nn
 
 from jaxcnn import ops
 from jaxcnn.layers import BatchNorm
-from jaxcnn.models._common import check_conv_mode, conv_for, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models._common import conv_for, validate_image
+from jaxcnn.models.registry import Family, register_family, register_model
 
 
 class SegNet(nn.Module):
@@ -44,10 +44,6 @@ class SegNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
-        if len(self.stage_sizes) != len(self.widths):
-            raise ValueError(f"stage_sizes {tuple(self.stage_sizes)} and widths {tuple(self.widths)} "
-                             "must have the same length")
         validate_image(x, model="segnet", channels=self.in_channels, min_size=2 ** len(self.stage_sizes))
 
         conv = conv_for(self, kernel_size=3, padding=1)
@@ -81,6 +77,13 @@ class SegNet(nn.Module):
         return x
 
 
+def _check(fields: dict) -> None:
+    if len(fields["stage_sizes"]) != len(fields["widths"]):
+        raise ValueError(f"stage_sizes {tuple(fields['stage_sizes'])} and widths {tuple(fields['widths'])} "
+                         "must have the same length")
+
+
+register_family(SegNet, Family(check=_check))  # a segmentation net: no classifier head
 register_model("segnet", SegNet, input_shape=(360, 480, 3),
                description="SegNet (Badrinarayanan et al. 2017), VGG16 encoder, 12 CamVid classes")
 register_model("segnet_small", SegNet, input_shape=(48, 48, 3), stage_sizes=(1, 2, 2), widths=(16, 32, 64),

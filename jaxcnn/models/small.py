@@ -28,9 +28,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -70,11 +69,6 @@ class SmallCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
-        if len(self.pool_after) != len(self.conv_features):
-            raise ValueError(f"SmallCNN pool_after {tuple(self.pool_after)} needs one entry per convolution "
-                             f"{tuple(self.conv_features)}.")
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
         validate_image(x, model="SmallCNN", channels=self.in_channels, exact_size=(self.image_size, self.image_size))
         act = ACTIVATIONS[self.activation]
         conv = conv_for(self, kernel_size=self.kernel_size)
@@ -91,7 +85,14 @@ class SmallCNN(nn.Module):
         return dense(self.num_classes, name=f"fc{len(self.hidden) + 1}")(x)
 
 
-register_family(SmallCNN, Family(head=lambda m: f"fc{len(m.hidden) + 1}"))
+def _check(fields: dict) -> None:
+    if len(fields["pool_after"]) != len(fields["conv_features"]):
+        raise ValueError(f"SmallCNN pool_after {tuple(fields['pool_after'])} needs one entry per convolution "
+                         f"{tuple(fields['conv_features'])}.")
+
+
+register_family(SmallCNN, Family(head=lambda m: f"fc{len(m.hidden) + 1}", choices=dict(activation=tuple(ACTIVATIONS)),
+                                 check=_check))
 register_model("keras_cifar_cnn", SmallCNN, input_shape=(32, 32, 3),
                description="TensorFlow CIFAR-10 tutorial CNN: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10; "
                            "122,570 parameters")

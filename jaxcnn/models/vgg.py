@@ -33,9 +33,8 @@ from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import BatchNorm, Dropout, Flatten, MaxPool
-from jaxcnn.models._common import check_conv_mode, conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 KERNEL_PLANS = ("3x3", "large")
@@ -89,15 +88,6 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_choice("kernel_plan", self.kernel_plan, KERNEL_PLANS)
-        check_choice("stage_entry", self.stage_entry, STAGE_ENTRIES)
-        check_conv_mode(self.conv_mode)
-        if len(self.stage_sizes) != len(self.widths):
-            raise ValueError(f"VGG stage_sizes {tuple(self.stage_sizes)} and widths {tuple(self.widths)} "
-                             "must have the same length.")
-        factor = 2 ** len(self.stage_sizes)
-        if self.image_size % factor:
-            raise ValueError(f"VGG image_size {self.image_size} must be divisible by 2**stages = {factor}.")
         validate_image(x, model="VGG", channels=3, exact_size=(self.image_size, self.image_size))
         conv = conv_for(self)
         dense = dense_for(self)
@@ -143,8 +133,19 @@ def _two_hidden_fc(model) -> str | None:
         f"fc_features={tuple(model.fc_features)} (torchvision has two hidden linear layers)")
 
 
+def _check(fields: dict) -> None:
+    stage_sizes, widths = tuple(fields["stage_sizes"]), tuple(fields["widths"])
+    if len(stage_sizes) != len(widths):
+        raise ValueError(f"VGG stage_sizes {stage_sizes} and widths {widths} must have the same length.")
+    factor = 2 ** len(stage_sizes)
+    if fields["image_size"] % factor:
+        raise ValueError(f"VGG image_size {fields['image_size']} must be divisible by 2**stages = {factor}.")
+
+
 register_family(VGG, Family(
     head=lambda m: f"fc{6 + len(m.fc_features)}",
+    choices=dict(kernel_plan=KERNEL_PLANS, stage_entry=STAGE_ENTRIES),
+    check=_check,
     torchvision=TorchvisionMap(torchvision_prefix, required=dict(kernel_plan="3x3"), flatten_dense="fc6",
                                check=_two_hidden_fc)))
 

@@ -29,8 +29,8 @@ from jaxcnn.data.identity import of_config
 from jaxcnn.data.integrity import readable
 from jaxcnn.data.sources import Split, open_split, overlap
 from jaxcnn.data.sharding import process_slice
-from jaxcnn.models import create_model, family_of, get_spec, module_fields
-from jaxcnn.models._fields import check_fields
+from jaxcnn.models import family_of, get_spec, module_fields
+from jaxcnn.models import registry as model_registry
 from jaxcnn.train.checkpoint import Checkpointer
 from jaxcnn.train.config import validate_config
 from jaxcnn.train.optim import make_optimizer
@@ -74,10 +74,10 @@ class Setup:
 
 
 def build_model(config, num_classes: int):
-    """The registry model of config.model, with num_classes, dtype and (under pmap) bn_axis_name set."""
+    """The registry model of config.model, with num_classes, dtype and (under pmap) bn_axis_name set. Its
+    fields are checked where every model's are, in the registry (a message names the config key)."""
     name = config.model.name
-    spec = get_spec(name)
-    fields = set(module_fields(spec.module))
+    fields = set(module_fields(get_spec(name).module))
     overrides = {k: v for k, v in config.model.items() if k != "name"}
     if "num_classes" in fields:
         overrides.setdefault("num_classes", num_classes)
@@ -85,25 +85,7 @@ def build_model(config, num_classes: int):
         overrides["dtype"] = jnp.bfloat16
     if config.parallel == "pmap" and "bn_axis_name" in fields:
         overrides["bn_axis_name"] = PMAP_AXIS
-    _check_field_types(spec, overrides)
-    check_fields(spec, {k: v for k, v in overrides.items() if k in config.model}, where="config.model.")
-    return create_model(name, **overrides)
-
-
-def _check_field_types(spec, overrides) -> None:
-    """A model field given a value of the wrong kind (e.g. a str for a float) is refused by name."""
-    defaults = {f.name: f.default for f in dataclasses.fields(spec.module)}
-    defaults.update(spec.fields)
-    for key, value in overrides.items():
-        default = defaults.get(key, dataclasses.MISSING)
-        for kind in (bool, int, float, str):
-            if isinstance(default, kind):
-                ok = isinstance(value, kind) if kind in (bool, str) else (
-                    isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
-                if not ok:
-                    raise TypeError(f"config.model.{key} must be a {kind.__name__} (like {default!r}) for model "
-                                    f"{spec.name!r}, got {value!r} ({type(value).__name__}).")
-                break
+    return model_registry._create(name, overrides, where="config.model.")
 
 
 def make_preprocess_fn(config, channels: int, *, flip: Optional[bool] = None):
@@ -339,9 +321,9 @@ def _check_classes(model, data, config) -> None:
 
 
 def _check_model_builds(model, shape, config) -> None:
-    """Trace the model's initialisation on the input it will see (no arrays are computed), so that a field
-    value it refuses (an unknown conv_mode) or an input it cannot take is refused here, before a workdir is
-    touched, and not when the loop starts with the workdir's config.json already written."""
+    """Trace the model's initialisation on the input it will see (no arrays are computed), so that an input it
+    cannot take (a wrong size, or fields that fit no input of this size) is refused here, before a workdir
+    is touched, and not when the loop starts with the workdir's config.json already written."""
     x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
     jax.eval_shape(lambda k: model.init({"params": k, "dropout": k}, jnp.zeros(x.shape, x.dtype), train=False),
                    jax.random.key(0))

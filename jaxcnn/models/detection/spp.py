@@ -23,9 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import ops
-from jaxcnn._validation import check_choice
 from jaxcnn.layers import Conv, Flatten
-from jaxcnn.models._common import check_conv_mode, validate_image
+from jaxcnn.models._common import validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -56,7 +55,6 @@ class SPPNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
         validate_image(x, model="spp_net", channels=self.in_channels, min_size=2 ** (len(self.stage_sizes) - 1))
         x = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
         x = ops.spatial_pyramid_pool(x, tuple(self.levels), self.pool_mode)
@@ -110,14 +108,7 @@ class FastRCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, boxes=None, train: bool = False):
-        check_conv_mode(self.conv_mode)
-        check_choice("region_pool", self.region_pool, ("roi", "spp"))
-        check_choice("spp_corners", self.spp_corners, ops.SPP_CORNERS)
-        most = len(self.stage_sizes) - 1
-        if not -1 <= self.trunk_pools <= most:
-            raise ValueError(f"fast_rcnn: trunk_pools must be -1 (all) or 0..{most} (one pooling after each of "
-                             f"{len(self.stage_sizes)} stages but the last), got {self.trunk_pools}.")
-        pools = most if self.trunk_pools < 0 else self.trunk_pools
+        pools = len(self.stage_sizes) - 1 if self.trunk_pools < 0 else self.trunk_pools
         if abs(self.spatial_scale * 2 ** pools - 1.0) > 1e-9:
             raise ValueError(f"fast_rcnn: spatial_scale {self.spatial_scale:g} does not match the feature map's "
                              f"stride {2 ** pools} ({pools} poolings); set spatial_scale={2.0 ** -pools:g}, or "
@@ -135,8 +126,6 @@ class FastRCNN(nn.Module):
             r = ops.roi_spatial_pyramid_pool(feats, boxes, tuple(self.spp_levels), self.spatial_scale,
                                              corners=self.spp_corners)
         self.sow("intermediates", "pool5_features", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
-        if self.svd_ranks and len(self.svd_ranks) != 2:
-            raise ValueError(f"fast_rcnn: svd_ranks must be (k6, k7) or (), got {tuple(self.svd_ranks)}.")
         for i, name in enumerate(("fc6", "fc7")):
             if self.svd_ranks:
                 r = nn.Dense(int(self.svd_ranks[i]), use_bias=False, dtype=self.dtype, name=f"{name}_svd")(r)
@@ -169,7 +158,23 @@ def truncated_svd_params(params, ranks) -> dict:
     return out
 
 
-register_family(SPPNet, Family(head=lambda m: "fc8"))
+POOL_MODES = ("max", "avg")
+REGION_POOLS = ("roi", "spp")
+
+
+def _check_fast_rcnn(fields: dict) -> None:
+    most = len(fields["stage_sizes"]) - 1
+    if not -1 <= fields["trunk_pools"] <= most:
+        raise ValueError(f"fast_rcnn: trunk_pools must be -1 (all) or 0..{most} (one pooling after each of "
+                         f"{most + 1} stages but the last), got {fields['trunk_pools']}.")
+    if fields["svd_ranks"] and len(fields["svd_ranks"]) != 2:
+        raise ValueError(f"fast_rcnn: svd_ranks must be (k6, k7) or (), got {tuple(fields['svd_ranks'])}.")
+
+
+register_family(SPPNet, Family(head=lambda m: "fc8", choices=dict(pool_mode=POOL_MODES)))
+# two heads (cls_score, bbox_pred): no one classifier head
+register_family(FastRCNN, Family(choices=dict(region_pool=REGION_POOLS, spp_corners=ops.SPP_CORNERS),
+                                 check=_check_fast_rcnn))
 register_model("spp_net", SPPNet, input_shape=(224, 224, 3),
                description="SPP-net (He et al. 2014) on VGG16 convs, pyramid 6,3,2,1: any input size")
 register_model("fast_rcnn", FastRCNN, input_shape=(224, 224, 3),

@@ -23,8 +23,8 @@ import flax.linen as nn
 
 from jaxcnn import ops
 from jaxcnn.layers import Conv, Flatten
-from jaxcnn.models._common import check_conv_mode, validate_image
-from jaxcnn.models.registry import register_model
+from jaxcnn.models._common import validate_image
+from jaxcnn.models.registry import Family, register_family, register_model
 
 # (kernel, features, stride) for a convolution, "M" for 2x2 stride-2 max pooling.
 YOLOV1_PLAN = (
@@ -61,7 +61,6 @@ class YOLOv1(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        check_conv_mode(self.conv_mode)
         validate_image(x, model="yolov1", channels=self.in_channels, exact_size=(self.input_size,) * 2)
         n_conv = 0
         for layer in self.plan:
@@ -81,6 +80,7 @@ class YOLOv1(nn.Module):
         return x.reshape(x.shape[0], s, s, d)
 
 
+register_family(YOLOv1, Family())  # a grid of boxes, no classifier head; its one choice is conv_mode
 register_model("yolov1", YOLOv1, input_shape=(448, 448, 3),
                description="YOLOv1 (Redmon et al. 2016): 24 conv + 2 FC, output 7x7x30")
 register_model("yolov1_tiny", YOLOv1, input_shape=(112, 112, 3), plan=YOLOV1_TINY_PLAN, input_size=112,
