@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import contextvars
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from jaxcnn._validation import check_array
-from jaxcnn.layers import Conv, Dense
+from jaxcnn.layers import BatchNorm, Conv, Dense
+
+# A layer as a block receives it: a Flax module class, or a functools.partial of one with the fields its
+# model shares bound (flax's examples/imagenet passes a ResNet block `conv: ModuleDef` and `norm: ModuleDef`).
+ModuleDef = Any
 
 # Set while a convolutionalized model runs: an exact input size becomes a minimum.
 _SIZE_AT_LEAST = contextvars.ContextVar("jaxcnn_size_at_least", default=False)
@@ -84,6 +88,12 @@ def conv_for(model, **fixed):
     """jaxcnn.layers.Conv with `model`'s conv_mode and dtype (and `fixed`: use_bias, kernel_init, ...) bound
     once: the one place a family states what its convolutions share."""
     return functools.partial(Conv, conv_mode=model.conv_mode, dtype=model.dtype, **fixed)
+
+
+def norm_for(model, **fixed):
+    """jaxcnn.layers.BatchNorm with `model`'s bn_axis_name and dtype (and `fixed`: momentum, epsilon, ...)
+    bound once."""
+    return functools.partial(BatchNorm, axis_name=model.bn_axis_name, dtype=model.dtype, **fixed)
 
 
 def dense_for(model, **fixed):

@@ -19,6 +19,7 @@ axis) over which BatchNorm batch statistics are averaged; None = per device.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from typing import Any, Optional, Sequence
@@ -26,8 +27,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
-from jaxcnn.models._common import conv_for, dense_for, validate_image
+from jaxcnn.layers import BatchNorm, Conv, Dropout, GlobalAvgPool
+from jaxcnn.models._common import ModuleDef, conv_for, dense_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -35,22 +36,25 @@ STEMS = ("imagenet", "cifar")
 
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # torchvision's kaiming_normal_
 
+# What every convolution and BatchNorm of the family shares; the model binds its conv_mode, dtype and
+# bn_axis_name to them once (conv_for, norm_for) and hands the layers to its blocks.
+_CONV = dict(use_bias=False, kernel_init=_conv_init)
+_NORM = dict(momentum=0.9, epsilon=1e-5)
+
 
 _max_pool = ops.max_pool
 _avg_pool = ops.avg_pool
 
 
 class _Common(nn.Module):
-    conv_mode: str = "cross_correlation"
-    dtype: Any = None
-    bn_axis_name: Optional[str] = None
+    """The layers a block receives from its model (conv, norm: bound with the model's conv_mode, dtype and
+    bn_axis_name); the defaults: cross-correlation, per-device statistics."""
 
-    def bn(self, name):
-        return BatchNorm(momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
+    conv: ModuleDef = functools.partial(Conv, **_CONV)
+    norm: ModuleDef = functools.partial(BatchNorm, **_NORM)
 
-    def conv(self, features, kernel, name):
-        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, padding=kernel // 2,
-                                                                      name=name)
+    def _conv(self, features, kernel, name):
+        return self.conv(features, kernel, padding=kernel // 2, name=name)
 
 
 class DenseLayer(_Common):
@@ -64,13 +68,13 @@ class DenseLayer(_Common):
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.bottleneck:
-            x = nn.relu(self.bn("norm1")(x, use_running_average=not train))
-            x = self.conv(self.bn_size * self.growth_rate, 1, "conv1")(x)
-            x = nn.relu(self.bn("norm2")(x, use_running_average=not train))
-            x = self.conv(self.growth_rate, 3, "conv2")(x)
+            x = nn.relu(self.norm(name="norm1")(x, use_running_average=not train))
+            x = self._conv(self.bn_size * self.growth_rate, 1, "conv1")(x)
+            x = nn.relu(self.norm(name="norm2")(x, use_running_average=not train))
+            x = self._conv(self.growth_rate, 3, "conv2")(x)
         else:  # the basic DenseNet layer, named as the bottleneck's second half
-            x = nn.relu(self.bn("norm1")(x, use_running_average=not train))
-            x = self.conv(self.growth_rate, 3, "conv1")(x)
+            x = nn.relu(self.norm(name="norm1")(x, use_running_average=not train))
+            x = self._conv(self.growth_rate, 3, "conv1")(x)
         if self.dropout_rate:
             x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return x
@@ -88,8 +92,7 @@ class DenseBlock(_Common):
     @nn.compact
     def __call__(self, x, train: bool = False):
         for j in range(1, self.num_layers + 1):
-            new = DenseLayer(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
-                             growth_rate=self.growth_rate,
+            new = DenseLayer(conv=self.conv, norm=self.norm, growth_rate=self.growth_rate,
                              bottleneck=self.bottleneck, bn_size=self.bn_size, dropout_rate=self.dropout_rate,
                              name=f"denselayer{j}")(x, train)
             x = jnp.concatenate([x, new], axis=-1)
@@ -104,8 +107,8 @@ class Transition(_Common):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = nn.relu(self.bn("norm")(x, use_running_average=not train))
-        x = self.conv(self.features, 1, "conv")(x)
+        x = nn.relu(self.norm(name="norm")(x, use_running_average=not train))
+        x = self._conv(self.features, 1, "conv")(x)
         if self.dropout_rate:
             x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return _avg_pool(x, 2, 2)
@@ -143,23 +146,22 @@ class DenseNet(nn.Module):
     def __call__(self, x, train: bool = False):
         n_down = len(self.block_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="DenseNet", channels=None, min_size=2 ** n_down)
-        common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name)
-        bn = lambda name: BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                       axis_name=self.bn_axis_name, dtype=self.dtype, name=name)
-        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
+        conv = conv_for(self, **_CONV)
+        norm = norm_for(self, **_NORM)
+        layers = dict(conv=conv, norm=norm)
         if self.stem == "imagenet":
             x = conv(self.init_features, 7, strides=2, padding=3, name="conv0")(x)
-            x = nn.relu(bn("norm0")(x))
+            x = nn.relu(norm(name="norm0")(x, use_running_average=not train))
             x = _max_pool(x, 3, 2, padding=1)
         else:
             x = conv(self.init_features, 3, padding=1, name="conv0")(x)
         for i, n in enumerate(self.block_sizes, start=1):
-            x = DenseBlock(**common, num_layers=n, growth_rate=self.growth_rate, bottleneck=self.bottleneck,
+            x = DenseBlock(**layers, num_layers=n, growth_rate=self.growth_rate, bottleneck=self.bottleneck,
                            bn_size=self.bn_size, dropout_rate=self.dropout_rate, name=f"denseblock{i}")(x, train)
             if i < len(self.block_sizes):
-                x = Transition(**common, features=int(x.shape[-1] * self.compression),
+                x = Transition(**layers, features=int(x.shape[-1] * self.compression),
                                dropout_rate=self.dropout_rate, name=f"transition{i}")(x, train)
-        x = nn.relu(bn("norm5")(x))
+        x = nn.relu(norm(name="norm5")(x, use_running_average=not train))
         x = GlobalAvgPool()(x)
         return dense_for(self)(self.num_classes, name="classifier")(x)
 

@@ -16,16 +16,13 @@ kernels HWIO.
 
 from __future__ import annotations
 
-import functools
-
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn import layers, ops
-from jaxcnn.layers import BatchNorm
-from jaxcnn.models._common import conv_for, dense_for, validate_image
+from jaxcnn.models._common import conv_for, dense_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -61,8 +58,7 @@ class FashionCNN(nn.Module):
         x = jnp.asarray(x, self.dtype) if self.dtype is not None else x
         conv = conv_for(self)
         dense = dense_for(self)
-        norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 axis_name=self.bn_axis_name, dtype=self.dtype)
+        norm = norm_for(self, use_running_average=not train, momentum=0.9, epsilon=1e-5)
         for i, width in enumerate(self.widths, start=1):
             x = conv(width, 3, padding="SAME", use_bias=not self.batch_norm, name=f"conv{i}")(x)
             if self.batch_norm:

@@ -21,15 +21,13 @@ Their parameters exist whenever `aux_logits=True`, whatever `train` is.
 
 from __future__ import annotations
 
-import functools
-
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool
-from jaxcnn.models._common import validate_image
+from jaxcnn.models._common import ModuleDef, conv_for, dense_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn import ops
 
@@ -63,21 +61,20 @@ class Inception(nn.Module):
     branch1: 1x1; branch2: 1x1 reduce -> 3x3; branch3: 1x1 reduce -> 5x5 (a
     real 5x5); branch4: 3x3/1 max-pool -> 1x1 projection. Each convolution is
     followed by ReLU. With bottleneck=False the two reductions are removed:
-    the 3x3 and 5x5 see all input channels (the 1x1 ablation).
+    the 3x3 and 5x5 see all input channels (the 1x1 ablation). `conv`: the
+    convolution as the model binds it (its conv_mode and dtype).
     """
 
     features: Sequence[int]  # (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
     bottleneck: bool = True
-    conv_mode: str = "cross_correlation"
-    dtype: Any = None
+    conv: ModuleDef = Conv
 
     @nn.compact
     def __call__(self, x):
         c1, r3, c3, r5, c5, pp = self.features
-        conv = functools.partial(Conv, conv_mode=self.conv_mode, dtype=self.dtype)
 
         def relu_conv(y, features, kernel, name):
-            return nn.relu(conv(features, kernel, padding=kernel // 2, name=name)(y))
+            return nn.relu(self.conv(features, kernel, padding=kernel // 2, name=name)(y))
 
         b1 = relu_conv(x, c1, 1, "branch1")
         b2 = relu_conv(x, r3, 1, "branch2_reduce") if self.bottleneck else x
@@ -90,22 +87,22 @@ class Inception(nn.Module):
 
 
 class AuxClassifier(nn.Module):
-    """5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC. x: NHWC (14x14)."""
+    """5x5/3 average pool -> 1x1 conv 128 + ReLU -> FC 1024 + ReLU -> dropout 0.7 -> FC. x: NHWC (14x14).
+    `conv`, `dense`: the layers as the model binds them (its conv_mode and dtype)."""
 
     num_classes: int
     width: float = 1.0
-    conv_mode: str = "cross_correlation"
-    dtype: Any = None
+    conv: ModuleDef = Conv
+    dense: ModuleDef = Dense
 
     @nn.compact
     def __call__(self, x, train: bool):
-        dense = functools.partial(Dense, dtype=self.dtype)
         x = _avg_pool(x, 5, 3)
-        x = nn.relu(Conv(_scaled(128, self.width), 1, conv_mode=self.conv_mode, dtype=self.dtype, name="conv")(x))
+        x = nn.relu(self.conv(_scaled(128, self.width), 1, name="conv")(x))
         x = Flatten()(x)
-        x = nn.relu(dense(_scaled(1024, self.width), name="fc1")(x))
+        x = nn.relu(self.dense(_scaled(1024, self.width), name="fc1")(x))
         x = Dropout(0.7, deterministic=not train)(x)
-        return dense(self.num_classes, name="fc2")(x)
+        return self.dense(self.num_classes, name="fc2")(x)
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -137,17 +134,6 @@ class GoogLeNet(nn.Module):
     conv_mode: str = "cross_correlation"
     dtype: Any = None
 
-    def _inception(self, x, key):
-        plan = tuple(_scaled(c, self.width) for c in INCEPTION_PLAN[key])
-        return Inception(plan, bottleneck=self.bottleneck, conv_mode=self.conv_mode, dtype=self.dtype,
-                         name=f"inception{key}")(x)
-
-    def _aux(self, x, name, train):
-        logits = AuxClassifier(self.num_classes, width=self.width, conv_mode=self.conv_mode, dtype=self.dtype,
-                               name=name)(x, train)
-        if train:
-            self.sow("intermediates", "aux_logits", logits)
-
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.aux_logits:
@@ -155,37 +141,46 @@ class GoogLeNet(nn.Module):
             validate_image(x, model="GoogLeNet", channels=3, exact_size=(224, 224))
         else:
             validate_image(x, model="GoogLeNet", channels=3, min_size=32)
-        bound = functools.partial(Conv, conv_mode=self.conv_mode, dtype=self.dtype)
+        conv, dense = conv_for(self), dense_for(self)  # bound once: this model's conv_mode and dtype
 
-        def conv(f, k, s, name):
-            return bound(_scaled(f, self.width), k, strides=s, padding=k // 2, name=name)
+        def scaled_conv(f, k, s, name):
+            return conv(_scaled(f, self.width), k, strides=s, padding=k // 2, name=name)
+
+        def inception(x, key):
+            plan = tuple(_scaled(c, self.width) for c in INCEPTION_PLAN[key])
+            return Inception(plan, bottleneck=self.bottleneck, conv=conv, name=f"inception{key}")(x)
+
+        def aux(x, name):
+            logits = AuxClassifier(self.num_classes, width=self.width, conv=conv, dense=dense, name=name)(x, train)
+            if train:
+                self.sow("intermediates", "aux_logits", logits)
 
         lrn = _lrn  # Caffe's: size 5, k=1, alpha=1e-4 (divided by the size), beta 0.75
-        x = nn.relu(conv(64, 7, 2, "conv1")(x))          # 112x112x64
-        x = _max_pool(x, 3, 2, padding="SAME")          # 56x56x64
+        x = nn.relu(scaled_conv(64, 7, 2, "conv1")(x))   # 112x112x64
+        x = _max_pool(x, 3, 2, padding="SAME")           # 56x56x64
         x = lrn(x)
-        x = nn.relu(conv(64, 1, 1, "conv2")(x))
-        x = nn.relu(conv(192, 3, 1, "conv3")(x))          # 56x56x192
+        x = nn.relu(scaled_conv(64, 1, 1, "conv2")(x))
+        x = nn.relu(scaled_conv(192, 3, 1, "conv3")(x))  # 56x56x192
         x = lrn(x)
-        x = _max_pool(x, 3, 2, padding="SAME")          # 28x28x192
-        x = self._inception(x, "3a")                       # 28x28x256
-        x = self._inception(x, "3b")                       # 28x28x480
-        x = _max_pool(x, 3, 2, padding="SAME")          # 14x14x480
-        x = self._inception(x, "4a")                       # 14x14x512
+        x = _max_pool(x, 3, 2, padding="SAME")           # 28x28x192
+        x = inception(x, "3a")                           # 28x28x256
+        x = inception(x, "3b")                           # 28x28x480
+        x = _max_pool(x, 3, 2, padding="SAME")           # 14x14x480
+        x = inception(x, "4a")                           # 14x14x512
         if self.aux_logits:
-            self._aux(x, "aux1", train)
-        x = self._inception(x, "4b")
-        x = self._inception(x, "4c")
-        x = self._inception(x, "4d")                       # 14x14x528
+            aux(x, "aux1")
+        x = inception(x, "4b")
+        x = inception(x, "4c")
+        x = inception(x, "4d")                           # 14x14x528
         if self.aux_logits:
-            self._aux(x, "aux2", train)
-        x = self._inception(x, "4e")                       # 14x14x832
-        x = _max_pool(x, 3, 2, padding="SAME")          # 7x7x832
-        x = self._inception(x, "5a")
-        x = self._inception(x, "5b")                       # 7x7x1024
-        x = GlobalAvgPool()(x)                             # the 7x7/1 average pool
+            aux(x, "aux2")
+        x = inception(x, "4e")                           # 14x14x832
+        x = _max_pool(x, 3, 2, padding="SAME")           # 7x7x832
+        x = inception(x, "5a")
+        x = inception(x, "5b")                           # 7x7x1024
+        x = GlobalAvgPool()(x)                           # the 7x7/1 average pool
         x = Dropout(self.dropout_rate, deterministic=not train)(x)
-        return Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+        return dense(self.num_classes, name="fc")(x)
 
 
 def _check(fields: dict) -> None:

@@ -52,6 +52,7 @@ axis) over which BatchNorm batch statistics are averaged; None = per device.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -61,14 +62,18 @@ import numpy as np
 from jax import lax
 
 from jaxcnn import ops
-from jaxcnn.layers import BatchNorm, Dropout, GlobalAvgPool
-from jaxcnn.models._common import conv_for, dense_for, validate_image
+from jaxcnn.layers import BatchNorm, Conv, Dense, Dropout, GlobalAvgPool
+from jaxcnn.models._common import ModuleDef, conv_for, dense_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 from jaxcnn.ops.conv import explicit_padding
 
 STEMS = ("imagenet", "cifar")
 
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # Keras' he_normal
+
+# What every convolution of the family shares; the model binds its conv_mode and dtype to it once (conv_for)
+# and hands the layer to its cells, with its BatchNorm (norm_for: bn_momentum, bn_epsilon, bn_axis_name).
+_CONV = dict(use_bias=False, kernel_init=_conv_init)
 
 
 def _same_pads(x, window, stride):
@@ -109,23 +114,21 @@ def drop_path(x, rate, key):
 
 
 class _Base(nn.Module):
-    conv_mode: str = "cross_correlation"
-    dtype: Any = None
-    bn_axis_name: Optional[str] = None
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
+    """The layers a cell receives from its model (conv, norm: bound with the model's conv_mode, dtype,
+    bn_axis_name, bn_momentum and bn_epsilon); the defaults: cross-correlation, momentum 0.9, epsilon 1e-5,
+    per-device statistics."""
 
-    def bn(self, x, train, name):
-        return BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                            axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(x)
+    conv: ModuleDef = functools.partial(Conv, **_CONV)
+    norm: ModuleDef = functools.partial(BatchNorm, momentum=0.9, epsilon=1e-5)
 
-    def conv(self, x, features, kernel=1, strides=1, padding="SAME", groups=1, name=None):
-        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, strides=strides,
-                                                                      padding=padding, groups=groups, name=name)(x)
+    def _bn(self, x, train, name):
+        return self.norm(name=name)(x, use_running_average=not train)
 
-    def common(self):
-        return dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
-                    bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
+    def _conv(self, x, features, kernel=1, strides=1, padding="SAME", groups=1, name=None):
+        return self.conv(features, kernel, strides=strides, padding=padding, groups=groups, name=name)(x)
+
+    def layers(self):
+        return dict(conv=self.conv, norm=self.norm)
 
 
 class SeparableBranch(_Base):
@@ -143,9 +146,9 @@ class SeparableBranch(_Base):
     def __call__(self, x, train: bool = False):
         for i, s in ((1, self.strides), (2, 1)):
             x = nn.relu(x)
-            x = self.conv(x, x.shape[-1], self.kernel_size, s, groups=x.shape[-1], name=f"sep{i}_depthwise")
-            x = self.conv(x, self.features, 1, name=f"sep{i}_pointwise")
-            x = self.bn(x, train, f"bn{i}")
+            x = self._conv(x, x.shape[-1], self.kernel_size, s, groups=x.shape[-1], name=f"sep{i}_depthwise")
+            x = self._conv(x, self.features, 1, name=f"sep{i}_pointwise")
+            x = self._bn(x, train, f"bn{i}")
         return x
 
 
@@ -158,20 +161,20 @@ class _Cell(_Base):
             return ip
         if p.shape[1] != ip.shape[1] or p.shape[2] != ip.shape[2]:  # factorized reduction
             p = nn.relu(p)
-            p1 = self.conv(p[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_1")
+            p1 = self._conv(p[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_1")
             shifted = jnp.pad(p[:, 1:, 1:, :], ((0, 0), (0, 1), (0, 1), (0, 0)))
-            p2 = self.conv(shifted[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_2")
-            return self.bn(jnp.concatenate([p1, p2], axis=-1), train, "adjust_bn")
+            p2 = self._conv(shifted[:, ::2, ::2, :], self.filters // 2, name="adjust_conv_2")
+            return self._bn(jnp.concatenate([p1, p2], axis=-1), train, "adjust_bn")
         if p.shape[-1] != self.filters:
-            p = self.conv(nn.relu(p), self.filters, name="adjust_conv_projection")
-            return self.bn(p, train, "adjust_bn")
+            p = self._conv(nn.relu(p), self.filters, name="adjust_conv_projection")
+            return self._bn(p, train, "adjust_bn")
         return p
 
     def squeeze(self, ip, train):
-        return self.bn(self.conv(nn.relu(ip), self.filters, name="conv_1"), train, "bn_1")
+        return self._bn(self._conv(nn.relu(ip), self.filters, name="conv_1"), train, "bn_1")
 
     def sep(self, x, kernel, strides, name, train):
-        return SeparableBranch(**self.common(), features=self.filters, kernel_size=kernel, strides=strides,
+        return SeparableBranch(**self.layers(), features=self.filters, kernel_size=kernel, strides=strides,
                                name=name)(x, train)
 
     def dropper(self, train, drop_rate):
@@ -220,9 +223,10 @@ class AuxHead(_Base):
     """TF-slim's NASNet auxiliary classifier. x: NHWC, at least 5x5 (the last normal cell of the second stack).
 
     ReLU, 5x5/3 VALID average pool, 1x1 conv 128 (proj), BN, ReLU, a conv to 768 whose kernel is the whole
-    pooled map (VALID), BN, ReLU, flatten, dense to num_classes (fc)."""
+    pooled map (VALID), BN, ReLU, flatten, dense to num_classes (fc). `dense`: as the model binds it (its dtype)."""
 
     num_classes: int = 1000
+    dense: ModuleDef = Dense
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -230,10 +234,10 @@ class AuxHead(_Base):
             raise ValueError(f"NASNet's auxiliary head pools 5x5 over the second stack's {x.shape[1]}x{x.shape[2]} "
                              "map, which needs at least 5x5: feed larger images or set aux_logits=False.")
         x = lax.reduce_window(nn.relu(x), np.array(0, x.dtype), lax.add, (1, 5, 5, 1), (1, 3, 3, 1), "VALID") / 25
-        x = nn.relu(self.bn(self.conv(x, 128, name="proj"), train, "aux_bn0"))
-        x = self.conv(x, 768, x.shape[1:3], padding="VALID", name="conv")
-        x = nn.relu(self.bn(x, train, "aux_bn1"))
-        return dense_for(self)(self.num_classes, name="fc")(x.reshape(x.shape[0], -1))
+        x = nn.relu(self._bn(self._conv(x, 128, name="proj"), train, "aux_bn0"))
+        x = self._conv(x, 768, x.shape[1:3], padding="VALID", name="conv")
+        x = nn.relu(self._bn(x, train, "aux_bn1"))
+        return self.dense(self.num_classes, name="fc")(x.reshape(x.shape[0], -1))
 
 
 class NASNet(nn.Module):
@@ -298,15 +302,14 @@ class NASNet(nn.Module):
         m = self.filter_multiplier
         validate_image(x, model="NASNet", channels=None, min_size=32 if self.stem == "imagenet" else 4)
         filters = self.penultimate_filters // 24
-        common = dict(conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
-                      bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
-        stem = conv_for(self, use_bias=False, kernel_init=_conv_init)
+        conv = conv_for(self, **_CONV)
+        norm = norm_for(self, momentum=self.bn_momentum, epsilon=self.bn_epsilon)
+        common = dict(conv=conv, norm=norm)  # the layers every cell receives, bound once
         if self.stem == "imagenet":
-            x = stem(self.stem_filters, 3, strides=2, padding="VALID", name="stem_conv1")(x)
+            x = conv(self.stem_filters, 3, strides=2, padding="VALID", name="stem_conv1")(x)
         else:
-            x = stem(self.stem_filters, 3, strides=1, padding="SAME", name="stem_conv1")(x)
-        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                         axis_name=self.bn_axis_name, dtype=self.dtype, name="stem_bn1")(x)
+            x = conv(self.stem_filters, 3, strides=1, padding="SAME", name="stem_conv1")(x)
+        x = norm(name="stem_bn1")(x, use_running_average=not train)
         p = None if self.stem == "imagenet" else x  # CIFAR: the first cell's h_{i-1} is the stem's output
         rates = iter(self.drop_path_rates(progress) if train and self.drop_path_rate > 0 else
                      [None] * self.num_cells)
@@ -323,7 +326,7 @@ class NASNet(nn.Module):
                 cell = NormalCell(**common, filters=width, name=f"normal_{stack * n + min(stack, 1) + i}")
                 x, p = cell(x, p, train, next(rates)), x
             if stack == 1 and self.aux_logits:
-                aux = AuxHead(**common, num_classes=self.num_classes, name="aux")(x, train)
+                aux = AuxHead(**common, dense=dense_for(self), num_classes=self.num_classes, name="aux")(x, train)
                 if train:
                     self.sow("intermediates", "aux_logits", aux)
         x = nn.relu(x)

@@ -27,6 +27,7 @@ global batch (synchronised BatchNorm); None keeps per-device statistics.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from typing import Any, Optional, Sequence
@@ -34,8 +35,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, GlobalAvgPool
-from jaxcnn.models._common import conv_for, dense_for, validate_image
+from jaxcnn.layers import BatchNorm, Conv, GlobalAvgPool
+from jaxcnn.models._common import ModuleDef, conv_for, dense_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 from jaxcnn import ops
 
@@ -50,10 +51,10 @@ STEMS = ("imagenet", "cifar")
 # He initialisation on the fan-out, torchvision's kaiming_normal_(mode="fan_out").
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
-
-def _bn(module, name):
-    return BatchNorm(use_running_average=None, momentum=0.9, epsilon=1e-5,
-                        axis_name=module.bn_axis_name, dtype=module.dtype, name=name)
+# What every convolution and BatchNorm of the family shares; the model binds its conv_mode, dtype and
+# bn_axis_name to them once (conv_for, norm_for) and hands the layers to its blocks.
+_CONV = dict(use_bias=False, kernel_init=_conv_init)
+_NORM = dict(momentum=0.9, epsilon=1e-5)
 
 
 class _Projection(nn.Module):
@@ -62,16 +63,14 @@ class _Projection(nn.Module):
     features: int
     strides: int
     use_bn: bool
-    conv_mode: str
-    dtype: Any
-    bn_axis_name: Optional[str]
+    conv: ModuleDef
+    norm: ModuleDef
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = conv_for(self, use_bias=False, kernel_init=_conv_init)(self.features, 1, strides=self.strides,
-                                                                    name="conv")(x)
+        x = self.conv(self.features, 1, strides=self.strides, name="conv")(x)
         if self.use_bn:
-            x = _bn(self, "bn")(x, use_running_average=not train)
+            x = self.norm(name="bn")(x, use_running_average=not train)
         return x
 
 
@@ -91,6 +90,8 @@ class ResidualBlock(nn.Module):
     x: NHWC. `features` is the block's width (its output is `features` for a
     basic block, 4 * features for a bottleneck). With skip=False the block is
     its residual branch alone: there is no identity or projection path.
+    `conv` and `norm` are the layers as the model binds them (its conv_mode, dtype
+    and bn_axis_name); the defaults: cross-correlation, per-device statistics.
     """
 
     features: int
@@ -99,13 +100,11 @@ class ResidualBlock(nn.Module):
     shortcut: str = "B"
     preact: bool = False
     skip: bool = True
-    conv_mode: str = "cross_correlation"
-    dtype: Any = None
-    bn_axis_name: Optional[str] = None
+    conv: ModuleDef = functools.partial(Conv, **_CONV)
+    norm: ModuleDef = functools.partial(BatchNorm, **_NORM)
 
     def _conv(self, features, kernel, strides, name):
-        return conv_for(self, use_bias=False, kernel_init=_conv_init)(features, kernel, strides=strides,
-                                                                      padding=kernel // 2, name=name)
+        return self.conv(features, kernel, strides=strides, padding=kernel // 2, name=name)
 
     def _plan(self):
         f = self.features
@@ -122,7 +121,7 @@ class ResidualBlock(nn.Module):
             y = x
             pre = None
             for i, (f, k, s) in enumerate(plan, start=1):
-                y = nn.relu(_bn(self, f"bn{i}")(y, use_running_average=not train))
+                y = nn.relu(self.norm(name=f"bn{i}")(y, use_running_average=not train))
                 if i == 1:
                     pre = y
                 y = self._conv(f, k, s, f"conv{i}")(y)
@@ -132,7 +131,7 @@ class ResidualBlock(nn.Module):
             y = x
             for i, (f, k, s) in enumerate(plan, start=1):
                 y = self._conv(f, k, s, f"conv{i}")(y)
-                y = _bn(self, f"bn{i}")(y, use_running_average=not train)
+                y = self.norm(name=f"bn{i}")(y, use_running_average=not train)
                 if i < len(plan):
                     y = nn.relu(y)
             residual = y
@@ -141,8 +140,8 @@ class ResidualBlock(nn.Module):
             return residual if self.preact else nn.relu(residual)
         changes = self.strides != 1 or inp.shape[-1] != out_features
         if self.shortcut == "C" or (self.shortcut == "B" and changes):
-            sc = _Projection(out_features, self.strides, not self.preact, self.conv_mode, self.dtype,
-                             self.bn_axis_name, name="downsample")(short_in, train)
+            sc = _Projection(out_features, self.strides, not self.preact, self.conv, self.norm,
+                             name="downsample")(short_in, train)
         elif changes:  # option A
             sc = _option_a(inp, out_features, self.strides)
         else:
@@ -187,13 +186,14 @@ class ResNet(nn.Module):
     def __call__(self, x, train: bool = False):
         n_down = len(self.stage_sizes) - 1 + (2 if self.stem == "imagenet" else 0)
         validate_image(x, model="ResNet", channels=None, min_size=2 ** n_down)
-        conv = conv_for(self, use_bias=False, kernel_init=_conv_init)
+        conv = conv_for(self, **_CONV)
+        norm = norm_for(self, **_NORM)
         if self.stem == "imagenet":
             x = conv(self.base_width, 7, strides=2, padding=3, name="conv1")(x)
         else:
             x = conv(self.base_width, 3, strides=1, padding=1, name="conv1")(x)
         if not self.preact:
-            x = _bn(self, "bn1")(x, use_running_average=not train)
+            x = norm(name="bn1")(x, use_running_average=not train)
             x = nn.relu(x)
         if self.stem == "imagenet":
             x = _max_pool(x, 3, 2, padding=1)
@@ -201,11 +201,10 @@ class ResNet(nn.Module):
             width = self.base_width * 2 ** s * self.widen_factor
             for b in range(n_blocks):
                 x = ResidualBlock(width, strides=2 if (s > 0 and b == 0) else 1, block=self.block,
-                                  shortcut=self.shortcut, preact=self.preact, skip=self.skip,
-                                  conv_mode=self.conv_mode, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
-                                  name=f"layer{s + 1}_{b}")(x, train)
+                                  shortcut=self.shortcut, preact=self.preact, skip=self.skip, conv=conv,
+                                  norm=norm, name=f"layer{s + 1}_{b}")(x, train)
         if self.preact:
-            x = nn.relu(_bn(self, "bn_final")(x, use_running_average=not train))
+            x = nn.relu(norm(name="bn_final")(x, use_running_average=not train))
         x = GlobalAvgPool()(x)
         return dense_for(self)(self.num_classes, name="fc")(x)
 

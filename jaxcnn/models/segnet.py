@@ -20,8 +20,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn import ops
-from jaxcnn.layers import BatchNorm
-from jaxcnn.models._common import conv_for, validate_image
+from jaxcnn.models._common import conv_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
@@ -47,13 +46,13 @@ class SegNet(nn.Module):
         validate_image(x, model="segnet", channels=self.in_channels, min_size=2 ** len(self.stage_sizes))
 
         conv = conv_for(self, kernel_size=3, padding=1)
+        norm = norm_for(self, use_running_average=not train, momentum=0.9, epsilon=1e-5)
 
         def block(y, f, name, relu_bn=True):
             y = conv(f, name=f"conv{name}")(y)
             if not relu_bn:
                 return y
-            y = BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             axis_name=self.bn_axis_name, dtype=self.dtype, name=f"bn{name}")(y)
+            y = norm(name=f"bn{name}")(y)
             return nn.relu(y)
 
         saved = []

@@ -27,14 +27,12 @@ kernels HWIO.
 
 from __future__ import annotations
 
-import functools
-
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 
-from jaxcnn.layers import BatchNorm, Dropout, Flatten, MaxPool
-from jaxcnn.models._common import conv_for, dense_for, validate_image
+from jaxcnn.layers import Dropout, Flatten, MaxPool
+from jaxcnn.models._common import conv_for, dense_for, norm_for, validate_image
 from jaxcnn.models.registry import Family, TorchvisionMap, register_family, register_model
 
 KERNEL_PLANS = ("3x3", "large")
@@ -91,8 +89,7 @@ class VGG(nn.Module):
         validate_image(x, model="VGG", channels=3, exact_size=(self.image_size, self.image_size))
         conv = conv_for(self)
         dense = dense_for(self)
-        norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 axis_name=self.bn_axis_name, dtype=self.dtype)
+        norm = norm_for(self, use_running_average=not train, momentum=0.9, epsilon=1e-5)
         for s, (n, width) in enumerate(zip(self.stage_sizes, self.widths), start=1):
             plan = [3] * n if self.kernel_plan == "3x3" else [2 * n + 1]
             if self.stage_entry == "1x1":

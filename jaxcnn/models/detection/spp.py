@@ -23,17 +23,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import ops
-from jaxcnn.layers import Conv, Flatten
-from jaxcnn.models._common import validate_image
+from jaxcnn.layers import Flatten
+from jaxcnn.models._common import ModuleDef, conv_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 
-def _trunk(x, stage_sizes, widths, conv_mode, dtype, pool_last: bool, pools: int = -1):
-    """The VGG-style stages, a 2x2/2 max pooling after each but the last (and after the last when pool_last);
-    pools >= 0 keeps only the first `pools` of those poolings (a finer feature map, the same weights)."""
+def _trunk(x, conv: ModuleDef, stage_sizes, widths, pool_last: bool, pools: int = -1):
+    """The VGG-style stages of `conv` (the model's, bound), a 2x2/2 max pooling after each but the last (and
+    after the last when pool_last); pools >= 0 keeps only the first `pools` of those poolings (a finer feature
+    map, the same weights)."""
     for s, (n, f) in enumerate(zip(stage_sizes, widths), start=1):
         for i in range(1, n + 1):
-            x = nn.relu(Conv(f, 3, padding=1, conv_mode=conv_mode, dtype=dtype, name=f"conv{s}_{i}")(x))
+            x = nn.relu(conv(f, 3, padding=1, name=f"conv{s}_{i}")(x))
         if (s < len(stage_sizes) or pool_last) and (pools < 0 or s <= pools):
             x = ops.max_pool(x, 2, 2)
     return x
@@ -56,7 +57,7 @@ class SPPNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         validate_image(x, model="spp_net", channels=self.in_channels, min_size=2 ** (len(self.stage_sizes) - 1))
-        x = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False)
+        x = _trunk(x, conv_for(self), self.stage_sizes, self.widths, pool_last=False)
         x = ops.spatial_pyramid_pool(x, tuple(self.levels), self.pool_mode)
         for name in ("fc6", "fc7"):
             x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
@@ -118,7 +119,7 @@ class FastRCNN(nn.Module):
         if boxes is None:
             boxes = jnp.stack([jnp.arange(n, dtype=jnp.float32), jnp.zeros(n), jnp.zeros(n),
                                jnp.full(n, w - 1.0), jnp.full(n, h - 1.0)], axis=1)
-        feats = _trunk(x, self.stage_sizes, self.widths, self.conv_mode, self.dtype, pool_last=False,
+        feats = _trunk(x, conv_for(self), self.stage_sizes, self.widths, pool_last=False,
                        pools=self.trunk_pools)
         if self.region_pool == "roi":
             r = Flatten()(ops.roi_pool(feats, boxes, (self.roi_size, self.roi_size), self.spatial_scale))

@@ -22,8 +22,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn import ops
-from jaxcnn.layers import Conv, Flatten
-from jaxcnn.models._common import validate_image
+from jaxcnn.layers import Flatten
+from jaxcnn.models._common import conv_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
 # (kernel, features, stride) for a convolution, "M" for 2x2 stride-2 max pooling.
@@ -62,6 +62,7 @@ class YOLOv1(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         validate_image(x, model="yolov1", channels=self.in_channels, exact_size=(self.input_size,) * 2)
+        conv = conv_for(self)
         n_conv = 0
         for layer in self.plan:
             if layer == "M":
@@ -69,8 +70,7 @@ class YOLOv1(nn.Module):
                 continue
             k, f, s = layer
             n_conv += 1
-            x = Conv(f, k, strides=s, padding=k // 2, conv_mode=self.conv_mode, dtype=self.dtype,
-                     name=f"conv{n_conv}")(x)
+            x = conv(f, k, strides=s, padding=k // 2, name=f"conv{n_conv}")(x)
             x = nn.leaky_relu(x, 0.1)
         x = Flatten()(x)
         x = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x), 0.1)
