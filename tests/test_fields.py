@@ -9,6 +9,8 @@ import ast
 import dataclasses
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 import jaxcnn
@@ -152,3 +154,21 @@ def test_blocks_receive_bound_layers_and_models_keep_their_public_fields():
     for model in (resnet.ResNet, densenet.DenseNet, nasnet.NASNet):
         assert {"conv_mode", "dtype", "bn_axis_name"} <= set(module_fields(model))
     assert {"conv_mode", "dtype"} <= set(module_fields(googlenet.GoogLeNet))
+
+
+def test_a_model_built_from_its_class_directly_is_checked_by_the_same_checker():
+    # Without the check a misspelt block would quietly build another network (ResidualBlock's plan treats
+    # anything but "basic" as a bottleneck); the class-built model goes through check_model, create_model's
+    # checker, when it is constructed, and a good one builds as before.
+    with pytest.raises(ValueError, match=r"^model 'ResNet': unknown block 'bottlenek'; allowed: 'basic', 'bottleneck'"):
+        resnet.ResNet(block="bottlenek")
+    with pytest.raises(ValueError, match=r"unknown conv_mode 'conv'"):
+        resnet.ResNet(conv_mode="conv")
+    with pytest.raises(ValueError, match=r"GoogLeNet width must be a number in \(0, 4\], got 4.5"):
+        googlenet.GoogLeNet(width=4.5)
+    direct = resnet.ResNet(stage_sizes=(1, 1, 1), block="basic", stem="cifar", base_width=4, num_classes=3)
+    shapes = jax.eval_shape(direct.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+    assert shapes["params"]["fc"]["kernel"].shape == (4 * 2 ** 2, 3)  # the last stage's 4 * 2**2 = 16 maps
+    # create_model checks before it builds, with the variant's name in the message (not the class's)
+    with pytest.raises(ValueError, match=r"^model 'resnet20': unknown block"):
+        create_model("resnet20", block="bottlenek")

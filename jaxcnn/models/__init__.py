@@ -19,6 +19,7 @@ from jaxcnn.models.registry import (
     Family,
     ModelSpec,
     TorchvisionMap,
+    check_model,
     create_model,
     default_input_shape,
     family_of,
@@ -40,7 +41,7 @@ from jaxcnn.models.summary import Summary, summary  # noqa: E402
 
 __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IMAGENET_MEAN", "IMAGENET_STD",
-    "Family", "ModelSpec", "Summary", "TorchvisionMap", "convolutionalize", "count_params", "create_model",
+    "Family", "ModelSpec", "Summary", "TorchvisionMap", "check_model", "convolutionalize", "count_params", "create_model",
     "default_input_shape", "family_of", "get_spec", "list_models", "module_fields", "register_family",
     "register_model", "summary", "variants_of",
 ]

@@ -20,6 +20,7 @@ that tie fields together). The modules themselves check only their input.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import fnmatch
 from typing import Any, Callable, Mapping, Optional
@@ -117,10 +118,34 @@ _FLAX_INTERNAL = {"parent", "name"}
 
 
 def register_family(module: type, family: Family) -> None:
-    """State the facts of every model built from `module` (once, in its family file)."""
+    """State the facts of every model built from `module` (once, in its family file).
+
+    A model built from the class directly (`ResNet(block=...)`, not through create_model) has its fields
+    checked by the same checker when it is constructed (check_model), so a misspelt choice cannot quietly
+    build another network."""
     if module in _FAMILIES:
         raise ValueError(f"family {module.__name__} is registered twice")
     _FAMILIES[module] = family
+    original = module.__post_init__
+
+    def __post_init__(self):
+        original(self)
+        if not _BUILDING.get():
+            check_model(self)
+
+    module.__post_init__ = __post_init__
+
+
+# Set while create_model builds a module whose fields it has just checked.
+_BUILDING = contextvars.ContextVar("jaxcnn_building_checked_model", default=False)
+
+
+def check_model(model: nn.Module) -> None:
+    """Refuse a model (an instance of a registered family's class) whose fields it cannot take: the checks
+    create_model runs (jaxcnn.models._fields.check_fields), for a module built from its class directly."""
+    module = type(model)
+    spec = ModelSpec(name=module.__name__, module=module, fields={}, input_shape=(0, 0, 0))
+    check_fields(spec, {f: getattr(model, f) for f in module_fields(module)})
 
 
 def _default_normalization(input_shape) -> tuple[tuple, tuple]:
@@ -194,7 +219,11 @@ def _create(name: str, overrides: dict, *, where: str = "") -> nn.Module:
                 f" Fields: {', '.join(sorted(allowed))}."
             )
     check_fields(spec, overrides, where=where)
-    return spec.module(**{**spec.fields, **overrides})
+    token = _BUILDING.set(True)  # checked above, with the variant's name and the config's key in any message
+    try:
+        return spec.module(**{**spec.fields, **overrides})
+    finally:
+        _BUILDING.reset(token)
 
 
 def list_models(pattern: Optional[str] = None, *, family: Optional[str] = None) -> list[str]:
