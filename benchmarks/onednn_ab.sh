@@ -19,7 +19,7 @@ WORK=${WORK:-/tmp/onednn_ab}
 PROCS=${PROCS:-3}
 ROUNDS=${ROUNDS:-4}
 MODELS=${MODELS:-vgg11,resnet20}
-OPS=${OPS:-all}
+OPS=${OPS:-vgg,resnet}
 EXTRA=${EXTRA:-}
 unset LD_LIBRARY_PATH LD_PRELOAD  # each extension finds its libdnnl.so.3 through its own run path
 
@@ -33,7 +33,8 @@ prepare() {
       rm -rf "$dir" && mkdir -p "$dir"
       git -C "$TREE" archive "$rev" | tar -x -C "$dir"
     fi
-    (cd "$dir" && JAXCNN_DNNL_ROOT=$root nice -n 19 "$PY" -m jaxcnn.ops.native.build)
+    (cd "$dir" && JAXCNN_DNNL_ROOT=$root nice -n 19 "$PY" -m jaxcnn.ops.native.build > "$dir/build.log" 2>&1) \
+      || { tail -20 "$dir/build.log" >&2; echo "$side: extension build failed ($dir/build.log)" >&2; exit 1; }
     echo "$rev $root" > "$dir/.rev"
     echo "$side: $(ldd "$dir/jaxcnn/ops/native/_dnnl_conv.so" | grep -o 'libdnnl[^ ]* => [^ ]*'); oneDNN" \
       "$(cd "$dir" && PYTHONPATH=$dir "$PY" -c 'from jaxcnn.ops import native; print(native.dnnl_version())')"
