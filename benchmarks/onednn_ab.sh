@@ -58,6 +58,7 @@ run() {
   done
   (cd "$WORK/a" && PYTHONPATH=$WORK/a "$PY" -m benchmarks.onednn_ab compare "$res"/a-*.json -- "$res"/b-*.json) \
     | tee "$res/compare.txt"
+  echo "run took ${SECONDS} s; load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$res/compare.txt"
 }
 
 case "${1:-all}" in
