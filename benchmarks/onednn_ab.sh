@@ -10,11 +10,11 @@
 # per build), ROUNDS (interleaved rounds per process), MODELS (train cases, or none), OPS (ops shapes
 # whose label holds one of these words, or all), EXTRA (more `measure` options, e.g. --quick --no-torch).
 set -euo pipefail
-PY=${PY:-/work/main/.venv/bin/python}
+PY=${PY:-python}
 TREE=${TREE:-$(cd "$(dirname "$0")/.." && pwd)}
 REV=${REV:-HEAD}
 ROOT_A=${ROOT_A:-$("$PY" -c 'import sys; print(sys.prefix)')}
-ROOT_B=${ROOT_B:-/work/onednn-3.12}
+ROOT_B=${ROOT_B:?set ROOT_B to the prefix of the second oneDNN (include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so), e.g. a build of upstream v3.12.1 installed there}
 WORK=${WORK:-/tmp/onednn_ab}
 PROCS=${PROCS:-3}
 ROUNDS=${ROUNDS:-4}
