@@ -52,8 +52,6 @@ LAZY = {
         "the native kernels (a compiled extension) are loaded when a CPU path is first traced",
     ("jaxcnn.ops.native.lowering", "jaxcnn.ops.native.partition"):
         "the partitioning rules need jax's custom_partitioning only when a lowering is registered",
-    ("jaxcnn.ablation.report", "jaxcnn.train.provenance"):
-        "the provenance is looked up when a record is written (tests replace the function on its module)",
     ("jaxcnn.data.proposals", "jaxcnn.data.datasets"):
         "the command-line entry (python -m jaxcnn.data.proposals) loads the canvases through datasets.load only "
         "when it runs; the module itself sits below the canvases, which import it",

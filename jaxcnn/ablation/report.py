@@ -37,7 +37,9 @@ from jaxcnn.ablation import design
 from jaxcnn.ablation.family import apply_holm
 from jaxcnn.ablation.plots import plot_curves
 from jaxcnn.ablation.protocol import extra_metrics, extras_of
+from jaxcnn.ablation.stats import p_text as _p_text
 from jaxcnn.ablation.tuning import tuning_table
+from jaxcnn.train import provenance as _provenance
 from jaxcnn.train import records
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
@@ -110,10 +112,6 @@ def difference_text(claim: str, d: dict, display: str = "", row: dict | None = N
     return f"{d['mean'] * scale:+.2f}{unit} [{d['low'] * scale:+.2f}, {d['high'] * scale:+.2f}]"
 
 
-def p_text(p) -> str:
-    return "" if p is None else f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
-
-
 def claims_table(claims, rules=()) -> str:
     """The claims as a Markdown table: paired mean difference (A - B) with its 95% CI, p, p_holm, the
     family-wise verdict and the unadjusted one; the checks (claims that cannot fail) apart below; the rule
@@ -124,7 +122,7 @@ def claims_table(claims, rules=()) -> str:
              "verdict (unadjusted) |", "|---|---:|---:|---:|---:|---|---|"]
     for c in counted:
         lines.append(f"| {c['claim']} | {difference_text(c['claim'], c['difference'], c.get('display', ''), c)} | "
-                     f"{c['difference']['n']} | {p_text(c.get('p_value'))} | {p_text(c.get('p_holm'))} | "
+                     f"{c['difference']['n']} | {_p_text(c.get('p_value'))} | {_p_text(c.get('p_holm'))} | "
                      f"{c['verdict']} | {c.get('verdict_unadjusted', c['verdict'])} |")
     if checks:
         lines += ["", "Checks (cannot fail, not counted among the claims):", "",
@@ -165,7 +163,7 @@ def overview_table(results_dir: str, order=(), design_of=None) -> str:
         claims = [c for c in run["claims"] if c.get("kind", "claim") == "claim"]
         checks = [c for c in run["claims"] if c.get("kind", "claim") != "claim"]
         ours = [f"`{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''), c)}"
-                + (f"; p {p_text(c['p_value'])}, p_holm {p_text(c.get('p_holm'))}" if c.get("p_value") is not None
+                + (f"; p {_p_text(c['p_value'])}, p_holm {_p_text(c.get('p_holm'))}" if c.get("p_value") is not None
                    else "") for c in claims]
         ours += [f"check `{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''), c)}" for c in checks]
         ours += [f"rule cell *{r['cell']}* (recommended: {', '.join(r['recommended'])})" for r in run.get("rules", ())]
@@ -289,8 +287,6 @@ def _csv(path: str, columns, rows) -> None:
 def write_results(result: dict, outdir: str, *, config, command: str, wall_time_s: float, quick: bool,
                   load_before: list) -> list[str]:
     """Every file of the module docstring under `outdir`; returns their paths."""
-    from jaxcnn.train.provenance import provenance
-
     os.makedirs(outdir, exist_ok=True)
     ab = config.ablation
     files = []
@@ -340,7 +336,7 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
         # the runs (experiments/README.md)
         **({"design": result["design"]} if result.get("design") else {}),
         **({"tuning": tuning} if tuning else {}),
-        "config": to_jsonable(config), "environment": environment(), "provenance": provenance(),
+        "config": to_jsonable(config), "environment": environment(), "provenance": _provenance.provenance(),
         "wall_time_s": round(wall_time_s, 1),
         # the training time of every run (tuning included) over all the pieces a resumed ablation ran in
         "train_wall_time_s": round(float(result.get("train_wall_s", 0.0)), 1),
@@ -373,3 +369,10 @@ def replace_block(path: str, markers: tuple, text: str) -> None:
     warnings.warn("jaxcnn.ablation.report.replace_block moved to jaxcnn.train.records.replace_block; import it "
                   "from there (the old path goes in the next release).", DeprecationWarning, stacklevel=2)
     records.replace_block(path, markers, text)
+
+
+def p_text(p) -> str:
+    """Deprecated: jaxcnn.ablation.stats.p_text (shared by every report)."""
+    warnings.warn("jaxcnn.ablation.report.p_text moved to jaxcnn.ablation.stats.p_text; import it from there (the "
+                  "old path goes in the next release).", DeprecationWarning, stacklevel=2)
+    return _p_text(p)

@@ -227,3 +227,8 @@ def holm(p_values) -> list[float]:
     out = np.empty(m)
     out[order] = adjusted
     return [float(x) for x in out]
+
+
+def p_text(p) -> str:
+    """A p value as the tables print it: two significant digits, scientific below 0.001; "" for none."""
+    return "" if p is None else f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
