@@ -1,5 +1,5 @@
-"""experiments/detection/report.py: committed per-seed numbers carried for models whose workdirs are absent, and
-paired by seed with freshly scored runs."""
+"""jaxcnn.ablation.detection_report (and experiments/detection/report.py, the script over it): committed per-seed
+numbers carried for models whose workdirs are absent, and paired by seed with freshly scored runs."""
 
 import importlib.util
 import os
@@ -11,12 +11,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location("detection_report",
+def script():
+    spec = importlib.util.spec_from_file_location("detection_report_script",
                                                   os.path.join(ROOT, "experiments", "detection", "report.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def report():
+    from jaxcnn.ablation import detection_report
+
+    return detection_report
 
 
 COMMITTED = {"table": {"detection": {"fast_rcnn": {
@@ -62,15 +69,15 @@ def test_mean_curve_thins_to_the_point_limit(report):
     assert report.mean_curve(list(carried.values())) == stored  # a committed curve survives a carry
 
 
-def test_pictures_keep_the_committed_file_when_models_are_carried(report):
+def test_pictures_keep_the_committed_file_when_models_are_carried(script):
     names = [("a", "A"), ("b", "B")]
     both = {"a": {0: {}}, "b": {0: {}}}
-    _, path = report.pictures(both, {"a": {}, "b": {}}, names, "detections")
+    _, path = script.pictures(both, {"a": {}, "b": {}}, names, "detections")
     assert os.path.basename(path) == "detections.png"
     some = {"a": {0: {"carried": True}}, "b": {0: {}}}
-    have, path = report.pictures(some, {"a": {}, "b": {}}, names, "detections")
+    have, path = script.pictures(some, {"a": {}, "b": {}}, names, "detections")
     assert have == [("b", "B")] and os.path.basename(path) == "detections_b.png"
-    assert report.pictures({"a": {1: {}}}, {"a": {}}, names, "detections") == ([], None)
+    assert script.pictures({"a": {1: {}}}, {"a": {}}, names, "detections") == ([], None)
 
 
 def test_miou_without_background_and_rows_of_different_code_not_compared(report):
@@ -93,3 +100,31 @@ def test_miou_without_background_and_rows_of_different_code_not_compared(report)
     assert "different code versions" in rows["eval_mean_iou: fcn8s > fcn16s"]["verdict"]
     same = rows["eval_mean_iou: fcn8s > fcn32s"]  # one code version: a claim with its p value
     assert same["kind"] == "claim" and 0.0 < same["p_value"] < 0.05
+
+
+def test_results_round_trip_through_the_folder_given(report, tmp_path):
+    # the library writes results.json, results.md and README.md's block under the folder it is given
+    (tmp_path / "README.md").write_text(f"intro\n{report.MARKERS[0]}\nold\n{report.MARKERS[1]}\nend\n")
+    table = {"detection": {}, "segmentation": {
+        "fcn8s": {"mean_iou": [0.5, 0.52, 0.54], "seeds": [0, 1, 2], "pixel_accuracy": [0.9] * 3,
+                  "seconds_per_image": [0.001] * 3, "steps": 10, "train_minutes": [1.0] * 3},
+        "fcn32s": {"mean_iou": [0.1, 0.1, 0.12], "seeds": [0, 1, 2], "pixel_accuracy": [0.8] * 3,
+                   "seconds_per_image": [0.001] * 3, "steps": 10, "train_minutes": [1.0] * 3}}}
+    report.refresh_table(table)
+    results = {"table": table, "claims": report.score_claims(table)}
+    report.write_outputs(results, str(tmp_path))
+    assert report.load_results(str(tmp_path)) == results
+    md = (tmp_path / "results.md").read_text()
+    assert "| eval_mean_iou: fcn8s > fcn32s | 0,1,2 | +0.413 |" in md  # (0.4 + 0.42 + 0.42) / 3
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("intro\n") and readme.endswith("end\n") and "old" not in readme
+    assert "### Segmentation" in readme and "\n## " not in readme
+
+
+def test_the_old_p_text_path_warns_and_agrees():
+    from jaxcnn.ablation import report as ablation_report
+    from jaxcnn.ablation.stats import p_text
+
+    assert p_text(None) == "" and p_text(0.0123) == "0.012" and p_text(0.0004) == "4.0e-04"
+    with pytest.warns(DeprecationWarning, match="jaxcnn.ablation.stats.p_text"):
+        assert ablation_report.p_text(0.0123) == "0.012"

@@ -9,6 +9,9 @@ curves.png (training loss over steps), detections.png
 and segmentation.png. Then every claim of experiments/results and of this report is scored as one family
 (Holm's step-down, jaxcnn.ablation.rescore): each comparison has its p value, p_holm and both verdicts.
 
+The tables, the claims and results.json's format are jaxcnn.ablation.detection_report's (this script finds the
+workdirs, draws the pictures and is the command line).
+
 Segmentation: `miou` is the mean IoU over all 11 classes, background (class 0) included, as the task's
 eval_mean_iou; `miou_foreground` over the 10 garment classes, without background, both from the per-class IoUs
 stored for every run. Each row records `code_version`, the commit of the code that trained and scored it (the
@@ -25,10 +28,7 @@ committed pictures stay.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
-import re
 import sys
 
 import numpy as np
@@ -37,124 +37,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 
-MARKERS = ("<!-- results:start -->", "<!-- results:end -->")  # README.md's block of the tables
-DETECTORS = [("rcnn", "R-CNN"), ("spp_net", "SPP-net"), ("fast_rcnn", "Fast R-CNN"), ("yolov1", "YOLOv1"),
-             ("spp_net_stride4", "SPP-net, stride 4"), ("fast_rcnn_stride4", "Fast R-CNN, stride 4")]
-SEGMENTERS = [("fcn32s", "FCN-32s"), ("fcn16s", "FCN-16s"), ("fcn8s", "FCN-8s"), ("segnet", "SegNet")]
-DET_CLAIMS = [("fast_rcnn", "rcnn", "eval_map50"), ("spp_net", "rcnn", "eval_map50"),
-              ("fast_rcnn", "yolov1", "eval_map50"), ("fast_rcnn", "spp_net", "eval_map50"),
-              # the finer map (stride 4): does it lift the region-pooling methods, and past R-CNN?
-              ("fast_rcnn_stride4", "fast_rcnn", "eval_map50"), ("spp_net_stride4", "spp_net", "eval_map50"),
-              ("fast_rcnn_stride4", "rcnn", "eval_map50")]
-SEG_CLAIMS = [("fcn16s", "fcn32s", "eval_mean_iou"), ("fcn8s", "fcn16s", "eval_mean_iou"),
-              ("fcn8s", "fcn32s", "eval_mean_iou"), ("segnet", "fcn8s", "eval_mean_iou")]
+from jaxcnn.ablation import detection_report  # noqa: E402  (the checkout's jaxcnn, from ROOT)
+from jaxcnn.ablation.detection_report import (  # noqa: E402
+    DETECTORS, SEGMENTERS, build_table, carried_runs, render, runs_of, score_claims)
 
 
-def runs_of(root, group, name):
-    from jaxcnn.train.records import training_wall_seconds
-
-    out = {}
-    for wd in sorted(glob.glob(os.path.join(root, group, name, "seed*"))):
-        path = os.path.join(wd, "eval_test.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            r = json.load(f)
-        with open(os.path.join(wd, "metrics.jsonl")) as f:
-            recs = [json.loads(line) for line in f if line.strip()]
-        r["train_wall_seconds"] = training_wall_seconds(recs)  # every piece of a resumed run
-        train = [x for x in recs if "train_loss" in x]
-        r["curve"] = ([x["step"] for x in train], [x["train_loss"] for x in train])
-        r["train_steps"] = max(x["step"] for x in recs)
-        with open(os.path.join(wd, "config.json")) as f:
-            r["config_record"] = json.load(f)
-        r["seed"] = int(re.sub(r"\D", "", os.path.basename(wd)))
-        r["wd"] = wd
-        out[r["seed"]] = r
-    return out
+def write_outputs(results) -> None:
+    """results.json, results.md and README.md's results block of this folder (detection_report.write_outputs)."""
+    detection_report.write_outputs(results, HERE)
 
 
-CURVE_POINTS = 200  # loss curve points kept per model in results.json
-
-
-ROW_KEYS = {"detection": {"map50": "eval_map50", "map": "eval_map", "seconds_per_image": "seconds_per_image",
-                          "ap50_per_class": "eval_ap50_per_class"},
-            "segmentation": {"mean_iou": "eval_mean_iou", "pixel_accuracy": "eval_accuracy",
-                             "seconds_per_image": "seconds_per_image", "iou_per_class": "eval_iou_per_class"}}
-
-
-def carried_runs(committed, group, name):
-    """Per-seed records rebuilt from a committed results.json row (empty when it has none for this model)."""
-    row = (committed or {}).get("table", {}).get(group, {}).get(name)
-    if not row:
-        return {}
-    out = {}
-    for i, seed in enumerate(row["seeds"]):
-        r = {metric: row[key][i] for key, metric in ROW_KEYS[group].items() if key in row}
-        r.update(seed=seed, train_wall_seconds=row["train_minutes"][i] * 60, train_steps=row["steps"],
-                 carried=True, curve=None, stored_curve=row.get("curve"), wd=None,
-                 code_version=row.get("code_version"))
-        if group == "detection":
-            r["cnn_passes_per_image"] = row["passes"]
-        out[seed] = r
-    return out
-
-
-def mean_curve(rs):
-    """(steps, mean, min, max) of the training loss over seeds, at most CURVE_POINTS points; a carried row's
-    stored curve as it was."""
-    if any(r.get("carried") for r in rs):
-        return rs[0].get("stored_curve")
-    n = min(len(r["curve"][0]) for r in rs)
-    take = np.unique(np.linspace(0, n - 1, min(n, CURVE_POINTS)).round().astype(int))
-    loss = np.array([r["curve"][1][:n] for r in rs])[:, take]
-    return {"steps": [int(x) for x in np.array(rs[0]["curve"][0][:n])[take]], "mean": loss.mean(0).tolist(),
-            "min": loss.min(0).tolist(), "max": loss.max(0).tolist()}
-
-
-def fmt(values, digits=3):
-    from jaxcnn.ablation.stats import mean_std
-
-    if not values:
-        return "n/a"
-    m, s = mean_std(values)
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
-
-
-def claims(all_runs, pairs, versions=None):
-    """The paired comparisons "metric: a > b" (unadjusted: p value, verdict_unadjusted; verdict is the same
-    until the family is scored). versions: {model: code_version}; models of different versions are not
-    compared (kind "not compared", verdict says why)."""
-    from jaxcnn.ablation.stats import compare
-
-    rows = []
-    for a, b, metric in pairs:
-        seeds = sorted(set(all_runs.get(a, {})) & set(all_runs.get(b, {})))
-        va = [all_runs[a][s][metric] for s in seeds]
-        vb = [all_runs[b][s][metric] for s in seeds]
-        name = f"{metric}: {a} > {b}"
-        va_, vb_ = (versions or {}).get(a), (versions or {}).get(b)
-        if len(seeds) >= 2:
-            c = compare(va, vb, ">")
-            d = c["difference"]
-            row = {"claim": name, "seeds": seeds, "mean_difference": d["mean"], "ci95": [d["low"], d["high"]],
-                   "difference": d, "p_value": c["p_value"], "p_holm": None, "verdict": c["verdict_unadjusted"],
-                   "verdict_unadjusted": c["verdict_unadjusted"], "kind": "claim"}
-            if va_ and vb_ and va_ != vb_:
-                why = f"not compared: trained by different code versions ({a} {va_[:7]}, {b} {vb_[:7]})"
-                row.update(kind="not compared", verdict=why, verdict_unadjusted=why, p_value=None)
-            rows.append(row)
-        elif seeds:
-            rows.append({"claim": name, "seeds": seeds, "mean_difference": va[0] - vb[0], "ci95": None,
-                         "verdict": "one seed: no interval", "kind": "not compared", "p_value": None, "p_holm": None})
-    return rows
-
-
-def foreground_miou(iou_per_class) -> float:
-    """The mean IoU over the garment classes 1..10, without background (class 0); None (a class absent from
-    prediction and truth) left out."""
-    values = [v for v in list(iou_per_class)[1:] if v is not None]
-    return float(np.mean(values)) if values else 0.0
+def load_results():
+    """This folder's results.json."""
+    return detection_report.load_results(HERE)
 
 
 def code_version() -> str:
@@ -285,125 +180,6 @@ def pictures(all_runs, table_group, names, stem):
     if len(have) == len([m for m, _ in names if m in table_group]):
         return have, os.path.join(HERE, f"{stem}.png")
     return have, os.path.join(HERE, f"{stem}_{'_'.join(m for m, _ in have)}.png")
-
-
-def build_table(det, seg, carried, version):
-    """results.json's table from the runs (fresh and carried) of every model."""
-    table = {"detection": {}, "segmentation": {}}
-    for m, _ in DETECTORS:
-        rs = list(det[m].values())
-        if not rs:
-            continue
-        table["detection"][m] = {
-            "map50": [r["eval_map50"] for r in rs], "map": [r["eval_map"] for r in rs],
-            "seconds_per_image": [r["seconds_per_image"] for r in rs],
-            "passes": float(np.mean([r["cnn_passes_per_image"] for r in rs])),
-            "seeds": sorted(det[m]), "train_minutes": [r["train_wall_seconds"] / 60 for r in rs],
-            "steps": rs[0]["train_steps"], "ap50_per_class": [r["eval_ap50_per_class"] for r in rs],
-            "curve": mean_curve(rs), "carried": m in carried,
-            "code_version": rs[0].get("code_version") if m in carried else version}
-    for m, _ in SEGMENTERS:
-        rs = list(seg[m].values())
-        if not rs:
-            continue
-        table["segmentation"][m] = {
-            "mean_iou": [r["eval_mean_iou"] for r in rs],
-            "miou": [r["eval_mean_iou"] for r in rs],
-            "miou_foreground": [foreground_miou(r["eval_iou_per_class"]) for r in rs],
-            "pixel_accuracy": [r["eval_accuracy"] for r in rs],
-            "seconds_per_image": [r["seconds_per_image"] for r in rs], "seeds": sorted(seg[m]),
-            "train_minutes": [r["train_wall_seconds"] / 60 for r in rs], "steps": rs[0]["train_steps"],
-            "iou_per_class": [r["eval_iou_per_class"] for r in rs], "curve": mean_curve(rs),
-            "carried": m in carried, "code_version": rs[0].get("code_version") if m in carried else version}
-    return table
-
-
-def refresh_table(table) -> None:
-    """Fields a table written by an earlier report lacks, from what it stores: a segmentation row's miou (its
-    mean_iou: 11 classes, background included) and miou_foreground (from its per-class IoUs)."""
-    for row in table.get("segmentation", {}).values():
-        row.setdefault("miou", list(row["mean_iou"]))
-        if "iou_per_class" in row:
-            row["miou_foreground"] = [foreground_miou(ious) for ious in row["iou_per_class"]]
-
-
-def score_claims(table):
-    """The paired comparisons (unadjusted) from results.json's table alone: per-seed values by seed."""
-    def runs(group, key, metric):
-        return {m: {s: {metric: v} for s, v in zip(row["seeds"], row[key])} for m, row in table[group].items()}
-
-    versions = {m: row.get("code_version") for g in table.values() for m, row in g.items()}
-    return (claims(runs("detection", "map50", "eval_map50"), DET_CLAIMS, versions)
-            + claims(runs("segmentation", "mean_iou", "eval_mean_iou"), SEG_CLAIMS, versions))
-
-
-def render(results) -> str:
-    """The Markdown tables of results.json's content: detection, segmentation (mIoU with and without
-    background), the paired comparisons (p, p_holm, both verdicts), hardware and the marks."""
-    from jaxcnn.ablation.report import p_text
-
-    table, cl = results["table"], results["claims"]
-    short = lambda v: (v or "?")[:7] + ("+" if v and v.endswith("+changes") else "")  # noqa: E731
-    mark = lambda row: " †" if row.get("carried") else ""  # noqa: E731
-    lines = ["## Detection (test split: 2,000 canvases)", "",
-             "| model | mAP@0.5 | mAP@[.5:.95] | test s / image | CNN passes / image | seeds | steps | train min / run "
-             "| code |", "|---|---|---|---|---|---|---|---|---|"]
-    for m, label in DETECTORS:
-        row = table["detection"].get(m)
-        if row:
-            lines.append(f"| {label}{mark(row)} | {fmt(row['map50'])} | {fmt(row['map'])} | "
-                         f"{np.median(row['seconds_per_image']) * 1000:.1f} ms | {row['passes']:.1f} | "
-                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | {np.mean(row['train_minutes']):.1f} | "
-                         f"{short(row.get('code_version'))} |")
-    lines += ["", "## Segmentation (test split: 2,000 canvases, 11 classes: background and 10 garments)", "",
-              "| model | mIoU (11 classes, with background) | mIoU (10 garment classes, without) | pixel accuracy | "
-              "test s / image | seeds | steps | train min / run | code |", "|---|---|---|---|---|---|---|---|---|"]
-    for m, label in SEGMENTERS:
-        row = table["segmentation"].get(m)
-        if row:
-            lines.append(f"| {label}{mark(row)} | {fmt(row.get('miou', row['mean_iou']))} | "
-                         f"{fmt(row['miou_foreground']) if 'miou_foreground' in row else 'n/a'} | "
-                         f"{fmt(row['pixel_accuracy'])} | {np.median(row['seconds_per_image']) * 1000:.1f} ms | "
-                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | "
-                         f"{np.mean(row['train_minutes']):.1f} | {short(row.get('code_version'))} |")
-    lines += ["", "## Paired comparisons (difference of the means paired by seed, 95% CI from Student's t; p: "
-                  "two-sided paired t; p_holm: Holm over the whole family, experiments/README.md)", "",
-              "| claim | seeds | mean difference | 95% CI | p | p_holm | verdict (Holm, family) "
-              "| verdict (unadjusted) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for c in cl:
-        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c.get("ci95") else "n/a"
-        lines.append(f"| {c['claim']} | {','.join(map(str, c['seeds']))} | {c['mean_difference']:+.3f} | {ci} | "
-                     f"{p_text(c.get('p_value'))} | {p_text(c.get('p_holm'))} | {c['verdict']} | "
-                     f"{c.get('verdict_unadjusted', '')} |")
-    loads, hw = results.get("load_average_range"), results.get("hardware", "")
-    if loads:
-        lines += ["", f"Hardware: {hw}. 1-minute load average at the evaluations: {loads[0]:.1f} .. {loads[1]:.1f} "
-                      "(a run's own threads count: about 2 here)."]
-    if any(row.get("carried") for g in table.values() for row in g.values()):
-        lines += ["", "† per-seed numbers carried from the committed results.json (their workdirs were not on the "
-                      "machine that wrote this table); paired with the others by seed."]
-    if len({row.get("code_version") for g in table.values() for row in g.values()}) > 1:
-        lines += ["", "code: the commit of the code that trained and scored the row. Rows of different code "
-                      "versions are not compared (\"not compared\" above, outside the family of claims); "
-                      "rerunning them on one version would compare them."]
-    return "\n".join(lines)
-
-
-def write_outputs(results) -> None:
-    """results.json, results.md and README.md's results block from `results` (table, claims, loads, hardware)."""
-    from jaxcnn.train.records import replace_block
-    from jaxcnn.train.workdir import write_atomic
-
-    text = render(results)
-    write_atomic(os.path.join(HERE, "results.md"), text + "\n")
-    replace_block(os.path.join(HERE, "README.md"), MARKERS, text.replace("\n## ", "\n### ").replace("## ", "### ", 1))
-    write_atomic(os.path.join(HERE, "results.json"), json.dumps(results, indent=1) + "\n")
-
-
-def load_results():
-    with open(os.path.join(HERE, "results.json")) as f:
-        return json.load(f)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """Scoring committed results again without training: every claim of experiments/results/NAME/ recomputed from
 its committed per-seed values (results.csv) and the claims it was run with (run.json), then Holm's step-down
 over the whole family (jaxcnn.ablation.family), and claims.csv, table.md and run.json's claim sections written
-again. scripts/ablate.py --rescore runs it (with the detection claims in the family).
+again. scripts/ablate.py --rescore runs it (with the detection claims in the family: jaxcnn.ablation.detection_report).
 
     scored = score_result("experiments/results/skip")       # unadjusted rows, analyses
     family.apply_holm([row for s in all_scored for row in s["claims"]] + detection_rows)
@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import ml_collections
 
-from jaxcnn.ablation import family
+from jaxcnn.ablation import detection_report, family
 from jaxcnn.ablation.config import section as ablation_section
 from jaxcnn.ablation.design import design_commit
 from jaxcnn.ablation.protocol import checked_arms_of, extra_metrics, extras_of
@@ -170,15 +170,6 @@ def committed_results(results_dir: str) -> list[str]:
     return out
 
 
-def _detection_report(detection_dir: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("jaxcnn_detection_report", os.path.join(detection_dir, "report.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def rescore_all(results_dir: str, detection_dir: str | None = None, adopt: dict | None = None, command: str = "",
                 log=print) -> dict:
     """Score every committed result under results_dir and the detection comparisons (detection_dir/results.json,
@@ -189,12 +180,11 @@ def rescore_all(results_dir: str, detection_dir: str | None = None, adopt: dict 
     if unknown:
         raise ValueError(f"no committed result to adopt claims for: {unknown}.")
     scored = [score_result(d, adopt.get(os.path.basename(d))) for d in committed_results(results_dir)]
-    det = det_results = None
+    det_results = None
     if detection_dir and os.path.exists(os.path.join(detection_dir, "results.json")):
-        det = _detection_report(detection_dir)
-        det_results = det.load_results()
-        det.refresh_table(det_results["table"])
-        det_results["claims"] = det.score_claims(det_results["table"])
+        det_results = detection_report.load_results(detection_dir)
+        detection_report.refresh_table(det_results["table"])
+        det_results["claims"] = detection_report.score_claims(det_results["table"])
     rows = [r for s in scored for r in s["claims"]] + (det_results["claims"] if det_results else [])
     size = family.apply_holm(rows)
     info = {"alpha": family.ALPHA, "method": "Holm's step-down", "size": size, "members": family.FAMILY,
@@ -205,6 +195,6 @@ def rescore_all(results_dir: str, detection_dir: str | None = None, adopt: dict 
             log(f"wrote {path}")
     if det_results is not None:
         det_results["family"] = info
-        det.write_outputs(det_results)
+        detection_report.write_outputs(det_results, detection_dir)
         log(f"wrote {os.path.join(detection_dir, 'results.json')} and its tables")
     return {"size": size, "rows": rows, "results": scored, "family": info}
