@@ -360,7 +360,8 @@ def test_worker_and_thread_counts_are_capped_near_the_core_count():
     ("JAXCNN_XLA_CPU_FLAGS", "yes", "0 or 1"), ("JAXCNN_NATIVE_CONV", " 0", "0 or 1"),
     ("JAXCNN_TRACEBACKS", "2", "0 or 1"), ("JAXCNN_NUM_PROCESSES", "0", "an integer >= 1"),
     ("JAXCNN_PROCESS_ID", "-1", "an integer >= 0"), ("JAXCNN_COORDINATOR", "localhost", "HOST:PORT"),
-    ("JAXCNN_DNNL_ROOT", "/nonexistent", "an existing folder"),
+    # a path under a regular file can never be a folder, whoever runs the test (root can create /nonexistent)
+    ("JAXCNN_DNNL_ROOT", os.path.join(os.path.abspath(__file__), "missing"), "an existing folder"),
     ("TFDS_DATA_DIR", os.path.abspath(__file__), "a folder (or a path where one can be made)"),
 ])
 def test_every_environment_variable_accepts_only_its_documented_values(monkeypatch, name, value, accepts):
