@@ -12,6 +12,7 @@ import pytest
 from scipy import stats as st
 
 from jaxcnn.ablation import design, family, rescore, stats
+from jaxcnn.ablation.protocol import checked_arms_of
 from jaxcnn.ablation.spec import parse_claim
 
 LABELS = {"a", "b", "c"}
@@ -165,7 +166,8 @@ def test_rescore_asks_the_extras_which_arms_are_one_function(tmp_path):
     _result(tmp_path / "plain", "t", ["eval_accuracy: conv > flip"], rows)
     twin = rescore.score_result(str(tmp_path / "twin" / "t"))
     plain = rescore.score_result(str(tmp_path / "plain" / "t"))
-    assert rescore._checked_arms(json.loads((tmp_path / "twin" / "t" / "run.json").read_text()),
-                                 ["conv", "flip"]) == ("conv", "flip")
+    stand_in, extras = rescore._stand_in(json.loads((tmp_path / "twin" / "t" / "run.json").read_text()),
+                                         ["conv", "flip"])
+    assert checked_arms_of(extras, stand_in) == ("conv", "flip")
     assert [r["kind"] for r in twin["claims"]] == [family.CHECK]
     assert [r["kind"] for r in plain["claims"]] != [family.CHECK]

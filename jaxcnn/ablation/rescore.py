@@ -27,13 +27,13 @@ from jaxcnn.ablation.config import section as ablation_section
 from jaxcnn.ablation.design import design_commit
 from jaxcnn.ablation.protocol import checked_arms_of, extra_metrics, extras_of
 from jaxcnn.ablation.report import claims_record, json_safe, write_claims, write_table
-from jaxcnn.ablation.runner import score_claims
+from jaxcnn.ablation.runner import PER_SEED_METRICS, score_claims
 from jaxcnn.ablation.spec import parse_claim, rules_of
 from jaxcnn.train.workdir import to_jsonable, write_atomic
 
-# The engine's per-seed columns of results.csv; every registered extra's metrics (Extra.metrics) are read too.
-PER_SEED = {"eval_accuracy": "eval_accuracy_per_seed", "train_error": "train_error_per_seed",
-            "steps_to_target": "steps_to_target_per_seed"}
+# The engine's per-seed columns of results.csv (those the runner writes); every registered extra's metrics
+# (Extra.metrics) are read too.
+PER_SEED = {m: f"{m}_per_seed" for m in ("eval_accuracy",) + PER_SEED_METRICS}
 _INT = ("params", "macs", "seeds", "steps", "batch_size", "eval_examples")
 
 
@@ -113,13 +113,6 @@ def _stand_in(run: dict, labels: list):
         return None, []
     config = ml_collections.ConfigDict(_merged({"ablation": ablation_section().to_dict()}, stored))
     return SimpleNamespace(config=config, arms=[SimpleNamespace(label=label) for label in labels]), extras_of(config)
-
-
-def _checked_arms(run: dict, labels: list) -> tuple | None:
-    """The two arms the run's extras make one function by construction (the extras' own checked_arms, asked of
-    a stand-in run with the committed config and arm labels), or None."""
-    stand_in, extras = _stand_in(run, labels)
-    return tuple(checked_arms_of(extras, stand_in) or ()) or None
 
 
 def _merged(defaults: dict, stored: dict) -> dict:
