@@ -197,16 +197,20 @@ def render(results) -> str:
     table, cl = results["table"], results["claims"]
     short = lambda v: (v or "?")[:7] + ("+" if v and v.endswith("+changes") else "")  # noqa: E731
     mark = lambda row: " †" if row.get("carried") else ""  # noqa: E731
+    test_ms = lambda row: f"{np.median(row['seconds_per_image']) * 1000:.1f} ms"  # noqa: E731
+
+    def run_cells(row):  # the cells both tables end with: seeds, steps, training minutes per run, code version
+        return (f"{','.join(map(str, row['seeds']))} | {row['steps']} | {np.mean(row['train_minutes']):.1f} | "
+                f"{short(row.get('code_version'))} |")
+
     lines = ["## Detection (test split: 2,000 canvases)", "",
              "| model | mAP@0.5 | mAP@[.5:.95] | test s / image | CNN passes / image | seeds | steps | train min / run "
              "| code |", "|---|---|---|---|---|---|---|---|---|"]
     for m, label in DETECTORS:
         row = table["detection"].get(m)
         if row:
-            lines.append(f"| {label}{mark(row)} | {fmt(row['map50'])} | {fmt(row['map'])} | "
-                         f"{np.median(row['seconds_per_image']) * 1000:.1f} ms | {row['passes']:.1f} | "
-                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | {np.mean(row['train_minutes']):.1f} | "
-                         f"{short(row.get('code_version'))} |")
+            lines.append(f"| {label}{mark(row)} | {fmt(row['map50'])} | {fmt(row['map'])} | {test_ms(row)} | "
+                         f"{row['passes']:.1f} | {run_cells(row)}")
     lines += ["", "## Segmentation (test split: 2,000 canvases, 11 classes: background and 10 garments)", "",
               "| model | mIoU (11 classes, with background) | mIoU (10 garment classes, without) | pixel accuracy | "
               "test s / image | seeds | steps | train min / run | code |", "|---|---|---|---|---|---|---|---|---|"]
@@ -215,9 +219,7 @@ def render(results) -> str:
         if row:
             lines.append(f"| {label}{mark(row)} | {fmt(row.get('miou', row['mean_iou']))} | "
                          f"{fmt(row['miou_foreground']) if 'miou_foreground' in row else 'n/a'} | "
-                         f"{fmt(row['pixel_accuracy'])} | {np.median(row['seconds_per_image']) * 1000:.1f} ms | "
-                         f"{','.join(map(str, row['seeds']))} | {row['steps']} | "
-                         f"{np.mean(row['train_minutes']):.1f} | {short(row.get('code_version'))} |")
+                         f"{fmt(row['pixel_accuracy'])} | {test_ms(row)} | {run_cells(row)}")
     lines += ["", "## Paired comparisons (difference of the means paired by seed, 95% CI from Student's t; p: "
                   "two-sided paired t; p_holm: Holm over the whole family, experiments/README.md)", "",
               "| claim | seeds | mean difference | 95% CI | p | p_holm | verdict (Holm, family) "
