@@ -237,6 +237,22 @@ def test_nonfinite_update_is_skipped_and_counted():
     assert _equal_trees(new.params, state.params)
 
 
+def test_nonfinite_parameters_from_finite_gradients_are_not_written():
+    # A learning rate that turns NaN: the loss and every gradient are finite, the new parameters are not.
+    # The step computes them once to check them and again to write them; the check must see them.
+    pre = augment.make_preprocess()
+    tx = optax.sgd(lambda step: jnp.where(step >= 1, jnp.nan, 0.1))
+    state = create_train_state(jaxcnn.create_model("fashion_cnn_tiny"), tx, jax.random.key(0), (12, 12, 1))
+    batch = {"image": np.ones((8, 12, 12, 1), np.float32), "label": np.zeros(8, np.int32)}
+    step = jax.jit(lambda s, b, k: train_step(s, b, k, preprocess=pre))
+    first, m1 = step(state, batch, jax.random.key(1))
+    assert float(m1["finite"]) == 1.0 and not _equal_trees(first.params, state.params)
+    second, m2 = step(first, batch, jax.random.key(1))
+    assert np.isfinite(float(m2["loss"])) and float(m2["finite"]) == 0.0 and float(m2["skipped"]) == 1.0
+    assert _equal_trees(second.params, first.params) and _equal_trees(second.opt_state, first.opt_state)
+    assert int(second.step) == 2
+
+
 def _nan_data(monkeypatch):
     real = train_setup.load_data
 
