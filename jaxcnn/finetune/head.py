@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from jaxcnn._validation import check_choice
+from jaxcnn.layers import Dense
 from jaxcnn.models import family_of
 from jaxcnn.train.state import TrainState
 
@@ -66,7 +67,7 @@ def replace_head(model, variables: dict, num_classes: int, key, *, head: Optiona
     head = head or head_name(model, params)
     _check_head(params, head)
     in_features = np.shape(params[head]["kernel"])[0]
-    new_head = nn.Dense(int(num_classes), dtype=getattr(model, "dtype", None)).init(
+    new_head = Dense(int(num_classes), dtype=getattr(model, "dtype", None)).init(
         key, jnp.zeros((1, in_features), jnp.float32))["params"]
     new_model = model.clone(num_classes=int(num_classes))
     new_params = {k: (new_head if k == head else v) for k, v in params.items()}

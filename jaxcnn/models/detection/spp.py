@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import ops
-from jaxcnn.layers import Flatten
+from jaxcnn.layers import Dense, Flatten
 from jaxcnn.models._common import ModuleDef, conv_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
@@ -60,9 +60,9 @@ class SPPNet(nn.Module):
         x = _trunk(x, conv_for(self), self.stage_sizes, self.widths, pool_last=False)
         x = ops.spatial_pyramid_pool(x, tuple(self.levels), self.pool_mode)
         for name in ("fc6", "fc7"):
-            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
+            x = nn.relu(Dense(self.hidden, dtype=self.dtype, name=name)(x))
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype, name="fc8")(x)
+        return Dense(self.num_classes, dtype=self.dtype, name="fc8")(x)
 
 
 class FastRCNN(nn.Module):
@@ -129,14 +129,14 @@ class FastRCNN(nn.Module):
         self.sow("intermediates", "pool5_features", r)  # the region's pooled features (R-CNN's and SPP-net's box regressors)
         for i, name in enumerate(("fc6", "fc7")):
             if self.svd_ranks:
-                r = nn.Dense(int(self.svd_ranks[i]), use_bias=False, dtype=self.dtype, name=f"{name}_svd")(r)
-            r = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(r))
+                r = Dense(int(self.svd_ranks[i]), use_bias=False, dtype=self.dtype, name=f"{name}_svd")(r)
+            r = nn.relu(Dense(self.hidden, dtype=self.dtype, name=name)(r))
             r = nn.Dropout(self.dropout_rate, deterministic=not train)(r)
         self.sow("intermediates", "fc7_features", r)  # the features R-CNN's and SPP-net's SVMs score
 
         def head(features, std, name):
             init = dict(kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros) if std else {}
-            return nn.Dense(features, dtype=self.dtype, name=name, **init)(r)
+            return Dense(features, dtype=self.dtype, name=name, **init)(r)
 
         cls = head(self.num_classes, self.cls_init_std, "cls_score")
         bbox = head(4 * self.num_classes, self.bbox_init_std, "bbox_pred")

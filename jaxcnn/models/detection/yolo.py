@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 
 from jaxcnn import ops
-from jaxcnn.layers import Flatten
+from jaxcnn.layers import Dense, Flatten
 from jaxcnn.models._common import conv_for, validate_image
 from jaxcnn.models.registry import Family, register_family, register_model
 
@@ -73,10 +73,10 @@ class YOLOv1(nn.Module):
             x = conv(f, k, strides=s, padding=k // 2, name=f"conv{n_conv}")(x)
             x = nn.leaky_relu(x, 0.1)
         x = Flatten()(x)
-        x = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x), 0.1)
+        x = nn.leaky_relu(Dense(self.hidden, dtype=self.dtype, name="fc1")(x), 0.1)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         s, d = self.grid_size, self.num_boxes * 5 + self.num_classes
-        x = nn.Dense(s * s * d, dtype=self.dtype, name="fc2")(x)
+        x = Dense(s * s * d, dtype=self.dtype, name="fc2")(x)
         return x.reshape(x.shape[0], s, s, d)
 
 

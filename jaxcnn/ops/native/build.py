@@ -1,7 +1,8 @@
 """Build the native convolution extension: `python -m jaxcnn.ops.native.build`.
 
 One g++ invocation: the kernels in csrc/ (oneDNN's convolutions in conv.cc,
-BatchNorm's reductions in norm.cc, pooling in pool.cc) against XLA's FFI
+BatchNorm's reductions in norm.cc, pooling in pool.cc, a dense layer's input
+gradient in dense.cc) against XLA's FFI
 headers (shipped with jaxlib, `jax.ffi.include_dir()`) and oneDNN, into
 `_dnnl_conv.so` beside this file. It is compiled for the CPU it is built on
 (`-march=native`; scripts/setup.sh builds it on the machine that runs it) with
@@ -28,7 +29,7 @@ from pathlib import Path
 from jaxcnn import _env
 
 HERE = Path(__file__).parent
-SOURCES = tuple(HERE / "csrc" / name for name in ("conv.cc", "norm.cc", "pool.cc"))
+SOURCES = tuple(HERE / "csrc" / name for name in ("conv.cc", "norm.cc", "pool.cc", "dense.cc"))
 HEADERS = (HERE / "csrc" / "common.h",)
 LIBRARY = HERE / "_dnnl_conv.so"
 STAMP = LIBRARY.with_suffix(".stamp")
