@@ -243,7 +243,9 @@ def _torch_variant(case: TrainCase, batch: dict, channels_last: bool) -> Variant
         torch_sync()
 
     fmt = "channels_last" if channels_last else "contiguous"
-    return Variant("torch", run, items=case.batch, note=fmt)
+    v = Variant("torch", run, items=case.batch, note=fmt)
+    v.model, v.inputs = model, (x, y)  # for benchmarks.step_parts, which times the same model's parts
+    return v
 
 
 def pick_memory_format(build, trials: int = 2):
