@@ -281,7 +281,7 @@ def export_safetensors(workdir: str, out: str, *, step: Optional[int] = None,
 
 @contextlib.contextmanager
 def xla_convolutions():
-    """While inside: every jaxcnn.ops.native kernel switched off (convolutions, BatchNorm, pooling), so the
+    """While inside: every jaxcnn.ops.native kernel switched off (convolutions, BatchNorm, pooling, dense), so the
     model traces to XLA's own ops (no custom call)."""
     before = {name: os.environ.get(name) for name in SWITCHES.values()}
     os.environ.update({name: "0" for name in before})
