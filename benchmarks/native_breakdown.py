@@ -3,9 +3,9 @@
 `python -m benchmarks.native_breakdown --models resnet20,resnet50,vgg11 --rounds 7`
 times jaxcnn's train step (the one `scripts/bench.py --only train` times, same
 cases and batches) with every native kernel on, then with one family at a
-time switched off (JAXCNN_NATIVE_CONV / _BN / _POOL / _DENSE = 0, read when the step is
+time switched off (JAXCNN_NATIVE_CONV / _BN / _POOL / _DENSE / _BIAS = 0, read when the step is
 traced), then BatchNorm and pooling together (the native convolutions alone),
-then all off (XLA's convolutions, BatchNorm, pooling and dense products), beside PyTorch's
+then all off (XLA's convolutions, BatchNorm, pooling, dense products and bias gradients), beside PyTorch's
 twin in its faster memory format, all in interleaved rounds. Prints median ms
 per step and, per round, each variant's time over the all-native step's: what
 switching that family off costs. The allocator tuning of
@@ -36,8 +36,9 @@ CONFIGS = {
     "bn off": {"batch_norm": "0"},
     "pool off": {"pool": "0"},
     "dense off": {"dense": "0"},
+    "bias off": {"bias": "0"},
     "bn+pool off": {"batch_norm": "0", "pool": "0"},  # the native convolutions alone (before BatchNorm and pooling)
-    "all off": {"conv": "0", "batch_norm": "0", "pool": "0", "dense": "0"},
+    "all off": {"conv": "0", "batch_norm": "0", "pool": "0", "dense": "0", "bias": "0"},
 }
 
 

@@ -23,6 +23,7 @@ VARIABLES = {
     "JAXCNN_NATIVE_BN": ("switch", "1", "0 turns the native CPU BatchNorm off (jaxcnn.ops.native)"),
     "JAXCNN_NATIVE_POOL": ("switch", "1", "0 turns the native CPU pooling off (jaxcnn.ops.native)"),
     "JAXCNN_NATIVE_DENSE": ("switch", "1", "0 turns the native CPU dense input gradient off (jaxcnn.ops.native)"),
+    "JAXCNN_NATIVE_BIAS": ("switch", "1", "0 turns the native CPU bias gradient off (jaxcnn.ops.native)"),
     "JAXCNN_TRACEBACKS": ("switch", "0", "1 prints the traceback above a script's one-line error"),
     "JAXCNN_COORDINATOR": ("host:port", None, "the coordinator of a multi-process run"),
     "JAXCNN_NUM_PROCESSES": ("int>=1", None, "the number of processes of a multi-process run"),

@@ -1,8 +1,9 @@
 """jaxcnn.ops.linear's dense product, whose input gradient dy w^T is oneDNN's
 on the CPU: the same values and derivatives (both gradients, second order,
 forward mode) as lax.dot_general, at odd shapes, under jit, vmap, grad, pmap
-and a Mesh, on the CPU only, with its off switch; and jaxcnn.layers.Dense, the
-Flax layer on top, with Flax's variables."""
+and a Mesh, on the CPU only, with its off switch; jaxcnn.layers.Dense, the
+Flax layer on top, with Flax's variables; and add_bias, whose bias gradient is
+BatchNorm's native sum, against y + b the same ways."""
 
 import flax.linen as nn
 import jax
@@ -125,3 +126,74 @@ def test_dense_layer_has_flaxs_variables_and_values_and_the_native_gradient():
     close(gx(ours), gx(theirs), 1e-5)
     assert isinstance(ours, nn.Dense)
     assert calls(lambda x: jax.grad(lambda x: jnp.sum(ours.apply(v, x)))(x), x, prefix="jaxcnn_dense") == 1
+
+
+# ---------------------------------------------------------------- add_bias
+
+BIAS_SHAPES = [(1, 1, 1, 1), (4, 5, 5, 7), (2, 3, 3, 130), (32, 10), (7,), (3, 1, 1, 13)]
+
+
+def bias_loss(add):
+    return lambda y, b, g: jnp.sum(jnp.sin(add(y, b)) * g)
+
+
+@pytest.mark.parametrize("shape", BIAS_SHAPES, ids=str)
+def test_add_bias_matches_the_sum_forward_and_both_gradients(shape):
+    y, b, g = rand(shape, 0, 2.0, 1.0), rand(shape[-1:], 1), rand(shape, 2)
+    close(jax.jit(linear.add_bias)(y, b), y + b, 1e-6)
+    ours = jax.jit(jax.grad(bias_loss(linear.add_bias), argnums=(0, 1)))(y, b, g)
+    theirs = jax.jit(jax.grad(bias_loss(jnp.add), argnums=(0, 1)))(y, b, g)
+    for a, c in zip(ours, theirs):
+        close(a, c, 1e-5)
+    assert calls(jax.grad(bias_loss(linear.add_bias), argnums=1), y, b, g, prefix="jaxcnn_bn_stats") == 1
+
+
+def test_add_bias_second_order_forward_mode_and_vmap():
+    y, b, g = rand((3, 4, 4, 5), 0), rand((5,), 1), rand((3, 4, 4, 5), 2)
+    ours, theirs = bias_loss(linear.add_bias), bias_loss(jnp.add)
+    close(jax.hessian(ours, 1)(y, b, g), jax.hessian(theirs, 1)(y, b, g), 1e-5)
+    tangents = (rand(y.shape, 3), rand(b.shape, 4))
+    for a, c in zip(jax.jvp(linear.add_bias, (y, b), tangents), jax.jvp(jnp.add, (y, b), tangents)):
+        close(a, c, 1e-6)
+    yb, bb = jnp.stack([y, 2 * y, y - 1]), jnp.stack([b, b + 1, 3 * b])
+    for axes in ((0, None, None), (None, 0, None), (0, 0, None)):
+        got = jax.jit(jax.vmap(jax.grad(ours, argnums=(0, 1)), axes))(yb if axes[0] == 0 else y,
+                                                                       bb if axes[1] == 0 else b, g)
+        want = jax.vmap(jax.grad(theirs, argnums=(0, 1)), axes)(yb if axes[0] == 0 else y, bb if axes[1] == 0 else b, g)
+        for a, c in zip(got, want):
+            close(a, c, 1e-5)
+
+
+def test_add_bias_over_pmap_and_a_mesh_is_the_whole_batchs():
+    n = jax.device_count()
+    y, b, g = rand((2 * n, 3, 3, 6), 0), rand((6,), 1), rand((2 * n, 3, 3, 6), 2)
+    db = jax.grad(bias_loss(jnp.add), argnums=1)(y, b, g)
+    split = lambda a: a.reshape(n, 2, *a.shape[1:])  # noqa: E731
+    pdb = jax.pmap(jax.grad(bias_loss(linear.add_bias), argnums=1), in_axes=(0, None, 0))(split(y), b, split(g))
+    close(pdb.sum(0), db, 1e-5)
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+    ys, gs = (jax.device_put(a, NamedSharding(mesh, P("data"))) for a in (y, g))
+    f = jax.jit(jax.grad(bias_loss(linear.add_bias), argnums=1))
+    close(f(ys, b, gs), db, 1e-5)
+    compiled = f.lower(ys, b, gs).compile().as_text()
+    assert 'custom_call_target="jaxcnn_bn_stats"' in compiled and "all-gather" not in compiled
+
+
+def test_add_bias_switch_dtypes_platforms_and_the_conv_layer():
+    y, b, g = rand((2, 4, 4, 3), 0), rand((3,), 1), rand((2, 4, 4, 3), 2)
+    f = jax.grad(bias_loss(linear.add_bias), argnums=1)
+    assert calls(f, y, b, g, prefix="jaxcnn_bn_stats") == 1
+    assert with_switch("JAXCNN_NATIVE_BIAS", "0")(calls)(f, y, b, g, prefix="jaxcnn_bn_stats") == 0
+    assert calls(f, *(a.astype(jnp.bfloat16) for a in (y, b, g)), prefix="jaxcnn_bn_stats") == 0
+    for platform in ("cuda", "tpu"):
+        text = jax.export.export(jax.jit(f), platforms=[platform])(y, b, g).mlir_module()
+        assert "jaxcnn_" not in text
+    with pytest.raises(ValueError, match="same C"):
+        linear.add_bias(y, rand((4,), 3))
+    from jaxcnn.layers import Conv
+    conv = Conv(4, 3, padding="SAME")
+    v = conv.init(jax.random.key(0), y)
+    loss = lambda p: jnp.sum(conv.apply({"params": p}, y) ** 2)  # noqa: E731
+    assert calls(jax.grad(loss), v["params"], prefix="jaxcnn_bn_stats") == 1
+    want = with_switch("JAXCNN_NATIVE_BIAS", "0")(lambda: jax.grad(loss)(v["params"]))()
+    close(jax.grad(loss)(v["params"])["bias"], want["bias"], 1e-5)

@@ -76,7 +76,7 @@ class Conv(nn.Module):
         op = ops.convolve if self.conv_mode == "convolution" else ops.cross_correlate
         y = op(x, kernel, stride=self.strides, padding=self.padding, dilation=self.dilation, groups=self.groups)
         if bias is not None:
-            y = y + bias
+            y = linear.add_bias(y, bias)  # its gradient is one native pass on the CPU
         return y
 
 

@@ -1,6 +1,7 @@
 """The dense layer's product: `dense(x, w)` = x w for a kernel w [K, M], and
 `dot_general`, the same as a drop-in for `lax.dot_general` (what
-`jaxcnn.layers.Dense` passes to flax.linen.Dense).
+`jaxcnn.layers.Dense` passes to flax.linen.Dense); and `add_bias(y, b)`, a
+per-channel bias (what `jaxcnn.layers.Conv` adds).
 
 On the CPU, for float32, the input gradient dy w^T runs natively (oneDNN;
 `jaxcnn.ops.native.dense`), where XLA:CPU's matrix product is about three
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxcnn.ops import native
+from jaxcnn.ops.native.bias import add_bias as native_add_bias
 from jaxcnn.ops.native.dense import dense as native_dense
 
 
@@ -46,3 +48,15 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
         return dense(lhs, rhs)
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type, **kw)
+
+
+def add_bias(y, b):
+    """y [..., C] + b [C]. On the CPU, for float32, the bias gradient (dy summed over every axis but the
+    channels) is one native pass (`jaxcnn.ops.native.bias`) instead of XLA:CPU's reduce-window tree; switch
+    JAXCNN_NATIVE_BIAS."""
+    y, b = jnp.asarray(y), jnp.asarray(b)
+    if b.ndim != 1 or y.ndim < 1 or y.shape[-1] != b.shape[0]:
+        raise ValueError(f"add_bias: y [..., C] and a bias [C] with the same C expected; got y {y.shape}, b {b.shape}")
+    if y.dtype == jnp.float32 and b.dtype == jnp.float32 and native.enabled("bias", y.dtype):
+        return native_add_bias(y, b)
+    return y + b

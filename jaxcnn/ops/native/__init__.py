@@ -17,14 +17,16 @@ instead of XLA:CPU's reduce-window trees; max and average pooling
 natively forward and backward instead of reduce_window and select-and-scatter.
 Both are float32 only, and CPU only by the same `lax.platform_dependent`.
 A dense layer's input gradient dy w^T (`jaxcnn.ops.linear`, `jaxcnn.layers.Dense`)
-is oneDNN's matrix product, float32 and CPU only alike.
+is oneDNN's matrix product, and a convolution's bias gradient (`jaxcnn.ops.linear.add_bias`,
+`jaxcnn.layers.Conv`) BatchNorm's native sum, float32 and CPU only alike.
 
 The extension `_dnnl_conv.so` beside this file is built by
 `python -m jaxcnn.ops.native.build` (scripts/setup.sh runs it). Without it
 every op takes XLA's path. Each family has its off switch in the environment,
 read when a function is traced: JAXCNN_NATIVE_CONV=0 (convolutions),
 JAXCNN_NATIVE_BN=0 (BatchNorm), JAXCNN_NATIVE_POOL=0 (pooling),
-JAXCNN_NATIVE_DENSE=0 (the dense input gradient); "1" or unset
+JAXCNN_NATIVE_DENSE=0 (the dense input gradient), JAXCNN_NATIVE_BIAS=0 (the bias
+gradient); "1" or unset
 means on. `status(kind)` says which holds.
 """
 
@@ -46,7 +48,7 @@ DENSE_TARGETS = ("jaxcnn_dense_input_grad",)
 TARGETS = CONV_TARGETS + NORM_TARGETS + POOL_TARGETS + DENSE_TARGETS
 # Each kernel family's off switch: "0" turns it off, "1" or unset leaves it on.
 SWITCHES = {"conv": "JAXCNN_NATIVE_CONV", "batch_norm": "JAXCNN_NATIVE_BN", "pool": "JAXCNN_NATIVE_POOL",
-            "dense": "JAXCNN_NATIVE_DENSE"}
+            "dense": "JAXCNN_NATIVE_DENSE", "bias": "JAXCNN_NATIVE_BIAS"}
 SWITCH = SWITCHES["conv"]
 
 _lock = threading.Lock()
@@ -80,7 +82,7 @@ def _switched_off(kind: str = "conv") -> bool:
 
 def status(kind: str = "conv") -> str:
     """"enabled", "disabled by JAXCNN_NATIVE_CONV=0" (the kind's switch) or "unavailable: <reason>".
-    kind: "conv", "batch_norm", "pool" or "dense"."""
+    kind: "conv", "batch_norm", "pool", "dense" or "bias"."""
     if kind not in SWITCHES:
         raise ValueError(f"native kernel kind {kind!r}: one of {', '.join(SWITCHES)}")
     if _switched_off(kind):
@@ -118,8 +120,8 @@ def supports(dtype) -> bool:
 
 
 def enabled(kind: str, dtype) -> bool:
-    """Whether a CPU BatchNorm ("batch_norm"), pooling ("pool") or dense product ("dense") of `dtype`
-    takes the native path now: float32 only, wherever the extension loads and the kind's switch is on."""
+    """Whether a CPU BatchNorm ("batch_norm"), pooling ("pool"), dense product ("dense") or bias gradient
+    ("bias") of `dtype` takes the native path now: float32 only, wherever the extension loads and the kind's switch is on."""
     import jax.numpy as jnp
 
     if _switched_off(kind) or jnp.dtype(dtype) != jnp.float32:
