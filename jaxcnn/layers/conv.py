@@ -80,8 +80,6 @@ class Conv(nn.Module):
         return y
 
 
-
-
 class Dense(nn.Dense):
     """flax.linen.Dense (same fields, variables and initialisers) whose product is `jaxcnn.ops.linear.dot_general`:
     on the CPU its input gradient runs natively, where XLA's is slowest."""

@@ -121,7 +121,8 @@ def supports(dtype) -> bool:
 
 def enabled(kind: str, dtype) -> bool:
     """Whether a CPU BatchNorm ("batch_norm"), pooling ("pool"), dense product ("dense") or bias gradient
-    ("bias") of `dtype` takes the native path now: float32 only, wherever the extension loads and the kind's switch is on."""
+    ("bias") of `dtype` takes the native path now: float32 only, wherever the extension loads and the
+    kind's switch is on."""
     import jax.numpy as jnp
 
     if _switched_off(kind) or jnp.dtype(dtype) != jnp.float32:
