@@ -18,7 +18,7 @@ from jax import lax
 
 from jaxcnn.ops import native
 from jaxcnn.ops.native.bias import add_bias as native_add_bias
-from jaxcnn.ops.native.dense import dense as native_dense
+from jaxcnn.ops.native.dense import dense as native_dense, xla_dense
 
 
 def _native_ok(x, w) -> bool:
@@ -32,9 +32,7 @@ def dense(x, w):
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"dense: x [..., K] and a kernel [K, M] with the same K expected; got x {x.shape}, "
                          f"w {w.shape}")
-    if _native_ok(x, w):
-        return native_dense(x, w)
-    return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+    return native_dense(x, w) if _native_ok(x, w) else xla_dense(x, w)
 
 
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kw):

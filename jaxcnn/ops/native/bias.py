@@ -90,10 +90,4 @@ def add_bias(y, b):
                                   default=lambda y, b: y + b)
 
 
-def channel_sum(y):
-    """The sum of y [..., C] over every axis but the last, native on the CPU."""
-    return lax.platform_dependent(y, cpu=lambda y: sum_p.bind(y, group_dims=0),
-                                  default=lambda y: jnp.sum(y, axis=tuple(range(y.ndim - 1))))
-
-
-__all__ = ["add_bias", "channel_sum"]
+__all__ = ["add_bias"]

@@ -27,13 +27,9 @@ from jax.interpreters import ad, batching, mlir
 from jaxcnn.ops.native import lowering
 
 
-def _contract_last(a, b):
-    """a [..., K] times b [K, M]: contract a's last axis with b's first."""
-    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
-
-
 def xla_dense(x, w):
-    return _contract_last(x, w)
+    """x [..., K] times w [K, M]: x's last axis contracted with w's first."""
+    return lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
 
 
 def xla_input_grad(dy, w):
@@ -109,9 +105,4 @@ def dense(x, w):
     return lax.platform_dependent(x, w, cpu=dense_p.bind, default=xla_dense)
 
 
-def dense_input_grad(dy, w):
-    """dy [..., M] times w^T for a kernel w [K, M], native on the CPU."""
-    return lax.platform_dependent(dy, w, cpu=input_grad_p.bind, default=xla_input_grad)
-
-
-__all__ = ["dense", "dense_input_grad", "xla_dense", "xla_input_grad"]
+__all__ = ["dense", "xla_dense", "xla_input_grad"]
