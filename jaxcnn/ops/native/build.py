@@ -30,7 +30,7 @@ from jaxcnn import _env
 
 HERE = Path(__file__).parent
 SOURCES = tuple(HERE / "csrc" / name for name in ("conv.cc", "norm.cc", "pool.cc", "dense.cc"))
-HEADERS = (HERE / "csrc" / "common.h",)
+HEADERS = (HERE / "csrc" / "common.h", HERE / "csrc" / "dnnl_common.h")
 LIBRARY = HERE / "_dnnl_conv.so"
 STAMP = LIBRARY.with_suffix(".stamp")
 

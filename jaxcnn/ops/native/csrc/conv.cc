@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common.h"
+#include "dnnl_common.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
@@ -27,6 +28,9 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
 namespace {
+
+using jaxcnn::attributes;  // scratch memory is ours (see `run`; dnnl_common.h)
+using jaxcnn::cpu_engine;
 
 enum class Kind : int64_t { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
 
@@ -68,11 +72,6 @@ struct Geometry {
   }
 };
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
 // A cached primitive with what it needs around it: the kernel's layout inside
 // the primitive, a reorder between that and HWIO where the two differ, and the
 // scratch memory both ask for.
@@ -82,15 +81,6 @@ struct Plan {
   std::unique_ptr<dnnl::reorder> reorder;  // HWIO <-> `weights`, if they differ
   memory::desc conv_scratch, reorder_scratch;
 };
-
-// Scratch memory is passed in by us (see `run`): oneDNN's own per-thread
-// scratchpad goes wrong when a primitive runs on threads other than the one
-// that first ran it, as XLA's do.
-dnnl::primitive_attr attributes() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Geometry& g) {
   return dnnl::convolution_forward::primitive_desc(

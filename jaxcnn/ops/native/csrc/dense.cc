@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common.h"
+#include "dnnl_common.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
@@ -27,10 +28,7 @@ using dnnl::memory;
 
 namespace {
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+using jaxcnn::cpu_engine;
 
 struct Shape {
   int64_t n, m, k;
@@ -51,10 +49,7 @@ const Plan& plan_for(const Shape& s) {
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto& slot = cache[std::make_tuple(s.n, s.m, s.k)];
   if (!slot) {
-    // Scratch memory is ours (see conv.cc): oneDNN's per-thread scratchpad goes wrong on XLA's threads.
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    dnnl::matmul::primitive_desc pd(cpu_engine(), s.dy(), s.wt(), s.dx(), attr);
+    dnnl::matmul::primitive_desc pd(cpu_engine(), s.dy(), s.wt(), s.dx(), jaxcnn::attributes());
     slot = std::make_unique<Plan>(Plan{dnnl::matmul(pd), pd.scratchpad_desc()});
   }
   return *slot;
