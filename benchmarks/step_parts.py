@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from benchmarks import steps  # noqa: E402
-from benchmarks.timing import Variant, calibrate, fmt_paired, interleaved, paired, warm_up  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    Variant, calibrate, fmt_paired, interleaved, paired, stepping_variant, warm_up)
 from jaxcnn.ops import linear  # noqa: E402
 from jaxcnn.train import create_train_state  # noqa: E402
 
@@ -45,20 +46,6 @@ def _blocking(name, fn, *args):
     return Variant(name, run)
 
 
-def _carrying(name, fn, carry, *args):
-    """A Variant calling `carry = fn(carry, *args)` n times (fn may donate its carry)."""
-    box = [carry]
-
-    def run(n):
-        c = box[0]
-        for _ in range(n):
-            c = fn(c, *args)
-        jax.block_until_ready(c)
-        box[0] = c
-
-    return Variant(name, run)
-
-
 def jaxcnn_parts(case, batch) -> dict:
     model, strategy, tx = steps.jaxcnn_parts(case)
     state = create_train_state(model, tx, jax.random.key(0), case.input_shape)
@@ -69,23 +56,24 @@ def jaxcnn_parts(case, batch) -> dict:
     def grads(params, batch_stats):
         def loss_fn(p):
             variables = {"params": p, **({"batch_stats": batch_stats} if batch_stats else {})}
-            logits, _ = model.apply(variables, images, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+            # state.apply_fn, as the train step: it adds the collections a model keeps fixed (LeNet-5's prototypes)
+            logits, _ = state.apply_fn(variables, images, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         return jax.grad(loss_fn)(params)
 
     g = grads(state.params, state.batch_stats)
 
-    def update(carry, g):
+    def update(carry, g, _key):  # a "step" (carry, g, key) -> (carry, aux), as timing.stepping_variant runs one
         params, opt_state = carry
         updates, opt_state = tx.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return (optax.apply_updates(params, updates), opt_state), None
 
     parts = {
         "step": steps.jaxcnn_variant(case, batch),
         "grads": _blocking("grads", grads, state.params, state.batch_stats),
-        "update": _carrying("update", jax.jit(update, donate_argnums=0),
-                            (jax.tree.map(jnp.copy, state.params), state.opt_state), g),
+        "update": stepping_variant("update", jax.jit(update, donate_argnums=0),
+                                   (jax.tree.map(jnp.copy, state.params), state.opt_state), g, None),
     }
     head = _jaxcnn_head(model, state.params, case)
     if head is not None:
