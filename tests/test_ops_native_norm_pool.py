@@ -15,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxcnn import ops
 from jaxcnn.layers import BatchNorm
-from jaxcnn.ops import native
+from jaxcnn.ops import native, pooling
 from jaxcnn.ops.pooling import _window_args
 
 pytestmark = pytest.mark.skipif(native.status() != "enabled", reason=f"native kernels {native.status()}")
@@ -208,7 +208,15 @@ def test_batch_norm_switch_and_other_platforms():
 # a single pixel, and channel counts that are not multiples of 8.
 POOLS = [((2, 9, 9, 5), 3, 2, "VALID"), ((1, 8, 8, 1), 3, 1, "SAME"), ((3, 7, 6, 9), (3, 2), (2, 1), 1),
          ((2, 4, 4, 3), 2, None, "VALID"), ((1, 1, 1, 1), 1, 1, "VALID"), ((2, 5, 5, 4), 3, 2, ((2, 0), (0, 3))),
-         ((2, 13, 13, 17), 3, 2, "SAME")]
+         ((2, 13, 13, 17), 3, 2, "SAME"), ((2, 6, 6, 33), 2, 2, "VALID")]
+
+
+def native_max_route(shape, window, stride, padding) -> bool:
+    """Whether ops.max_pool runs the native kernel: all but unpadded non-overlapping windows over fewer than
+    NATIVE_MAX_TILES_MIN_CHANNELS maps (the reshape/argmax route)."""
+    dims, strides, pads = _window_args(jnp.zeros(shape), window, stride, padding, "max_pool")
+    tiles = dims == strides and all(p == (0, 0) for p in pads)
+    return not (tiles and shape[-1] < pooling.NATIVE_MAX_TILES_MIN_CHANNELS)
 
 
 def reduce_window_max(x, window, stride, padding):
@@ -237,7 +245,8 @@ def test_max_pool_matches_reduce_window_ties_included(shape, window, stride, pad
     got = jax.grad(lambda x: jnp.sum(pool(x) * g))(x)
     want = jax.grad(lambda x: jnp.sum(reduce_window_max(x, window, stride, padding) * g))(x)
     np.testing.assert_allclose(got, want, atol=1e-6)
-    assert calls(jax.grad(lambda x: jnp.sum(pool(x) * g)), x, prefix="jaxcnn_max_pool") == 2
+    native_calls = 2 if native_max_route(shape, window, stride, padding) else 0
+    assert calls(jax.grad(lambda x: jnp.sum(pool(x) * g)), x, prefix="jaxcnn_max_pool") == native_calls
     # Forward mode, where no value is tied (reduce_window's own forward-mode rule breaks ties in no fixed order).
     xc, t = rand(shape, 2), rand(shape, 3)
     np.testing.assert_allclose(jax.jvp(pool, (xc,), (t,))[1],
@@ -254,6 +263,38 @@ def test_avg_pool_matches_reduce_window(shape, window, stride, padding, count_in
     g = rand(ref.shape, 1)
     close(jax.jit(pool)(x), ref, 1e-6)
     close(jax.grad(lambda x: jnp.sum(pool(x) * g))(x), xla_pool(jax.grad(lambda x: jnp.sum(pool(x) * g)))(x), 1e-6)
+
+
+def test_pools_route_to_where_each_is_faster():
+    # non-overlapping 2x2/2 max: the reshape/argmax route below 32 maps, the native kernel from 32 on;
+    # average: reduce_window unless the windows overlap
+    small, wide = rand((2, 8, 8, 6), 0), rand((2, 8, 8, 32), 1)
+    assert calls(lambda x: ops.max_pool(x, 2, 2), small, prefix="jaxcnn_") == 0
+    assert calls(lambda x: ops.max_pool(x, 2, 2), wide, prefix="jaxcnn_") == 1
+    assert calls(lambda x: ops.max_pool(x, 3, 2), small, prefix="jaxcnn_") == 1  # overlapping: no tiles
+    assert calls(lambda x: ops.max_pool(x, 2, 2, "SAME"), rand((2, 7, 7, 6), 2), prefix="jaxcnn_") == 1  # padded
+    for x in (small, wide):
+        assert calls(lambda x: ops.avg_pool(x, 2, 2), x, prefix="jaxcnn_") == 0
+        assert calls(lambda x: ops.avg_pool(x, 3, 2), x, prefix="jaxcnn_") == 1
+        assert calls(lambda x: ops.avg_pool(x, (1, 2), (1, 1)), x, prefix="jaxcnn_") == 1  # overlapping along W
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 6), (3, 6, 10, 1), (1, 4, 4, 17)], ids=str)
+def test_native_kernels_on_the_windows_routed_elsewhere(shape):
+    # The kernels stay correct where ops routes around them (non-overlapping windows, few maps).
+    native._load()
+    window = pooling._native_window((1, 2, 2, 1), (1, 2, 2, 1), ((0, 0),) * 4)
+    x, xa = ties(shape, 0), rand(shape, 1)
+    ref = reduce_window_max(x, 2, 2, "VALID")
+    g = rand(ref.shape, 2)
+    np.testing.assert_array_equal(jax.jit(lambda v: pooling.native_pool().max_pool(v, window))(x), ref)
+    got = jax.grad(lambda v: jnp.sum(pooling.native_pool().max_pool(v, window) * g))(x)
+    want = jax.grad(lambda v: jnp.sum(reduce_window_max(v, 2, 2, "VALID") * g))(x)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    avg = lambda v: pooling.native_pool().avg_pool(v, window)  # noqa: E731
+    close(avg(xa), ops.avg_pool(xa, 2, 2), 1e-6)
+    close(jax.grad(lambda v: jnp.sum(avg(v) * g))(xa), jax.grad(lambda v: jnp.sum(ops.avg_pool(v, 2, 2) * g))(xa),
+          1e-6)
 
 
 def test_nan_is_the_maximum_and_takes_the_gradient():
