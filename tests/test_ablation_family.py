@@ -29,6 +29,26 @@ def test_checks_are_twin_claims_and_equivalences_at_a_ceiling():
     assert family.check_reason(superiority, [1.0] * 3, [0.99] * 3) is None
 
 
+def test_non_inferiority_claims_parse_print_and_count_as_checks_only_at_a_ceiling():
+    c = parse_claim("eval_accuracy: a >= b within 0.005", LABELS)
+    assert (c.a, c.op, c.b, c.margin) == ("a", ">=", "b", 0.005)
+    assert str(c) == "eval_accuracy: a >= b within 0.005"
+    assert family._op_margin(str(c)) == (">=", 0.005)
+    assert parse_claim("train_error: a <= b within 0.01", LABELS).op == "<="
+    with pytest.raises(ValueError, match="needs a margin"):
+        parse_claim("eval_accuracy: a >= b", LABELS)
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        parse_claim("eval_accuracy: a >= b within 0", LABELS)
+    # a at 100% on every seed: "a >= b" holds whatever b does, so it is a check; b at 100% is a real test
+    assert "ceiling" in family.check_reason(c, [1.0] * 3, [0.95, 0.97, 0.96])
+    assert family.check_reason(c, [0.95, 0.97, 0.96], [1.0] * 3) is None
+    errors = parse_claim("train_error: a <= b within 0.01", LABELS)
+    assert "ceiling" in family.check_reason(errors, [0.0] * 3, [0.02, 0.01, 0.03])
+    row = family.claim_row(c, [0.912, 0.918, 0.921], [0.910, 0.916, 0.915])
+    ref = st.ttest_1samp([0.002, 0.002, 0.006], -0.005, alternative="greater").pvalue
+    assert row["kind"] == family.CLAIM and row["p_value"] == pytest.approx(2 * ref, rel=1e-6)
+
+
 def test_holm_over_the_family_leaves_checks_out():
     # three claims with p from scipy's paired t, one check
     data = {"eval_accuracy: a > b": ([0.91, 0.92, 0.93], [0.90, 0.905, 0.91]),

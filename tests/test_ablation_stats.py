@@ -86,6 +86,42 @@ def test_verdicts_follow_p_and_side():
     assert stats.p_value(same, ">") == 1.0 and stats.p_value(same, "~", 0.001) == 0.0
 
 
+def test_non_inferiority_is_the_one_sided_test_against_the_margin_doubled():
+    a = [0.912, 0.918, 0.921, 0.915, 0.917]
+    b = [0.910, 0.916, 0.915, 0.911, 0.915]
+    diff = np.subtract(a, b)
+    d = stats.paired_difference(a, b)
+    m = 0.005
+    # H0: mean(A - B) <= -m, scipy's one-sided one-sample t on the differences, doubled
+    ref = st.ttest_1samp(diff, -m, alternative="greater").pvalue
+    assert stats.p_value(d, ">=", m) == pytest.approx(min(1.0, 2 * ref), rel=1e-9)
+    # "A <= B within m" is "B >= A within m": H0 mean(A - B) >= +m
+    ref = st.ttest_1samp(diff, m, alternative="less").pvalue
+    assert stats.p_value(d, "<=", m) == pytest.approx(min(1.0, 2 * ref), rel=1e-9)
+    # p < 0.05 exactly when the 95% interval lies above -m: mean 0.0032, so a margin just above -low passes
+    # and one just below it does not
+    for margin in (-d["low"] * 1.01, -d["low"] * 0.99):
+        assert (stats.p_value(d, ">=", margin) < 0.05) == (d["low"] > -margin)
+    assert stats.verdict(d, ">=", m) == stats.REPRODUCED
+    # by hand: d = (0.001, 0.002, 0.003), mean 0.002, se 0.001 / sqrt 3; against -0.001:
+    # t = 0.003 / 0.000577 = 5.196, p = 2 * P(T_2 >= 5.196)
+    d = stats.paired_difference([0.501, 0.502, 0.503], [0.5, 0.5, 0.5])
+    assert stats.p_value(d, ">=", 0.001) == pytest.approx(2 * st.t.sf(0.003 / (0.001 / math.sqrt(3)), 2))
+    # worse than the margin: the interval wholly below -m is "not reproduced" unadjusted, inconclusive
+    # family-wise (the p value tests non-inferiority only); a wide interval decides nothing
+    worse = stats.paired_difference([0.80, 0.81, 0.82], [0.9, 0.9, 0.9])
+    assert stats.verdict(worse, ">=", 0.01) == stats.NOT_REPRODUCED
+    assert stats.verdict(worse, ">=", 0.01, p=stats.p_value(worse, ">=", 0.01)) == stats.INCONCLUSIVE
+    assert stats.verdict(worse, "<=", 0.01) == stats.REPRODUCED  # A is below B + m: no worse, on errors
+    wide = stats.paired_difference([0.9, 0.7, 0.95], [0.85, 0.85, 0.85])
+    assert stats.verdict(wide, ">=", 0.01) == stats.INCONCLUSIVE
+    # a censored value leaves no interval to compare with the margin
+    c = stats.compare([1.0, math.inf, 3.0], [2.0, 2.0, 2.0], ">=", 0.5)
+    assert c["method"] == "sign test" and c["verdict_unadjusted"] == stats.INCONCLUSIVE
+    with pytest.raises(ValueError, match="one of"):
+        stats.p_value(d, "=>", 0.01)
+
+
 def test_holm_step_down_by_hand():
     # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.06, 0.06 (running max of 0.06), 0.5 (times 1)
     assert stats.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])

@@ -22,6 +22,24 @@ falling by about 1 pp per 500 steps):
 - claims, both decided under Holm's correction over the whole family:
   with 1x1 reduce > without on test accuracy (superiority), and the two
   within 0.5 pp (the margin fixed here, before the runs).
+Result: +0.30 pp [-0.22, +0.82], both inconclusive (p 0.18; sd of the
+paired differences 0.42 pp).
+
+Design III (fixed before its runs, replacing design II; every seed of it
+counted, none of design II's): the same arms, data, optimizer and budget
+(9,000 steps of 128; design II's curves had flattened by then), at 15 fresh
+seeds 20-34, and the claim as the paper states it, "at least as accurate":
+non-inferiority, with 1x1 reduce >= without (matched) within 0.5 pp (the
+margin design II fixed before its runs), decided under Holm over the whole
+family. Its p is twice the one-sided paired t test of mean(with - without)
+<= -0.5 pp, so it is reproduced when the 95% interval lies above -0.5 pp
+(jaxcnn.ablation.stats). Design II's superiority claim is not carried: the
+paper claims no gain at a matched budget, and design II's equivalence asked
+the upper side too, which the paper does not. Why 15 seeds: with design II's
+spread (sd 0.42 pp), a true difference of 0 gives t = 0.5 / (0.42 / sqrt 15)
+= 4.6 (p about 4e-4), +0.3 pp gives t = 7.4; about 3.4 h on the native CPU
+path (51 and 40 ms per step, `python -m benchmarks.ablation_steps
+--ablations bottleneck`).
 """
 
 from jaxcnn.ablation import ablation_config
@@ -38,10 +56,9 @@ def get_config():
         field="model.bottleneck,model.width",
         arms=[dict(label="with 1x1 reduce", overrides={"model.bottleneck": True, "model.width": WIDTH_WITH}),
               dict(label="without (matched)", overrides={"model.bottleneck": False, "model.width": WIDTH_WITHOUT})],
-        claims=("eval_accuracy: with 1x1 reduce > without (matched)",
-                "eval_accuracy: with 1x1 reduce ~ without (matched) within 0.005"),
+        claims=("eval_accuracy: with 1x1 reduce >= without (matched) within 0.005",),
         model=dict(name="googlenet", num_classes=10, aux_logits=False, width=WIDTH_WITH))
-    c.ablation.seeds = (10, 11, 12, 13, 14)
+    c.ablation.seeds = tuple(range(20, 35))  # design III: 15 fresh seeds
     c.preprocess.pad_to = 32
     c.preprocess.to_rgb = True
     # GoogLeNet has no BatchNorm: under SGD it stays at chance for the first few hundred steps, so both arms

@@ -37,9 +37,14 @@ def check_reason(claim, a, b, twin_arms: Optional[tuple] = None) -> Optional[str
     if twin_arms and {claim.a, claim.b} == set(twin_arms):
         return (f"{twin_arms[1]} is trained from {twin_arms[0]}'s flipped kernels: the same function at every "
                 "step, equal by construction")
-    if claim.op == "~":
+    if claim.op in ("~", ">=", "<="):
         ceiling = 0.0 if claim.metric.endswith("error") else 1.0 if claim.metric == "eval_accuracy" else None
-        for arm, values in ((claim.a, a), (claim.b, b)):
+        # an equivalence with either arm at the ceiling; A >= B (accuracy) with A at 100%, A <= B (an error)
+        # with A at 0: the claim holds whatever B does
+        trivial = {"~": ((claim.a, a), (claim.b, b)),
+                   ">=": ((claim.a, a),) if ceiling == 1.0 else (),
+                   "<=": ((claim.a, a),) if ceiling == 0.0 else ()}[claim.op]
+        for arm, values in trivial:
             if ceiling is not None and len(values) and all(float(v) == ceiling for v in values):
                 return (f"{arm} is at the ceiling ({'100%' if ceiling else '0'}) on every seed: the difference can "
                         "only be the other arm's distance from it, not a comparison of two methods")

@@ -10,7 +10,8 @@ repository, or a directory given by a flag) whose `get_config()` returns
     arms                 [{"label": str, "overrides": {dotted config key: value}}]
     seeds                the same seeds for every arm (at least 3)
     claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), or
-                         "METRIC: ARM_A ~ ARM_B within MARGIN", or a ratio "METRIC: ARM_A / ARM_B > R" (or <,
+                         "METRIC: ARM_A ~ ARM_B within MARGIN" (equivalence), or "METRIC: ARM_A >= ARM_B
+                         within MARGIN" (non-inferiority: A - B > -MARGIN; <=: A - B < +MARGIN), or a ratio "METRIC: ARM_A / ARM_B > R" (or <,
                          or "~ R within factor F"; tested on log ratios); METRIC one of eval_accuracy,
                          eval_error, train_error (the running error of the last log window), train_error_eval
                          (the error on the whole training split in eval mode after training: running
@@ -55,7 +56,9 @@ from jaxcnn.train.setup import build_model
 
 METRICS = ("eval_accuracy", "eval_error", "train_error", "train_error_eval", "train_loss", "steps_to_target",
            "generalization_gap")
-_CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*([<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
+_CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*(>=|<=|[<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
+# The operators that need "within MARGIN": equivalence and non-inferiority
+MARGIN_OPS = ("~", ">=", "<=")
 # "METRIC: A / B > R" or "METRIC: A / B ~ R within factor F" (a slash with spaces: labels may hold one without)
 _RATIO = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s+/\s+(.+?)\s*([<>~])\s*([0-9.eE+-]+)"
                     r"\s*(?:within\s+factor\s+([0-9.eE+-]+))?\s*$")
@@ -73,8 +76,9 @@ class Arm:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """METRIC of arm `a` is expected to be greater (op '>') or smaller ('<') than that of arm `b`, or the
-    same within `margin` (op '~')."""
+    """METRIC of arm `a` is expected to be greater (op '>') or smaller ('<') than that of arm `b`, the same
+    within `margin` (op '~'), or no worse than it by more than `margin` (op '>=': a - b > -margin; '<=':
+    a - b < +margin)."""
 
     metric: str
     a: str
@@ -87,7 +91,7 @@ class Claim:
         if self.ratio is not None:
             within = f" within factor {self.margin:g}" if self.op == "~" else ""
             return f"{self.metric}: {self.a} / {self.b} {self.op} {self.ratio:g}{within}"
-        within = f" within {self.margin:g}" if self.op == "~" else ""
+        within = f" within {self.margin:g}" if self.op in MARGIN_OPS else ""
         return f"{self.metric}: {self.a} {self.op} {self.b}{within}"
 
 
@@ -139,10 +143,14 @@ def parse_claim(text: str, labels, name: str = "?") -> Claim:
         m = _CLAIM.match(str(text))
         if not m:
             raise ValueError(f"ablation {name!r}: claim {text!r} is not 'METRIC: ARM_A > ARM_B' "
-                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN', or 'METRIC: ARM_A / ARM_B > R').")
-        if m.group(3) == "~" and m.group(5) is None:
+                             "(or <, or 'METRIC: ARM_A ~ ARM_B within MARGIN', or 'METRIC: ARM_A >= ARM_B within "
+                             "MARGIN', or 'METRIC: ARM_A / ARM_B > R').")
+        if m.group(3) in MARGIN_OPS and m.group(5) is None:
             raise ValueError(f"ablation {name!r}: claim {text!r} needs a margin: "
-                             "'METRIC: ARM_A ~ ARM_B within 0.01'.")
+                             f"'METRIC: ARM_A {m.group(3)} ARM_B within 0.01'.")
+        if m.group(3) in MARGIN_OPS and not float(m.group(5)) > 0:
+            raise ValueError(f"ablation {name!r}: claim {text!r}: the margin must be > 0 (for a margin of 0 "
+                             f"write 'METRIC: ARM_A {m.group(3)[0]} ARM_B').")
         claim = Claim(m.group(1), m.group(2), m.group(3), m.group(4), float(m.group(5) or 0.0))
     if claim.metric not in METRICS:
         raise ValueError(f"ablation {name!r}: claim metric {claim.metric!r} is not one of {', '.join(METRICS)}.")

@@ -5,6 +5,9 @@ interval (Student's t with n - 1 degrees of freedom) and its p value.
 
     "A > B" / "A < B"     p: the two-sided paired t test of mean(A - B) = 0
     "A ~ B within m"      p: TOST (two one-sided paired t tests against -m and +m), the larger of the two
+    "A >= B within m"     p: twice the one-sided paired t test of H0 mean(A - B) <= -m (non-inferiority;
+                          "A <= B within m": of H0 mean(A - B) >= +m), capped at 1: p < alpha exactly when
+                          the 95% interval lies above -m (below +m), the one-sided test at alpha / 2
     "A / B > r" (ratio)   p: the two-sided paired t test of mean(log A - log B) = log r; the interval is
                           exp of the log-difference's interval (a ratio of geometric means)
 
@@ -17,7 +20,9 @@ The verdict at level alpha (ALPHA = 0.05) from a p value p:
 An equivalence is reproduced when its TOST p < alpha (its 90% interval inside [-m, m]); its unadjusted
 verdict is "not reproduced" when the 95% interval lies wholly outside [-m, m]. A p value tests the
 equivalence only, so under a family-wise correction (holm(), a p_holm in place of p) an equivalence is
-reproduced or inconclusive.
+reproduced or inconclusive. A non-inferiority claim ("A >= B within m") is the same: reproduced when its p
+(or p_holm) < alpha, its unadjusted verdict "not reproduced" when the 95% interval lies wholly below -m (for
+"<=": above +m), inconclusive otherwise.
 
 The unadjusted verdict (`verdict_unadjusted`) uses the claim's own p; the family-wise one (`verdict`) uses
 p_holm, Holm's step-down adjustment over every claim of the family (jaxcnn.ablation.family).
@@ -114,7 +119,8 @@ def _t_stat(mean: float, std: float, n: int, null: float) -> float:
 
 def p_value(diff: dict, op: str, margin: float = 0.0) -> float:
     """The p value of a claim "A op B" from its paired difference (mean, std, n of A - B): two-sided paired t
-    for '>' and '<', TOST (the larger one-sided p) for '~' within `margin`."""
+    for '>' and '<', TOST (the larger one-sided p) for '~' within `margin`, twice the one-sided p against the
+    margin for '>=' and '<=' (non-inferiority)."""
     _check_op(op)
     mean, std, n = diff["mean"], diff["std"], diff["n"]
     df = n - 1
@@ -122,13 +128,20 @@ def p_value(diff: dict, op: str, margin: float = 0.0) -> float:
         lower = _t_sf(_t_stat(mean, std, n, -margin), df)  # H0: mu <= -m
         upper = _t_sf(-_t_stat(mean, std, n, margin), df)  # H0: mu >= +m
         return max(lower, upper)
+    if op == ">=":  # H0: mu <= -m, one-sided, doubled (the 95% interval's lower end above -m)
+        return min(1.0, 2.0 * _t_sf(_t_stat(mean, std, n, -margin), df))
+    if op == "<=":  # H0: mu >= +m
+        return min(1.0, 2.0 * _t_sf(-_t_stat(mean, std, n, margin), df))
     t = _t_stat(mean, std, n, 0.0)
     return 1.0 if math.isnan(t) else min(1.0, 2.0 * _t_sf(abs(t), df))
 
 
+OPS = (">", "<", "~", ">=", "<=")
+
+
 def _check_op(op: str) -> None:
-    if op not in (">", "<", "~"):
-        raise ValueError(f"claim operator must be '>', '<' or '~', got {op!r}.")
+    if op not in OPS:
+        raise ValueError(f"claim operator must be one of {', '.join(OPS)}, got {op!r}.")
 
 
 def verdict(diff: dict, op: str, margin: float = 0.0, p: float | None = None, alpha: float = ALPHA) -> str:
@@ -138,10 +151,11 @@ def verdict(diff: dict, op: str, margin: float = 0.0, p: float | None = None, al
     _check_op(op)
     unadjusted = p is None
     p = p_value(diff, op, margin) if p is None else float(p)
-    if op == "~":
+    if op in ("~", ">=", "<="):
         if p < alpha:
             return REPRODUCED
-        outside = diff["low"] > margin or diff["high"] < -margin
+        below, above = diff["high"] < -margin, diff["low"] > margin
+        outside = below or above if op == "~" else below if op == ">=" else above
         return NOT_REPRODUCED if unadjusted and outside else INCONCLUSIVE
     if not p < alpha or diff["mean"] == 0.0:
         return INCONCLUSIVE
@@ -191,7 +205,7 @@ def compare(a, b, op: str, margin: float = 0.0, ratio: float | None = None) -> d
         s = sign_test(a_arr, b_arr)
         diff = {"mean": None, "low": None, "high": None, "n": s["n"], "std": None}
         sign = (s["a_larger"] > s["b_larger"]) - (s["a_larger"] < s["b_larger"])
-        if op == "~":
+        if op in ("~", ">=", "<="):  # a sign test checks no margin
             p, v = 1.0, INCONCLUSIVE
         else:
             p = s["p_value"]
