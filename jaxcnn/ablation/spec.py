@@ -11,8 +11,9 @@ repository, or a directory given by a flag) whose `get_config()` returns
     seeds                the same seeds for every arm (at least 3)
     claims               the verdicts to draw, each "METRIC: ARM_A > ARM_B" (or <), or
                          "METRIC: ARM_A ~ ARM_B within MARGIN" (equivalence), or "METRIC: ARM_A >= ARM_B
-                         within MARGIN" (non-inferiority: A - B > -MARGIN; <=: A - B < +MARGIN), or a ratio "METRIC: ARM_A / ARM_B > R" (or <,
-                         or "~ R within factor F"; tested on log ratios); METRIC one of eval_accuracy,
+                         within MARGIN" (non-inferiority: A - B > -MARGIN; <=: A - B < +MARGIN), or a ratio
+                         "METRIC: ARM_A / ARM_B > R" (or <, or "~ R within factor F"; tested on log ratios);
+                         METRIC one of eval_accuracy,
                          eval_error, train_error (the running error of the last log window), train_error_eval
                          (the error on the whole training split in eval mode after training: running
                          BatchNorm statistics, no augmentation), train_loss, steps_to_target (the first logged
