@@ -37,7 +37,7 @@ def check_reason(claim, a, b, twin_arms: Optional[tuple] = None) -> Optional[str
     if twin_arms and {claim.a, claim.b} == set(twin_arms):
         return (f"{twin_arms[1]} is trained from {twin_arms[0]}'s flipped kernels: the same function at every "
                 "step, equal by construction")
-    if claim.op in ("~", ">=", "<="):
+    if claim.op in stats.MARGIN_OPS:
         ceiling = 0.0 if claim.metric.endswith("error") else 1.0 if claim.metric == "eval_accuracy" else None
         # an equivalence with either arm at the ceiling; A >= B (accuracy) with A at 100%, A <= B (an error)
         # with A at 0: the claim holds whatever B does

@@ -50,6 +50,7 @@ from jaxcnn._validation import suggest
 from jaxcnn.ablation.analyses import FACTS
 from jaxcnn.ablation.protect import check_name
 from jaxcnn.ablation.protocol import EXTRA_TYPES, named_extras
+from jaxcnn.ablation.stats import MARGIN_OPS  # the operators that need "within MARGIN"
 from jaxcnn.models import create_model, module_fields
 from jaxcnn.train import cli
 from jaxcnn.train.config import base_config, flat, validate_config
@@ -58,8 +59,6 @@ from jaxcnn.train.setup import build_model
 METRICS = ("eval_accuracy", "eval_error", "train_error", "train_error_eval", "train_loss", "steps_to_target",
            "generalization_gap")
 _CLAIM = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s*(>=|<=|[<>~])\s*(.+?)\s*(?:within\s+([0-9.eE+-]+))?\s*$")
-# The operators that need "within MARGIN": equivalence and non-inferiority
-MARGIN_OPS = ("~", ">=", "<=")
 # "METRIC: A / B > R" or "METRIC: A / B ~ R within factor F" (a slash with spaces: labels may hold one without)
 _RATIO = re.compile(r"^\s*(\w+)\s*:\s*(.+?)\s+/\s+(.+?)\s*([<>~])\s*([0-9.eE+-]+)"
                     r"\s*(?:within\s+factor\s+([0-9.eE+-]+))?\s*$")

@@ -137,6 +137,7 @@ def p_value(diff: dict, op: str, margin: float = 0.0) -> float:
 
 
 OPS = (">", "<", "~", ">=", "<=")
+MARGIN_OPS = ("~", ">=", "<=")  # the claims tested against a margin: equivalence and non-inferiority
 
 
 def _check_op(op: str) -> None:
@@ -145,13 +146,13 @@ def _check_op(op: str) -> None:
 
 
 def verdict(diff: dict, op: str, margin: float = 0.0, p: float | None = None, alpha: float = ALPHA) -> str:
-    """The verdict for the claim "A op B" (op '>', '<', or '~' within `margin`) at level alpha. `p` defaults to
-    the claim's own p value (the unadjusted verdict); pass p_holm for the family-wise one. The side follows the
-    sign of mean(A - B) (for a ratio claim, of mean(log A - log B) - log r)."""
+    """The verdict for the claim "A op B" (op '>', '<', or one of MARGIN_OPS within `margin`) at level alpha.
+    `p` defaults to the claim's own p value (the unadjusted verdict); pass p_holm for the family-wise one. The
+    side follows the sign of mean(A - B) (for a ratio claim, of mean(log A - log B) - log r)."""
     _check_op(op)
     unadjusted = p is None
     p = p_value(diff, op, margin) if p is None else float(p)
-    if op in ("~", ">=", "<="):
+    if op in MARGIN_OPS:
         if p < alpha:
             return REPRODUCED
         below, above = diff["high"] < -margin, diff["low"] > margin
@@ -205,7 +206,7 @@ def compare(a, b, op: str, margin: float = 0.0, ratio: float | None = None) -> d
         s = sign_test(a_arr, b_arr)
         diff = {"mean": None, "low": None, "high": None, "n": s["n"], "std": None}
         sign = (s["a_larger"] > s["b_larger"]) - (s["a_larger"] < s["b_larger"])
-        if op in ("~", ">=", "<="):  # a sign test checks no margin
+        if op in MARGIN_OPS:  # a sign test checks no margin
             p, v = 1.0, INCONCLUSIVE
         else:
             p = s["p_value"]
