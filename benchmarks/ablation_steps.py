@@ -12,7 +12,8 @@ included) and the arm's images per second.
 
 It imports only what every version of the engine since the oneDNN
 convolutions has (`jaxcnn.train.setup.build`, `train_key`,
-`jaxcnn.ablation.spec.arm_config`, `jaxcnn.data.sharding.batch_indices`), so
+`jaxcnn.ablation.spec.arm_config`, `jaxcnn.data.sharding.batch_indices`,
+`jaxcnn.train.provenance.git_state`, `benchmarks.timing`), so
 a copy of this file runs in an older checkout too:
 
     git worktree add /tmp/before 9e97509   # before the native BatchNorm, pooling, dense and bias kernels
@@ -30,7 +31,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -38,11 +38,11 @@ import jaxcnn.runtime
 
 jaxcnn.runtime.configure()  # XLA:CPU flags and allocator tuning, as every entry point applies them
 
-import jax  # noqa: E402
-
+from benchmarks.timing import round_order, stepping_variant, warm_up  # noqa: E402
 from jaxcnn.ablation.spec import arm_config, arms_of  # noqa: E402
 from jaxcnn.data.sharding import batch_indices  # noqa: E402
 from jaxcnn.train.cli import load_config  # noqa: E402
+from jaxcnn.train.provenance import git_state  # noqa: E402
 from jaxcnn.train.setup import build, train_key  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,36 +61,16 @@ def _signature(c) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
-def _version() -> str:
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-class _Arm:
-    def __init__(self, ablation: str, label: str, c):
-        self.ablation, self.label, self.config = ablation, label, c
-        setup = build(c)
-        self.strategy = setup.strategy
-        self.state = self.strategy.put_state(setup.init_state())
-        idx = batch_indices(c.seed, 0, len(setup.train_data), c.batch_size)
-        self.batch = self.strategy.put_batch(setup.train_data.take(idx))
-        self.key = train_key(c)
-        self.model = str(c.model.name)
-        self.times: list[float] = []
-        t0 = time.perf_counter()
-        self.run(1)
-        self.first_call_s = time.perf_counter() - t0
-        self.run(1)
-
-    def run(self, n: int) -> None:
-        s = self.state
-        for _ in range(n):
-            s, _ = self.strategy.train(s, self.batch, self.key)
-        jax.block_until_ready(s)
-        self.state = s
+def _arm_variant(label: str, c):
+    """The engine's train step of one arm's config as a timing.Variant (state carried from call to call),
+    with the config kept on it."""
+    setup = build(c)
+    strategy = setup.strategy
+    idx = batch_indices(c.seed, 0, len(setup.train_data), c.batch_size)
+    v = stepping_variant(label, strategy.train, strategy.put_state(setup.init_state()),
+                         strategy.put_batch(setup.train_data.take(idx)), train_key(c), items=c.batch_size)
+    v.config = c
+    return v
 
 
 def arms_to_time(name: str, directory: str = ABLATIONS):
@@ -150,7 +130,8 @@ def main(argv=None) -> int:
         return 0
     names = [n for n in args.ablations.split(",") if n] or sorted(
         f[:-3] for f in os.listdir(args.dir) if f.endswith(".py") and not f.startswith("_"))
-    version = _version()
+    commit = git_state()[0]
+    version = commit[:7] if commit else "unknown"
     for name in names:
         if not os.path.exists(os.path.join(args.dir, name + ".py")):
             print(f"{name}: not in {args.dir}")
@@ -162,26 +143,26 @@ def main(argv=None) -> int:
         if not todo:
             print(f"{name}: skipped: {why}")
             continue
-        arms = [_Arm(name, label, c) for label, c in todo]
+        arms = [_arm_variant(label, c) for label, c in todo]
+        warm_up(arms)  # compiles; first_call_s
         reps = []
         for a in arms:  # steps per round from one timed step (not from the call that compiled)
             t0 = time.perf_counter()
             a.run(1)
             reps.append(max(1, round(args.seconds / max(time.perf_counter() - t0, 1e-4))))
         for r in range(args.rounds):
-            order = list(zip(arms, reps))
-            order = order[r % len(order):] + order[:r % len(order)]
-            for a, n in (order[::-1] if r % 2 else order):
+            for a, n in round_order(zip(arms, reps), r):
                 t0 = time.perf_counter()
                 a.run(n)
                 a.times.append((time.perf_counter() - t0) / n)
         for a in arms:
             med = statistics.median(a.times)
-            row = {"version": version, "ablation": name, "arm": a.label, "model": a.model,
+            model = str(a.config.model.name)
+            row = {"version": version, "ablation": name, "arm": a.name, "model": model,
                    "batch_size": int(a.config.batch_size), "median_ms": 1e3 * med,
                    "min_ms": 1e3 * min(a.times), "max_ms": 1e3 * max(a.times), "rounds": len(a.times),
                    "first_call_s": a.first_call_s, "images_per_s": a.config.batch_size / med}
-            print(f"{name:16s} {a.label:28s} {a.model:14s} b{row['batch_size']:<4d} "
+            print(f"{name:16s} {a.name:28s} {model:14s} b{row['batch_size']:<4d} "
                   f"{row['median_ms']:8.2f} ms ({row['min_ms']:.2f}..{row['max_ms']:.2f})  "
                   f"first call {a.first_call_s:5.1f} s  [{version}]", flush=True)
             if args.json:
