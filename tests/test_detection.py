@@ -200,14 +200,31 @@ def _decreasing(records):
                                                  ("yolov1", "fashion_mnist_detection_tiny", 16)])
 def test_detector_trains_through_the_engine_and_is_scored(tmp_path, name, dataset, batch):
     from jaxcnn.train.inference import evaluate_workdir
+    from jaxcnn.train.workdir import workdir_config
 
     final, records, wd = _train_tiny(tmp_path, name, dataset, steps=12, batch_size=batch)
     _decreasing(records)
     for key in ("eval_map50", "eval_map"):
         assert 0.0 <= final[key] <= 1.0
     assert final["eval_images"] == 8
-    if name == "fast_rcnn":
-        return  # scored by its task above; evaluate_workdir's path for engine tasks is yolo's
+    if name == "fast_rcnn":  # scored by its task above; here with and without the truncated SVD of fc6/fc7
+        dense = evaluate_workdir(wd, split="test[:8]")
+        hidden = int(workdir_config(wd).model.hidden)
+        full = evaluate_workdir(wd, split="test[:8]", svd_ranks=(hidden, hidden))  # full rank: U S V^T = W
+        assert full["eval_map50"] == pytest.approx(dense["eval_map50"], abs=1e-6)
+        assert full["written"].endswith(f"eval_test__8_svd{hidden}x{hidden}.json") and os.path.exists(dense["written"])
+        low = evaluate_workdir(wd, split="test[:8]", svd_ranks=(4, 2))
+        assert 0.0 <= low["eval_map50"] <= 1.0 and low["svd_ranks"] == [4, 2]
+        scores = {t: np.load(os.path.join(wd, f"samples_test__8{t}.npz"))["det_scores"]
+                  for t in ("", f"_svd{hidden}x{hidden}", "_svd4x2")}
+        np.testing.assert_allclose(scores[f"_svd{hidden}x{hidden}"], scores[""], atol=1e-5)
+        assert not np.allclose(scores["_svd4x2"], scores[""], atol=1e-5)  # rank 4 and 2 of 128 lose something
+        with pytest.raises(ValueError, match=r"two positive ranks"):
+            evaluate_workdir(wd, split="test[:8]", svd_ranks=(4,))
+        return
+    if name == "yolov1":
+        with pytest.raises(ValueError, match=r"factorises Fast R-CNN's fc6 and fc7; this run's model is 'yolov1"):
+            evaluate_workdir(wd, split="test[:8]", svd_ranks=(4, 2))
     result = evaluate_workdir(wd, split="test[:8]")  # spp_net: fits its SVMs and box regressors first
     assert 0.0 <= result["eval_map50"] <= 1.0 and result["seconds_per_image"] > 0
     assert result["cnn_passes_per_image"] == 1.0

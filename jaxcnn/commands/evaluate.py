@@ -55,14 +55,21 @@ def main(argv=None) -> int:
     p.add_argument("--allow_split_overlap", action="store_true",
                    help="score a split that shares examples with the run's training split (e.g. --split train, "
                         "for the training accuracy); refused otherwise")
+    p.add_argument("--svd_ranks", default="", metavar="K6,K7",
+                   help="Fast R-CNN only: score with fc6 and fc7 replaced by their truncated SVD at ranks K6 and K7 "
+                        "(Girshick 2015, sec. 3.1), written to eval_<split>_svdK6xK7.json")
     args = p.parse_args(argv)
+    try:
+        svd_ranks = tuple(int(k) for k in args.svd_ranks.split(",")) if args.svd_ranks else ()
+    except ValueError:
+        p.error(f"--svd_ranks takes two integers K6,K7 (e.g. 64,32), got {args.svd_ranks!r}")
     cli.setup_process()
 
     def job():
         from jaxcnn.train.inference import evaluate_workdir
 
         result = evaluate_workdir(args.workdir, split=args.split, step=args.step,
-                                  allow_overlap=args.allow_split_overlap)
+                                  allow_overlap=args.allow_split_overlap, svd_ranks=svd_ranks)
         print(format_result(result))
         if result.get("note"):  # an unfinished or interrupted run says so where it is scored
             print(f"note: {result['note']}", file=sys.stderr)

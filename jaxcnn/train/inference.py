@@ -139,6 +139,12 @@ def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] =
     config.parallel = "none"  # one process scoring a few files: a mesh run's batch of 1 would not divide
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
+    if svd_ranks:  # the trained dense layers factorised, and the model built with the two-layer fc6/fc7
+        with config.unlocked():
+            config.model.svd_ranks = svd_ranks
+        setup = build(config, train_data=probe, eval_data=probe)
+        state = _truncated_svd_state(state, svd_ranks).replace(apply_fn=setup.model.apply)
+        result["svd_ranks"] = list(svd_ranks)
     variables = state.variables()  # the EMA's, when the run kept one
     num_outputs = len(config.classes) if config.classes else probe.num_classes
     return LoadedRun(config, setup.model, variables, setup.preprocess, tuple(probe.images.shape[1:]),
@@ -318,14 +324,16 @@ def timed_task_eval(setup, state, data, batch: int) -> tuple[dict, float, dict]:
 
 
 def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool = True, step: Optional[int] = None,
-                     allow_overlap: bool = False,
+                     allow_overlap: bool = False, svd_ranks: Sequence[int] = (),
                      **task_options) -> dict:
     """Score `workdir` (a training run) on `split` (default: its eval split) with its own config.json and its
     checkpoint at `step` (default: the latest); written to WORKDIR/eval_<split>.json (`write`). See the module docstring for what is
     reported. `task_options` go to the scorer of a task whose application scores a workdir its own way (R-CNN's
     `second_stage_images`). Refused in one line when the dataset is no longer the data the run was trained on,
     and when `split` shares examples with the training split unless `allow_overlap` says it is meant; an
-    unfinished run's result carries num_steps and a "note" saying so."""
+    unfinished run's result carries num_steps and a "note" saying so. `svd_ranks` (k6, k7): a Fast R-CNN run
+    scored with fc6 and fc7 replaced by their truncated SVD (Girshick 2015, section 3.1; written to
+    eval_<split>_svd<k6>x<k7>.json, so the dense layers' record stays)."""
     t_start = time.time()
     load_before = os.getloadavg()
     workdir = os.path.abspath(workdir)
@@ -342,6 +350,7 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
         config.eval_split = split
     result = {"workdir": workdir, "config": run_name(config), "task": config.task,
               "model": config.model.name, "split": config.eval_split}
+    svd_ranks = _check_svd_ranks(config, svd_ranks)
     if scorer is not None:  # the application's own evaluation (it builds, restores and reads what it needs)
         if step is not None:
             raise ValueError(f"task {config.task!r} is scored at its latest checkpoint only; drop --step.")
@@ -367,6 +376,12 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
     config.batch_size = min(config.batch_size, len(probe))  # training batches are not drawn here
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
+    if svd_ranks:  # the trained dense layers factorised, and the model built with the two-layer fc6/fc7
+        with config.unlocked():
+            config.model.svd_ranks = svd_ranks
+        setup = build(config, train_data=probe, eval_data=probe)
+        state = _truncated_svd_state(state, svd_ranks).replace(apply_fn=setup.model.apply)
+        result["svd_ranks"] = list(svd_ranks)
     variables = state.variables()  # the EMA's, when the run kept one
     result.update(step=int(state.step), num_steps=int(config.num_steps))
     note = progress_note(workdir, int(state.step), int(config.num_steps)) if step is None else None
@@ -391,6 +406,34 @@ def evaluate_workdir(workdir: str, *, split: Optional[str] = None, write: bool =
     return _finish(workdir, config, result, samples, write, t_start, load_before)
 
 
+def _check_svd_ranks(config, svd_ranks) -> tuple:
+    """svd_ranks as a tuple of two positive ints, refused in one line for a model other than Fast R-CNN's."""
+    ranks = tuple(int(k) for k in svd_ranks or ())
+    if not ranks:
+        return ()
+    if config.model.name != "fast_rcnn":
+        raise ValueError(f"svd_ranks: truncated SVD factorises Fast R-CNN's fc6 and fc7; this run's model is "
+                         f"{config.model.name!r}. Drop --svd_ranks.")
+    if len(ranks) != 2 or min(ranks) < 1:
+        raise ValueError(f"svd_ranks must be two positive ranks k6,k7 (e.g. --svd_ranks 64,32), got {ranks}.")
+    if tuple(config.model.get("svd_ranks", ()) or ()):
+        raise ValueError(f"svd_ranks: this run was trained with svd_ranks {tuple(config.model.svd_ranks)} "
+                         "already; its fc6/fc7 are factorised. Score it without --svd_ranks.")
+    return ranks
+
+
+def _truncated_svd_state(state, ranks):
+    """The restored state with fc6/fc7 (and the EMA's, when kept) replaced by their rank-`ranks` factors (the
+    optimizer's state keeps the dense shapes: nothing here trains)."""
+    from jaxcnn.models.detection import truncated_svd_params
+
+    def convert(params):
+        return jax.tree_util.tree_map(jnp.asarray, truncated_svd_params(dict(params), ranks))
+
+    ema = None if state.ema is None else {**state.ema, "params": convert(state.ema["params"])}
+    return state.replace(params=convert(state.params), ema=ema)
+
+
 def _finish(workdir, config, result, samples, write, t_start, load_before) -> dict:
     """The host facts and the provenance (jaxcnn.train.provenance), then (write) eval_<split>.json, eval.json,
     samples_<split>.npz and the confusion PNG, each through a private temporary file and a rename (two
@@ -403,6 +446,8 @@ def _finish(workdir, config, result, samples, write, t_start, load_before) -> di
                   provenance=_provenance.provenance())  # looked up when called (tests replace it)
     if write:
         tag = result["split"].replace("[", "_").replace(":", "_").rstrip("]")
+        if result.get("svd_ranks"):  # the dense layers' record of the split stays beside it
+            tag += "_svd" + "x".join(str(k) for k in result["svd_ranks"])
         samples_path = os.path.join(workdir, f"samples_{tag}.npz")  # the first images' predictions
         tmp = f"{samples_path}.tmp.{os.getpid()}.npz"
         np.savez(tmp, **samples)
