@@ -41,6 +41,7 @@ from jaxcnn.data import datasets
 from jaxcnn.data.images import bomb, check_pixels, eval_image
 from jaxcnn.data.pipeline import eval_batches
 from jaxcnn.data.sources import open_split
+from jaxcnn.models.detection import truncated_svd_params
 import jaxcnn.train.provenance as _provenance
 from jaxcnn.train.config import run_name
 from jaxcnn.train.setup import build
@@ -425,8 +426,6 @@ def _check_svd_ranks(config, svd_ranks) -> tuple:
 def _truncated_svd_state(state, ranks):
     """The restored state with fc6/fc7 (and the EMA's, when kept) replaced by their rank-`ranks` factors (the
     optimizer's state keeps the dense shapes: nothing here trains)."""
-    from jaxcnn.models.detection import truncated_svd_params
-
     def convert(params):
         return jax.tree_util.tree_map(jnp.asarray, truncated_svd_params(dict(params), ranks))
 
