@@ -140,12 +140,6 @@ def load_run(workdir: str, *, split: Optional[str] = None, step: Optional[int] =
     config.parallel = "none"  # one process scoring a few files: a mesh run's batch of 1 would not divide
     setup = build(config, train_data=probe, eval_data=probe)
     state = restore(setup, workdir, step)
-    if svd_ranks:  # the trained dense layers factorised, and the model built with the two-layer fc6/fc7
-        with config.unlocked():
-            config.model.svd_ranks = svd_ranks
-        setup = build(config, train_data=probe, eval_data=probe)
-        state = _truncated_svd_state(state, svd_ranks).replace(apply_fn=setup.model.apply)
-        result["svd_ranks"] = list(svd_ranks)
     variables = state.variables()  # the EMA's, when the run kept one
     num_outputs = len(config.classes) if config.classes else probe.num_classes
     return LoadedRun(config, setup.model, variables, setup.preprocess, tuple(probe.images.shape[1:]),
