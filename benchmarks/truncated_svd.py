@@ -31,7 +31,7 @@ RANKS = (1024, 256)  # the paper's
 
 def head(params, x, ranks=()):
     """fc6, fc7 with ReLU as FastRCNN applies them (kernels (in, out)); with ranks, the two-layer form."""
-    for i, name in enumerate(("fc6", "fc7")):
+    for name in ("fc6", "fc7"):
         if ranks:
             x = x @ params[f"{name}_svd"]["kernel"]
         x = jax.nn.relu(x @ params[name]["kernel"] + params[name]["bias"])
