@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from benchmarks.timing import Variant, calibrate, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
+from benchmarks.timing import calibrate, calling_variant, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
 from jaxcnn import ops
 from jaxcnn.ops import native, pooling
 
@@ -53,14 +53,8 @@ def _tiles(x, window):
 
 
 def _variant(name, pool, x):
-    step = jax.jit(jax.grad(lambda v: jnp.sum(jnp.sin(pool(v)))))
-
-    def run(n):
-        for _ in range(n):
-            out = step(x)
-        jax.block_until_ready(out)
-
-    return Variant(name, run)
+    """Forward and backward of `pool` on x (the gradient of sum(sin(pool(x))))."""
+    return calling_variant(name, jax.jit(jax.grad(lambda v: jnp.sum(jnp.sin(pool(v))))), (x,))
 
 
 def main(argv=None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxcnn import ops
 from benchmarks.steps import pick_memory_format, torch_available
-from benchmarks.timing import Variant, calibrate, fmt_ms, interleaved, ratio, summary, warm_up
+from benchmarks.timing import Variant, calibrate, calling_variant, fmt_ms, interleaved, ratio, summary, warm_up
 
 FULL = (
     ("3x3 SAME s1 (VGG-like)", (16, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"),
@@ -43,15 +43,6 @@ QUICK = (
 )
 
 
-def _jax_variant(name, f, args):
-    def run(n):
-        for _ in range(n):
-            out = f(*args)
-        jax.block_until_ready(out)
-
-    return Variant(name, run)
-
-
 def build(x, w, stride, padding):
     """{name: Variant} of the JAX ops, forward and forward+backward."""
     y_shape = jax.eval_shape(lambda x, w: ops.cross_correlate(x, w, stride=stride, padding=padding), x, w).shape
@@ -62,13 +53,13 @@ def build(x, w, stride, padding):
     }
     variants = []
     for name, f in fwd.items():
-        variants.append(_jax_variant(f"{name} fwd", jax.jit(f), (x, w)))
+        variants.append(calling_variant(f"{name} fwd", jax.jit(f), (x, w)))
         loss = lambda x, w, f=f: jnp.sum(f(x, w) ** 2)
-        variants.append(_jax_variant(f"{name} fwd+bwd", jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (x, w)))
+        variants.append(calling_variant(f"{name} fwd+bwd", jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (x, w)))
     y = jnp.ones(y_shape, x.dtype)
     tr = lambda y, w: ops.conv_transpose(y, w, stride=stride, padding=padding, output_size=x.shape[1:3])
-    variants.append(_jax_variant("conv_transpose fwd", jax.jit(tr), (y, w)))
-    variants.append(_jax_variant("conv_transpose fwd+bwd", jax.jit(
+    variants.append(calling_variant("conv_transpose fwd", jax.jit(tr), (y, w)))
+    variants.append(calling_variant("conv_transpose fwd+bwd", jax.jit(
         jax.value_and_grad(lambda y, w: jnp.sum(tr(y, w) ** 2), argnums=(0, 1))), (y, w)))
     return variants
 

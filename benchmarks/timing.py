@@ -45,6 +45,19 @@ def stepping_variant(name: str, step: Callable, state, batch, key, items: int = 
     return Variant(name, run, items=items, note=note)
 
 
+def calling_variant(name: str, f: Callable, args: tuple, items: int = 0, note: str = "") -> Variant:
+    """A Variant calling `f(*args)` n times per call and blocking on the last output (a jitted function of
+    fixed inputs: an op, a layer, a gradient)."""
+    import jax
+
+    def run(n):
+        for _ in range(n):
+            out = f(*args)
+        jax.block_until_ready(out)
+
+    return Variant(name, run, items=items, note=note)
+
+
 def warm_up(variants, calls: int = 2) -> None:
     """Compile and run each variant `calls` times, untimed but for the first call."""
     for v in variants:

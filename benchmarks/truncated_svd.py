@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import Variant, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
+from benchmarks.timing import calling_variant, fmt_ms, fmt_paired, interleaved, paired, summary, warm_up
 from jaxcnn.models.detection import truncated_svd_params
 
 POOL5 = 7 * 7 * 512  # VGG16's pooled region
@@ -46,14 +46,7 @@ def macs(rois: int, ranks=()) -> int:
 
 
 def _variant(name, params, x, ranks):
-    fn = jax.jit(lambda p, v: head(p, v, ranks))
-
-    def run(n):
-        for _ in range(n):
-            out = fn(params, x)
-        jax.block_until_ready(out)
-
-    return Variant(name, run, items=x.shape[0])
+    return calling_variant(name, jax.jit(lambda p, v: head(p, v, ranks)), (params, x), items=x.shape[0])
 
 
 def main(argv=None):
