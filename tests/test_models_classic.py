@@ -276,6 +276,24 @@ def test_small_cnn_counts():
     assert [r.output_shape for r in s.rows] == [(24, 24, 30), (12, 12, 30), (4320,), (100,), (10,)]
 
 
+def test_fashion_cnn_counts_and_residual_blocks():
+    # Convolutions without bias, each with BatchNorm's scale and offset (2 x channels); 28 -> 14 -> 7 -> 3.
+    bn = lambda c: 2 * c  # noqa: E731
+    plain = (3 * 3 * 1 * 32 + bn(32) + 3 * 3 * 32 * 64 + bn(64) + 3 * 3 * 64 * 128 + bn(128)
+             + dense(3 * 3 * 128, 128) + dense(128, 10))
+    assert plain == 241_770
+    assert n_params("fashion_cnn") == plain
+    # A residual block at width w: two 3x3 w->w convolutions without bias, two BatchNorms.
+    block = lambda w: 2 * (3 * 3 * w * w + bn(w))  # noqa: E731
+    assert n_params("fashion_cnn", res_blocks=(0, 0, 1)) == plain + block(128) == 537_194
+    assert n_params("fashion_cnn", res_blocks=(1, 0, 2)) == plain + block(32) + 2 * block(128)
+    # the blocks keep the pooled shapes: (0, 0, 1) ends at 3x3x128 as the plain net does
+    s = jaxcnn.summary(create_model("fashion_cnn", res_blocks=(0, 0, 1)), (28, 28, 1))
+    assert s.trainable_params == 537_194
+    with pytest.raises(ValueError, match=r"one count per stage.*res_blocks=\(0, 0, 1\)"):
+        n_params("fashion_cnn", res_blocks=(1,))
+
+
 # ---------------------------------------------------------------- refusals
 
 @pytest.mark.parametrize("name, small, expected", [

@@ -29,7 +29,7 @@ FLOAT_RANGES = {
 }
 
 # Int fields whose smallest value is not 1 (a "padding" is >= 0): trunk_pools -1 means every pooling.
-INT_MINIMUMS = {"trunk_pools": -1}
+INT_MINIMUMS = {"trunk_pools": -1, "res_blocks": 0}
 
 
 def _is_int(v) -> bool:
