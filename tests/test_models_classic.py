@@ -290,6 +290,8 @@ def test_fashion_cnn_counts_and_residual_blocks():
     # the blocks keep the pooled shapes: (0, 0, 1) ends at 3x3x128 as the plain net does
     s = jaxcnn.summary(create_model("fashion_cnn", res_blocks=(0, 0, 1)), (28, 28, 1))
     assert s.trainable_params == 537_194
+    # pool_last=False: fc4 reads the whole 7x7x128 map instead of the pooled 3x3x128
+    assert n_params("fashion_cnn", pool_last=False) == plain + (7 * 7 - 3 * 3) * 128 * 128 == 897_130
     with pytest.raises(ValueError, match=r"one count per stage.*res_blocks=\(0, 0, 1\)"):
         n_params("fashion_cnn", res_blocks=(1,))
 
