@@ -93,12 +93,12 @@ def test_gap_split_and_steps_ratio():
     assert family.steps_ratio(steps, [math.inf, 1.0, 1.0], [1.0, 1.0, 1.0])["censored"] == 1
 
 
-def _result(folder, name, claims, rows, extras=()):
+def _result(folder, name, claims, rows, extras=(), supersedes=()):
     os.makedirs(folder / name)
     run = {"ablation": name, "title": name, "claim": "paper", "quick": False, "seeds": [0, 1, 2], "num_steps": 100,
            "batch_size": 8, "eval_examples": 10, "arms": [{"label": r["arm"]} for r in rows],
            "claims": [{"claim": c} for c in claims], "wall_time_s": 1.0, "environment": {"cpu_count": 2},
-           "config": {"ablation": {"extras": list(extras)}}}
+           "config": {"ablation": {"extras": list(extras), "supersedes": list(supersedes)}}}
     (folder / name / "run.json").write_text(json.dumps(run))
     with open(folder / name / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["arm", "params", "macs", "step_time_ms", "train_error_mean",
@@ -139,6 +139,42 @@ def test_rescore_scores_committed_results_as_one_family(tmp_path):
     assert two["family"]["size"] == 3 and "verdict_unadjusted" in two
     table = (results / "two" / "table.md").read_text()
     assert "sign test" in table and "p_holm" in table
+
+
+def test_a_committed_larger_design_takes_the_claims_it_supersedes_out_of_the_family(tmp_path):
+    results = tmp_path / "results"
+    old_a, old_b = "0.90 0.91 0.92", "0.89 0.905 0.915"  # design II's 3 seeds
+    new_a, new_b = "0.90 0.91 0.92 0.93 0.90", "0.88 0.90 0.91 0.925 0.89"  # the larger design, fresh seeds
+    _result(results, "old", ["eval_accuracy: a > b", "eval_accuracy: a > c"],
+            [{"arm": "a", "eval_accuracy_per_seed": old_a}, {"arm": "b", "eval_accuracy_per_seed": old_b},
+             {"arm": "c", "eval_accuracy_per_seed": "0.80 0.81 0.815"}])
+    out = rescore.rescore_all(str(results), None, command="test", log=lambda s: None)
+    assert out["size"] == 2 and out["family"]["superseded"] == 0  # nothing replaces it yet
+    _result(results, "new", ["eval_accuracy: a > b"],
+            [{"arm": "a", "eval_accuracy_per_seed": new_a}, {"arm": "b", "eval_accuracy_per_seed": new_b}],
+            supersedes=["old: eval_accuracy: a > b"])
+    out = rescore.rescore_all(str(results), None, command="test", log=lambda s: None)
+    # the family: old's a > c and new's a > b; old's a > b is scored and listed, not counted
+    assert out["size"] == 2 and out["family"]["superseded"] == 1
+    old = {c["claim"]: c for c in json.loads((results / "old" / "run.json").read_text())["claims"]}
+    gone = old["eval_accuracy: a > b"]
+    assert gone["kind"] == family.SUPERSEDED and gone["superseded_by"] == "new" and gone["p_holm"] is None
+    assert gone["p_value"] == pytest.approx(st.ttest_rel([0.90, 0.91, 0.92], [0.89, 0.905, 0.915]).pvalue)
+    p_new = st.ttest_rel([0.90, 0.91, 0.92, 0.93, 0.90], [0.88, 0.90, 0.91, 0.925, 0.89]).pvalue
+    p_c = st.ttest_rel([0.90, 0.91, 0.92], [0.80, 0.81, 0.815]).pvalue
+    new = json.loads((results / "new" / "run.json").read_text())["claims"][0]
+    assert new["p_holm"] == pytest.approx(stats.holm([p_new, p_c])[0])  # Holm over two claims, not three
+    table = (results / "old" / "table.md").read_text()
+    assert "Superseded" in table and "| new |" in table
+    # a name or claim that is not there is refused: the old claim would otherwise stay counted
+    for bad, match in (("gone: eval_accuracy: a > b", "no committed result 'gone'"),
+                       ("old: eval_accuracy: b > a", "write the claim as there"),
+                       ("old eval_accuracy a > b", "RESULT: CLAIM")):
+        run = json.loads((results / "new" / "run.json").read_text())
+        run["config"]["ablation"]["supersedes"] = [bad]
+        (results / "new" / "run.json").write_text(json.dumps(run))
+        with pytest.raises(ValueError, match=match):
+            rescore.rescore_all(str(results), None, command="test", log=lambda s: None)
 
 
 def test_design_status_from_git_history_and_without(tmp_path):

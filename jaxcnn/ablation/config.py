@@ -7,6 +7,8 @@ jaxcnn.ablation.spec.validate_ablation.
 
 from __future__ import annotations
 
+import re
+
 import ml_collections
 
 # Sub-sections that hold overrides of any config key: their keys are checked when they are applied.
@@ -38,9 +40,26 @@ def section() -> ml_collections.ConfigDict:
         # a rule's cells (transfer): [(title, [recommended arm labels], [the other arm labels])]: the cell is
         # reproduced where a recommended arm is better than every other arm, each an "eval_accuracy: R > X" claim
         "rules": [],
+        # claims of an earlier committed result that this design replaces in the family ("RESULT: CLAIM", e.g.
+        # "skip: train_error: resnet56 residual < resnet20 residual"): a new, larger run at fresh seeds, fixed before
+        # its runs. Once this result is committed, those claims leave Holm's family and are listed as superseded
+        # (jaxcnn.ablation.family.mark_superseded); until then nothing changes.
+        "supersedes": (),
     })
 
 
 def validate(config, check_number, check_items) -> None:
     """config.ablation's values that a single run can check (the base validation has checked every type)."""
     check_items("ablation.seeds", config.ablation.seeds, int, low=0, example=(0, 1, 2))
+    for item in config.ablation.get("supersedes", ()):
+        split_superseded(item)
+
+
+def split_superseded(item) -> tuple[str, str]:
+    """("RESULT", "CLAIM") of one ablation.supersedes entry "RESULT: CLAIM"; a clear error otherwise."""
+    example = "skip: train_error: resnet56 residual < resnet20 residual"
+    name, sep, claim = str(item).partition(": ")
+    if not isinstance(item, str) or not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", name) or ": " not in claim:
+        raise ValueError(f"ablation.supersedes entries are \"RESULT: CLAIM\" (a committed result's name, then one "
+                         f"of its claims as written), got {item!r}; e.g. {example!r}.")
+    return name, claim.strip()

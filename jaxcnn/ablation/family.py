@@ -7,6 +7,10 @@ and every claim in experiments/detection/results.json, less the checks and the c
 trained by different code versions). A claim's `verdict` is the family-wise one (reproduced / not reproduced
 only where p_holm < ALPHA), `verdict_unadjusted` its own at ALPHA.
 
+A claim that a later design replaces (that design's `ablation.supersedes`: a new, larger run at fresh seeds,
+fixed before its runs) is superseded once the later result is committed: it leaves the family and is listed
+apart with the name of the result that replaced it.
+
 A check is a claim that cannot fail: the twin claim (the second arm is the first arm's function by
 construction), any claim between the two twin arms, and an equivalence whose arm sits at the ceiling (test
 accuracy 1, or error 0) on every seed. Checks are listed apart and not counted.
@@ -26,9 +30,9 @@ from jaxcnn.ablation import stats
 from jaxcnn.ablation.spec import _CLAIM, _RATIO
 
 ALPHA = stats.ALPHA
-CHECK, CLAIM, NOT_COMPARED = "check", "claim", "not compared"
+CHECK, CLAIM, NOT_COMPARED, SUPERSEDED = "check", "claim", "not compared", "superseded"
 FAMILY = ("every claim in experiments/results/*/claims.csv (committed results) and in "
-          "experiments/detection/results.json, less checks and comparisons not made")
+          "experiments/detection/results.json, less checks, comparisons not made and superseded claims")
 
 
 def check_reason(claim, a, b, twin_arms: Optional[tuple] = None) -> Optional[str]:
@@ -77,6 +81,35 @@ def summary_row(claim, stored: dict) -> dict:
     return {"claim": str(claim), "difference": diff, "p_value": p, "method": "paired t (from the stored "
             "difference: mean, std, n)", "censored": [0, 0], "verdict_unadjusted": v, "verdict": v, "p_holm": None,
             "kind": CLAIM}
+
+
+def mark_superseded(claims_by_result: dict, supersedes_by_result: dict) -> int:
+    """Set kind SUPERSEDED (and "superseded_by") in place on every claim row that a committed result supersedes.
+    claims_by_result: {result name: [claim rows]}; supersedes_by_result: {result name: ["RESULT: CLAIM", ...]}
+    (its config's ablation.supersedes). A named result or claim that is not there is an error: the design that
+    replaces it would otherwise leave the old claim counted. Returns how many rows were marked."""
+    from jaxcnn.ablation.config import split_superseded
+
+    marked = 0
+    for by, items in supersedes_by_result.items():
+        for item in items:
+            name, text = split_superseded(item)
+            if name == by:
+                raise ValueError(f"{by}: ablation.supersedes names its own claim {text!r}; a design supersedes an "
+                                 "earlier result's claims.")
+            if name not in claims_by_result:
+                raise ValueError(f"{by} supersedes {item!r}, but there is no committed result {name!r} "
+                                 f"(committed: {sorted(claims_by_result)}); correct the name in its config.")
+            rows = [r for r in claims_by_result[name] if r["claim"] == text]
+            if not rows:
+                raise ValueError(f"{by} supersedes {item!r}, but {name}'s claims are "
+                                 f"{[r['claim'] for r in claims_by_result[name]]}; write the claim as there.")
+            for r in rows:
+                if r.get("kind", CLAIM) == CHECK:
+                    raise ValueError(f"{by} supersedes {item!r}, which is a check (it cannot fail), not a claim.")
+                r["kind"], r["superseded_by"] = SUPERSEDED, by
+                marked += 1
+    return marked
 
 
 def apply_holm(rows: list[dict], alpha: float = ALPHA) -> int:

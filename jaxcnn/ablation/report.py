@@ -117,7 +117,8 @@ def claims_table(claims, rules=()) -> str:
     family-wise verdict and the unadjusted one; the checks (claims that cannot fail) apart below; the rule
     cells' verdicts (ablation.rules) after them."""
     counted = [c for c in claims if c.get("kind", "claim") == "claim"]
-    checks = [c for c in claims if c.get("kind", "claim") != "claim"]
+    superseded = [c for c in claims if c.get("kind") == "superseded"]
+    checks = [c for c in claims if c.get("kind", "claim") not in ("claim", "superseded")]
     lines = ["| claim | mean difference (A - B), 95% CI | seeds | p | p_holm | verdict (Holm, family) | "
              "verdict (unadjusted) |", "|---|---:|---:|---:|---:|---|---|"]
     for c in counted:
@@ -131,6 +132,14 @@ def claims_table(claims, rules=()) -> str:
             lines.append(f"| {c['claim']} | {difference_text(c['claim'], c['difference'], c.get('display', ''), c)} | "
                          f"{c['difference']['n']} | {c.get('verdict_unadjusted', c['verdict'])} | "
                          f"{c.get('check_reason', '')} |")
+    if superseded:
+        lines += ["", "Superseded (replaced in the family by a larger design, fixed before its runs; not counted):", "",
+                  "| claim | mean difference (A - B), 95% CI | seeds | p | verdict alone | replaced by |",
+                  "|---|---:|---:|---:|---|---|"]
+        for c in superseded:
+            lines.append(f"| {c['claim']} | {difference_text(c['claim'], c['difference'], c.get('display', ''), c)} | "
+                         f"{c['difference']['n']} | {_p_text(c.get('p_value'))} | "
+                         f"{c.get('verdict_unadjusted', c['verdict'])} | {c.get('superseded_by', '')} |")
     if rules:
         lines += ["", "The rule's cells (reproduced where a recommended arm beats every other arm):", "",
                   "| cell | recommended | verdict (Holm, family) | verdict (unadjusted) |", "|---|---|---|---|"]
@@ -161,16 +170,21 @@ def overview_table(results_dir: str, order=(), design_of=None) -> str:
         if run.get("quick") is not False:
             continue
         claims = [c for c in run["claims"] if c.get("kind", "claim") == "claim"]
-        checks = [c for c in run["claims"] if c.get("kind", "claim") != "claim"]
+        superseded = [c for c in run["claims"] if c.get("kind") == "superseded"]
+        checks = [c for c in run["claims"] if c.get("kind", "claim") not in ("claim", "superseded")]
         ours = [f"`{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''), c)}"
                 + (f"; p {_p_text(c['p_value'])}, p_holm {_p_text(c.get('p_holm'))}" if c.get("p_value") is not None
                    else "") for c in claims]
         ours += [f"check `{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''), c)}" for c in checks]
+        ours += [f"superseded by **{c.get('superseded_by', '?')}** `{c['claim']}`: "
+                 f"{difference_text(c['claim'], c, c.get('display', ''), c)}" for c in superseded]
         ours += [f"rule cell *{r['cell']}* (recommended: {', '.join(r['recommended'])})" for r in run.get("rules", ())]
         verdicts = [f"**{c['verdict']}**" for c in claims] + [f"check: {c['verdict']}" for c in checks]
+        verdicts += ["superseded (not counted)" for c in superseded]
         verdicts += [f"cell: **{r['verdict']}**" for r in run.get("rules", ())]
         unadjusted = [c.get("verdict_unadjusted", c["verdict"]) for c in claims] + \
             [f"check: {c.get('verdict_unadjusted', c['verdict'])}" for c in checks] + \
+            [f"superseded: {c.get('verdict_unadjusted', c['verdict'])}" for c in superseded] + \
             [f"cell: {r.get('verdict_unadjusted', r['verdict'])}" for r in run.get("rules", ())]
         steps = run["num_steps"] if isinstance(run["num_steps"], int) else max(run["num_steps"])
         hours = run.get("train_wall_time_s", run["wall_time_s"]) / 3600
@@ -187,6 +201,7 @@ def overview_table(results_dir: str, order=(), design_of=None) -> str:
 
 
 CLAIM_KEYS = ("verdict", "verdict_unadjusted", "p_value", "p_holm", "kind", "method", "censored", "check_reason",
+              "superseded_by",
               "ratio", "sign_test", "display", "worst", "a", "b")
 
 

@@ -7,6 +7,9 @@ again. scripts/ablate.py --rescore runs it (with the detection claims in the fam
     family.apply_holm([row for s in all_scored for row in s["claims"]] + detection_rows)
     write_result(scored)
 
+A result whose config names `ablation.supersedes` takes those claims of an earlier result out of the family
+(family.mark_superseded): they are scored and listed, not counted.
+
 A result is scored against the claims in its run.json. `adopt` (a config) replaces them with the config's
 claims and rules (its arms and seeds must be the result's): the run.json then records that the claims were
 adopted after the results, with the config's commit, and the overview says so.
@@ -178,11 +181,17 @@ def rescore_all(results_dir: str, detection_dir: str | None = None, adopt: dict 
         det_results = detection_report.load_results(detection_dir)
         detection_report.refresh_table(det_results["table"])
         det_results["claims"] = detection_report.score_claims(det_results["table"])
+    names = [s["run"].get("ablation") or os.path.basename(s["outdir"]) for s in scored]
+    family.mark_superseded(
+        {n: s["claims"] for n, s in zip(names, scored)},
+        {n: list(((s["run"].get("config") or {}).get("ablation") or {}).get("supersedes") or ())
+         for n, s in zip(names, scored)})
     rows = [r for s in scored for r in s["claims"]] + (det_results["claims"] if det_results else [])
     size = family.apply_holm(rows)
     info = {"alpha": family.ALPHA, "method": "Holm's step-down", "size": size, "members": family.FAMILY,
             "checks": sum(r.get("kind") == family.CHECK for r in rows),
-            "not_compared": sum(r.get("kind") == family.NOT_COMPARED for r in rows)}
+            "not_compared": sum(r.get("kind") == family.NOT_COMPARED for r in rows),
+            "superseded": sum(r.get("kind") == family.SUPERSEDED for r in rows)}
     for s in scored:
         for path in write_result(s, info, command):
             log(f"wrote {path}")

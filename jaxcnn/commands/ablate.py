@@ -125,8 +125,9 @@ def _rescore(args, argv) -> int:
     except ValueError as e:
         cli.fail(str(e))
     changed = [r for r in out["rows"] if r.get("kind", "claim") == "claim" and r["verdict"] != r["verdict_unadjusted"]]
-    print(f"family: {out['size']} claims (Holm at 0.05), {out['family']['checks']} checks and "
-          f"{out['family']['not_compared']} comparisons not made left out; {len(changed)} verdicts change under Holm:")
+    print(f"family: {out['size']} claims (Holm at 0.05); {out['family']['checks']} checks, "
+          f"{out['family']['not_compared']} comparisons not made and {out['family']['superseded']} superseded claims "
+          f"left out; {len(changed)} verdicts change under Holm:")
     for r in changed:
         print(f"  {r['claim']}: {r['verdict_unadjusted']} -> {r['verdict']} (p {r['p_value']:.3g}, p_holm "
               f"{r['p_holm']:.3g})")
