@@ -24,6 +24,7 @@ SCRIPT = os.path.join(ROOT, "scripts", "ablate.py")
 # The ablations the seed notes ask for, and the keys each flips.
 EXPECTED_FIELDS = {
     "skip": {"model.skip"},
+    "skip_depth": {"model.stage_sizes"},  # skip's residual arms alone at 12 seeds: ResNet-20 and -56 differ in depth
     "kernel_plan": {"model.kernel_plan", "model.stage_sizes"},
     "bottleneck": {"model.bottleneck", "model.width"},  # matched multiply-adds: the arm without reductions is narrower
     "conv_mode": {"model.conv_mode"},
@@ -78,6 +79,25 @@ def test_skip_ablation_has_both_depths_and_figure_6_panels():
     assert [t for t, _ in cfg.ablation.panels] == ["plain", "residual"]
     assert {str(c) for c in ablation.claims_of(cfg)} >= {"train_error: resnet56 plain > resnet20 plain",
                                                           "train_error: resnet56 residual < resnet20 residual"}
+
+
+def test_skip_depth_supersedes_exactly_skips_depth_claims_with_the_same_recipe():
+    skip = ablation.load_ablation("skip", ABLATIONS)
+    depth = ablation.load_ablation("skip_depth", ABLATIONS)
+    skip_claims = {str(c) for c in ablation.claims_of(skip)}
+    assert {s.split(": ", 1)[1] for s in depth.ablation.supersedes} == {str(c) for c in ablation.claims_of(depth)}
+    assert {s.split(": ", 1)[0] for s in depth.ablation.supersedes} == {"skip"}
+    assert {str(c) for c in ablation.claims_of(depth)} <= skip_claims
+    assert not set(depth.ablation.seeds) & set(skip.ablation.seeds) and len(depth.ablation.seeds) == 12
+    # every arm of skip_depth is skip's residual arm of the same net, trained alike
+    skip_arms = {a.label: ablation.spec.resolved(ablation.arm_config(skip, a, 20)) for a in ablation.arms_of(skip)}
+    for a in ablation.arms_of(depth):
+        mine, theirs = ablation.spec.resolved(ablation.arm_config(depth, a, 20)), skip_arms[a.label]
+        assert mine == theirs, a.label  # every resolved key: model fields, optimizer, data, budget
+    bad = ablation.load_ablation("skip_depth", ABLATIONS)
+    bad.ablation.supersedes = ("skip train_error: a < b",)
+    with pytest.raises(ValueError, match="RESULT: CLAIM"):
+        ablation.spec.validate_ablation(bad)
 
 
 def _tiny_config(extras=("twin_flip", "kernels"), **top):
