@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from jaxcnn.ablation import stats
+from jaxcnn.ablation.config import split_superseded
 from jaxcnn.ablation.spec import _CLAIM, _RATIO
 
 ALPHA = stats.ALPHA
@@ -88,8 +89,6 @@ def mark_superseded(claims_by_result: dict, supersedes_by_result: dict) -> int:
     claims_by_result: {result name: [claim rows]}; supersedes_by_result: {result name: ["RESULT: CLAIM", ...]}
     (its config's ablation.supersedes). A named result or claim that is not there is an error: the design that
     replaces it would otherwise leave the old claim counted. Returns how many rows were marked."""
-    from jaxcnn.ablation.config import split_superseded
-
     marked = 0
     for by, items in supersedes_by_result.items():
         for item in items:
