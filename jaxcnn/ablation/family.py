@@ -84,6 +84,15 @@ def summary_row(claim, stored: dict) -> dict:
             "kind": CLAIM}
 
 
+def by_kind(rows: list[dict]) -> tuple[list, list, list]:
+    """(claims counted in the family, checks and comparisons not made, superseded claims) of claim rows, in
+    their order: what the claims table and the overview list apart."""
+    counted = [r for r in rows if r.get("kind", CLAIM) == CLAIM]
+    superseded = [r for r in rows if r.get("kind") == SUPERSEDED]
+    apart = [r for r in rows if r.get("kind", CLAIM) not in (CLAIM, SUPERSEDED)]
+    return counted, apart, superseded
+
+
 def mark_superseded(claims_by_result: dict, supersedes_by_result: dict) -> int:
     """Set kind SUPERSEDED (and "superseded_by") in place on every claim row that a committed result supersedes.
     claims_by_result: {result name: [claim rows]}; supersedes_by_result: {result name: ["RESULT: CLAIM", ...]}

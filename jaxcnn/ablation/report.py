@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from jaxcnn.ablation import design
-from jaxcnn.ablation.family import apply_holm
+from jaxcnn.ablation.family import apply_holm, by_kind
 from jaxcnn.ablation.plots import plot_curves
 from jaxcnn.ablation.protocol import extra_metrics, extras_of
 from jaxcnn.ablation.stats import p_text as _p_text
@@ -116,9 +116,7 @@ def claims_table(claims, rules=()) -> str:
     """The claims as a Markdown table: paired mean difference (A - B) with its 95% CI, p, p_holm, the
     family-wise verdict and the unadjusted one; the checks (claims that cannot fail) apart below; the rule
     cells' verdicts (ablation.rules) after them."""
-    counted = [c for c in claims if c.get("kind", "claim") == "claim"]
-    superseded = [c for c in claims if c.get("kind") == "superseded"]
-    checks = [c for c in claims if c.get("kind", "claim") not in ("claim", "superseded")]
+    counted, checks, superseded = by_kind(claims)
     lines = ["| claim | mean difference (A - B), 95% CI | seeds | p | p_holm | verdict (Holm, family) | "
              "verdict (unadjusted) |", "|---|---:|---:|---:|---:|---|---|"]
     for c in counted:
@@ -169,9 +167,7 @@ def overview_table(results_dir: str, order=(), design_of=None) -> str:
             run = json.load(f)
         if run.get("quick") is not False:
             continue
-        claims = [c for c in run["claims"] if c.get("kind", "claim") == "claim"]
-        superseded = [c for c in run["claims"] if c.get("kind") == "superseded"]
-        checks = [c for c in run["claims"] if c.get("kind", "claim") not in ("claim", "superseded")]
+        claims, checks, superseded = by_kind(run["claims"])
         ours = [f"`{c['claim']}`: {difference_text(c['claim'], c, c.get('display', ''), c)}"
                 + (f"; p {_p_text(c['p_value'])}, p_holm {_p_text(c.get('p_holm'))}" if c.get("p_value") is not None
                    else "") for c in claims]

@@ -105,7 +105,10 @@ def score_result(outdir: str, adopt=None) -> dict:
                                  f"run.json no difference for {str(c)!r}: it cannot be scored again.")
             by_text[str(c)] = family.summary_row(c, stored[str(c)])
     scored["claims"] = [by_text[str(c)] for c in claims] + added
-    return {"outdir": outdir, "run": run, "rows": rows, "adopted": adopted, **scored}
+    # the claims of earlier results this one's design replaces (ablation.supersedes; family.mark_superseded)
+    supersedes = list(stand_in.config.ablation.supersedes) if stand_in is not None else []
+    return {"outdir": outdir, "run": run, "name": name, "supersedes": supersedes, "rows": rows, "adopted": adopted,
+            **scored}
 
 
 def _stand_in(run: dict, labels: list):
@@ -181,11 +184,7 @@ def rescore_all(results_dir: str, detection_dir: str | None = None, adopt: dict 
         det_results = detection_report.load_results(detection_dir)
         detection_report.refresh_table(det_results["table"])
         det_results["claims"] = detection_report.score_claims(det_results["table"])
-    names = [s["run"].get("ablation") or os.path.basename(s["outdir"]) for s in scored]
-    family.mark_superseded(
-        {n: s["claims"] for n, s in zip(names, scored)},
-        {n: list(((s["run"].get("config") or {}).get("ablation") or {}).get("supersedes") or ())
-         for n, s in zip(names, scored)})
+    family.mark_superseded({s["name"]: s["claims"] for s in scored}, {s["name"]: s["supersedes"] for s in scored})
     rows = [r for s in scored for r in s["claims"]] + (det_results["claims"] if det_results else [])
     size = family.apply_holm(rows)
     info = {"alpha": family.ALPHA, "method": "Holm's step-down", "size": size, "members": family.FAMILY,
