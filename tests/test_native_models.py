@@ -120,7 +120,13 @@ def run(model, variables, x, y, native_on: bool):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_train_step_matches_xla(name):
+def test_train_step_matches_xla(name, monkeypatch):
+    # ReLU's kink makes the gradient a step function of each pre-activation's sign: float32 rounding that moves
+    # one pre-activation across zero in one step and not the other changes the gradient by a jump, whatever the
+    # kernels (ResNet-20 at batch 2: XLA's float32 step 2e-3 off the float64 step, relative to the largest
+    # gradient; at batch 32 the native step 1.9e-3 off; with GELU in ReLU's place both within 3e-6, and every case
+    # here within 6e-6). A smooth activation keeps both steps on one branch; the kernels under test are the same.
+    monkeypatch.setattr(nn, "relu", jax.nn.gelu)
     make, shape = CASES[name]
     model = make()
     x = jax.random.normal(jax.random.key(1), (2, *shape))
@@ -128,9 +134,6 @@ def test_train_step_matches_xla(name):
     variables = random_variables(model, x)
     (loss, grads), calls = run(model, variables, x, y, native_on=True)
     # The reference is XLA's step in float64 (native kernels off): the true gradients up to float64 rounding.
-    # XLA's own float32 kernels are no reference at this tolerance: on one 2-core AMD EPYC (Zen 3) their
-    # ResNet-20 step, under jaxcnn's XLA:CPU flag, was 2e-3 (relative to the largest gradient) off the float64
-    # step while the native one was 9e-7 off; elsewhere both sat within 1e-6.
     with jax.enable_x64(True):
         wide = lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a  # noqa: E731
         (ref_loss, ref_grads), ref_calls = run(model, jax.tree.map(wide, variables), wide(x), y, native_on=False)
@@ -149,7 +152,7 @@ def test_train_step_matches_xla(name):
     scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(ref_grads))
     errors = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - b))) / scale, grads, ref_grads)
     worst = max(jax.tree.leaves(errors))
-    assert worst < 1e-4, jax.tree_util.tree_flatten_with_path(errors)
+    assert worst < 3e-5, jax.tree_util.tree_flatten_with_path(errors)
 
 
 @pytest.mark.parametrize("name, shape", [("googlenet", (224, 224, 3)), ("resnet50", (224, 224, 3))])
