@@ -6,6 +6,7 @@ bad output folders before training."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -371,6 +372,11 @@ def test_script_checks_the_output_folder_before_training(tmp_path):
     (full / "run.json").write_text(json.dumps({"quick": False}))
     r = _script(["conv_mode", "--quick", "--out", str(full)], timeout=120)
     assert r.returncode == 2 and "never writes over it" in r.stderr, r.stderr
+    many = len(os.sched_getaffinity(0)) + 1  # more lanes than cores: refused before anything trains
+    r = _script(["conv_mode", "--quick", "--lanes", str(many), "--out", str(tmp_path / "lanes"),
+                 "--workdirs", str(tmp_path / "lanes_runs")], timeout=120)
+    assert r.returncode == 2 and f"{many} lanes need {many} cores" in r.stderr, r.stderr
+    assert not (tmp_path / "lanes_runs").exists()
 
 
 def test_script_help_and_unknown_ablation():
@@ -561,6 +567,54 @@ def test_tuned_ablation_runs_each_arm_at_its_chosen_value(tmp_path):
     rewritten = json.loads((tmp_path / "out" / "run.json").read_text())
     assert rewritten["wall_time_s"] == 1.0 and rewritten["load_average_1_5_15min"]["before"] == [0.0, 0.0, 0.0]
     assert "regenerated_utc" in rewritten and rewritten["train_wall_time_s"] == run["train_wall_time_s"] > 0
+
+
+def test_core_groups_split_the_cores_and_refuse_what_cannot_run():
+    from jaxcnn.ablation.lanes import core_groups
+
+    assert core_groups(2, [4, 0, 1, 2, 3]) == [(0, 1, 2), (3, 4)]  # consecutive, sizes within one
+    assert core_groups(3, [0, 1, 2, 3]) == [(0, 1), (2,), (3,)]
+    assert core_groups(1, [1, 0]) == [(0, 1)]
+    with pytest.raises(ValueError, match="pass --lanes 2 or fewer"):
+        core_groups(3, [0, 1])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number >= 1"):
+            core_groups(bad, [0, 1])
+
+
+def test_lanes_train_each_free_run_once_and_leave_run_ablations_result(tmp_path, capfd):
+    """Two lanes, processes pinned to a core each (one core twice where this process may use only one), after
+    the tuning trials ran here once: every run is trained by one lane only, a run another process has claimed
+    is left to the collecting pass, which trains it and finds the rest finished."""
+    from jaxcnn._locks import target_lock
+
+    cfg = _tuned_config()
+    free = sorted(os.sched_getaffinity(0))
+    cores = free[:2] if len(free) > 1 else free * 2
+    logged = []
+    with target_lock(str(tmp_path / "runs" / "conv" / "seed1") + ".lane", "the test"):
+        result = ablation.run_lanes(cfg, workdirs=str(tmp_path / "runs"), log=logged.append, lanes=2, cores=cores)
+    trained = {}
+    for line in capfd.readouterr().out.splitlines():
+        m = re.match(r"\[lane (\d)\] (\w+) seed (\d): train error", line)
+        if m:
+            trained.setdefault((m[2], int(m[3])), []).append(int(m[1]))
+    runs = {(arm, seed) for arm in ("xcorr", "conv") for seed in (0, 1, 2)}
+    assert trained.keys() == runs - {("conv", 1)} and all(len(lanes) == 1 for lanes in trained.values()), trained
+    scored = [line for line in logged if "train error" in line]
+    assert len(scored) == 6 and [line for line in scored if "finished before" not in line] == [
+        line for line in scored if line.startswith("  conv seed 1:")]
+    assert sum("tune" in line and "finished before" not in line for line in logged) >= 1  # tuned here, once
+    assert result["trained_runs"] == 6
+    assert result["lanes"] == {"lanes": 2, "cores": [[c] for c in cores], "exit_codes": [0, 0]}
+    for arm in ("xcorr", "conv"):  # the lanes trained the arms at their tuned value
+        assert result["tuning"][arm]["chosen"] == 0.05
+        for seed in (0, 1, 2):
+            scored_cfg = json.loads((tmp_path / "runs" / arm / f"seed{seed}" / "config.json").read_text())["config"]
+            assert scored_cfg["optimizer"]["learning_rate"] == 0.05 and scored_cfg["num_steps"] == 4
+    ablation.write_results(result, str(tmp_path / "out"), config=cfg, command="test", wall_time_s=1.0, quick=False,
+                           load_before=[0.0, 0.0, 0.0])
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["lanes"]["cores"] == [[c] for c in cores]
 
 
 def _run_json(folder, name, quick=False, **kw):

@@ -8,6 +8,7 @@ what the papers claim, with a verdict that follows from a confidence interval.
 
 * spec.py      the `ablation` config section: arms, seeds, claims, like-for-like validation
 * runner.py    arms x seeds through jaxcnn.train's engine, resumable
+* lanes.py     the same runs in parallel processes, one per share of the CPU's cores (`run_lanes`)
 * protocol.py  the extras' protocol (`Extra`) and registry (`register_extra`, `EXTRA_TYPES`)
 * extras.py    what an ablation adds to its runs, each a named extra with that protocol (tuning, pretraining,
                the generalization gap, the eval-mode training error, the flipped twin, kernels, gradient
@@ -23,6 +24,7 @@ from jaxcnn.ablation import carried, protect
 from jaxcnn.ablation.analyses import FACTS, flip_kernels, grad_norms_at_init, twin_report
 from jaxcnn.ablation.extras import EXTRA_TYPES, Extra, register_extra
 from jaxcnn.ablation.report import claims_table, markdown_table, overview_table, write_results
+from jaxcnn.ablation.lanes import run_lanes
 from jaxcnn.ablation.runner import run_ablation
 from jaxcnn.ablation.spec import (
     METRICS,
@@ -43,7 +45,7 @@ from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 __all__ = [
     "Arm", "Claim", "carried", "protect", "EXTRA_TYPES", "Extra", "FACTS", "METRICS", "ablation_config",
     "arm_config", "arms_of", "claims_of", "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations",
-    "load_ablation", "markdown_table", "mean_std", "overview_table", "paired_difference", "run_ablation", "t975",
+    "load_ablation", "markdown_table", "mean_std", "overview_table", "paired_difference", "run_ablation", "run_lanes", "t975",
     "twin_report", "validate_ablation", "register_extra", "verdict", "with_quick", "write_results",
 ]
 

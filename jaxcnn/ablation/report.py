@@ -356,6 +356,8 @@ def write_results(result: dict, outdir: str, *, config, command: str, wall_time_
            else {}),
         # runs taken from the records of an earlier invocation (jaxcnn.ablation.carried), with where they ran
         "carried_runs": list(result.get("carried_runs", [])),
+        # the processes the runs trained in, with the cores of each (jaxcnn.ablation.lanes); absent: one process
+        **({"lanes": result["lanes"]} if result.get("lanes") else {}),
         "load_average_1_5_15min": {"before": load_before, "after": load_average()},
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": "step times were measured on a shared CPU; compare arms within one run only",

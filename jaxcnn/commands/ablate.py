@@ -5,6 +5,7 @@ table, the claims' verdicts and the plots.
     python scripts/ablate.py skip                        # the full budget -> experiments/results/skip/
     python scripts/ablate.py skip --quick                # a smoke run -> runs/ablations_quick/skip/
     python scripts/ablate.py skip --config.parallel=mesh --config.num_steps=4000   # overrides for every arm
+    python scripts/ablate.py skip --lanes 2              # two runs at a time, one per core (CPU)
     python scripts/ablate.py --summary                   # the claims/verdict table over experiments/results
     python scripts/ablate.py --summary --readme experiments/README.md   # ... written into its marked block
     python scripts/ablate.py --rescore                   # score every committed claim again, as one family
@@ -150,6 +151,10 @@ def _main(argv=None) -> int:
                    help="write over a committed result in --out even when this run is not its design")
     p.add_argument("--no-carry", action="store_true",
                    help="train every run whose workdir is absent, even where OUT/runs holds its finished record")
+    p.add_argument("--lanes", type=int, default=1,
+                   help="train the runs in this many processes, each pinned to its share of the cores "
+                        "(jaxcnn.ablation.lanes): small nets do not keep two cores busy from one process, so on a "
+                        "2-core CPU --lanes 2 trains up to twice the runs per hour (default 1)")
     p.add_argument("--list", action="store_true", help="list the ablations and exit")
     p.add_argument("--summary", action="store_true",
                    help="print the claims / verdict / budget table of every committed result and exit")
@@ -197,6 +202,11 @@ def _main(argv=None) -> int:
     def job():
         config = loaded
         ablation.validate_ablation(config)
+        if args.lanes != 1:
+            try:  # more lanes than cores, or fewer than one: refused before anything trains
+                ablation.lanes.core_groups(args.lanes)
+            except ValueError as e:
+                cli.fail(str(e))
         kind = "ablations_quick" if args.quick else "ablations"
         file_config = ablation.load_ablation(args.name, args.ablations)  # the design its file commits
         out, note = (args.out, "") if args.out else _default_out(args.name, args.quick, config, file_config)
@@ -222,7 +232,9 @@ def _main(argv=None) -> int:
                   "fixed before the runs (commit the config first)", flush=True)
         t0 = time.time()
         carry = None if args.no_carry else os.path.join(out, ablation.carried.FOLDER)
-        result = ablation.run_ablation(config, workdirs=workdirs, log=lambda s: print(s, flush=True), carry=carry)
+        say = lambda s: print(s, flush=True)  # noqa: E731
+        result = (ablation.run_lanes(config, workdirs=workdirs, log=say, carry=carry, lanes=args.lanes)
+                  if args.lanes != 1 else ablation.run_ablation(config, workdirs=workdirs, log=say, carry=carry))
         result["design"] = design
         wall = time.time() - t0
         command = "python scripts/ablate.py " + " ".join(shlex.quote(a) for a in argv)
