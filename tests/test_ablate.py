@@ -582,6 +582,15 @@ def test_core_groups_split_the_cores_and_refuse_what_cannot_run():
             core_groups(bad, [0, 1])
 
 
+def test_lanes_refuse_runs_that_must_share_a_process(tmp_path):
+    # conv_mode's twin starts one arm from the other's kernels and must train with the same floats; the kernels
+    # extra reads every run's parameters: in lanes, refused before anything trains
+    with pytest.raises(ValueError, match=r"tiny: its extras \['kernels', 'twin_flip'\] need every run's trained "
+                                         r"parameters; run it without --lanes"):
+        ablation.run_lanes(_tiny_config(), workdirs=str(tmp_path / "runs"), lanes=2, cores=[0, 0])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_lanes_train_each_free_run_once_and_leave_run_ablations_result(tmp_path, capfd):
     """Two lanes, processes pinned to a core each (one core twice where this process may use only one), after
     the tuning trials ran here once: every run is trained by one lane only, a run another process has claimed

@@ -18,6 +18,8 @@ ablation.pretrain's runs) is done here first, in this process, so every lane fin
 one lane at a time: WORKDIRS/.before.lock). Then this process
 collects every run as run_ablation does (each is finished: nothing trains; a run a failed lane left is trained
 here) and returns its result, with `lanes` (the cores of each lane and each lane's exit code).
+Not in lanes (`unsupported`, refused before anything trains): ablations whose extras need every run's trained
+parameters in one process (conv_mode's twin check and kernels), and fine-tuning ablations.
 
 A lane trains the same run as one process would (the same config, seed and steps, its own workdir, checkpoints
 and exact resume); only its floats can differ in the last bits from a run on more threads, where reductions
@@ -60,6 +62,15 @@ def core_groups(lanes: int, cores=None) -> list[tuple[int, ...]]:
         groups.append(tuple(cores[start:start + n]))
         start += n
     return groups
+
+
+def unsupported(config) -> Optional[str]:
+    """Why this ablation's runs cannot train in lanes (None: they can): the same as for carrying its runs between
+    machines (jaxcnn.ablation.carried.unsupported). Extras that need every run's trained parameters in one
+    process (conv_mode's twin, which starts one arm from another arm's kernels and must train it with the same
+    floats) and fine-tuning from pretraining workdirs stay in one process."""
+    why = carried.unsupported(config)
+    return f"{config.ablation.name}: {why}; run it without --lanes" if why else None
 
 
 def _finished(workdir: str, num_steps: int) -> bool:
@@ -121,6 +132,9 @@ def run_lanes(config, *, workdirs: str, log: Callable[[str], None] = print, carr
     groups = core_groups(lanes, cores)
     if lanes == 1:
         return run_ablation(config, workdirs=workdirs, log=log, carry=carry)
+    why = unsupported(config)
+    if why:
+        raise ValueError(why)
     validate_ablation(config)
     check_writable(workdirs)
     carry = _carry_folder(config, carry, log)

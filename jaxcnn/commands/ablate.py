@@ -203,10 +203,12 @@ def _main(argv=None) -> int:
         config = loaded
         ablation.validate_ablation(config)
         if args.lanes != 1:
-            try:  # more lanes than cores, or fewer than one: refused before anything trains
+            try:  # more lanes than cores, fewer than one, or runs that must share a process: refused here
                 ablation.lanes.core_groups(args.lanes)
             except ValueError as e:
                 cli.fail(str(e))
+            if ablation.lanes.unsupported(config):
+                cli.fail(ablation.lanes.unsupported(config))
         kind = "ablations_quick" if args.quick else "ablations"
         file_config = ablation.load_ablation(args.name, args.ablations)  # the design its file commits
         out, note = (args.out, "") if args.out else _default_out(args.name, args.quick, config, file_config)
