@@ -45,8 +45,9 @@ from jaxcnn.ablation.stats import mean_std, paired_difference, t975, verdict
 __all__ = [
     "Arm", "Claim", "carried", "protect", "EXTRA_TYPES", "Extra", "FACTS", "METRICS", "ablation_config",
     "arm_config", "arms_of", "claims_of", "claims_table", "flip_kernels", "grad_norms_at_init", "list_ablations",
-    "load_ablation", "markdown_table", "mean_std", "overview_table", "paired_difference", "run_ablation", "run_lanes", "t975",
-    "twin_report", "validate_ablation", "register_extra", "verdict", "with_quick", "write_results",
+    "load_ablation", "markdown_table", "mean_std", "overview_table", "paired_difference", "run_ablation",
+    "run_lanes", "t975", "twin_report", "validate_ablation", "register_extra", "verdict", "with_quick",
+    "write_results",
 ]
 
 
