@@ -4,7 +4,7 @@ The networks of the ablations are small, and one process does not keep two CPU c
 a step's operations one after another, and a small convolution gains little from a second thread. On this
 project's 2-core machine the bottleneck ablation's GoogLeNet trains at about the same images/s in one process
 on both cores as pinned to one, so two processes, one per core, train two runs in the time of one
-(`python benchmarks/lanes.py` measures it for any ablation; docs/ablations.md has the figures).
+(`python -m benchmarks.lanes` measures it for any ablation; docs/experiments.md has the figures).
 
     result = run_lanes(config, workdirs="runs/ablations/skip/runs", carry="experiments/results/skip/runs", lanes=2)
 
@@ -15,9 +15,10 @@ taken from a carried record and not claimed by another lane: the claim is a lock
 (`WORKDIR.lane.lock`), held while the run trains, so a lane that is done early takes the next free run and the
 lanes stay busy until the last one. What an ablation does before its runs (ablation.tune's trials,
 ablation.pretrain's runs) is done here first, in this process, so every lane finds it finished (and reads it back
-one lane at a time: WORKDIRS/.before.lock). Then this process
-collects every run as run_ablation does (each is finished: nothing trains; a run a failed lane left is trained
-here) and returns its result, with `lanes` (the cores of each lane and each lane's exit code).
+one lane at a time: WORKDIRS/.before.lock). Then this process collects every run as run_ablation does (each is
+finished: nothing trains; a run a failed lane left is trained here) and returns its result, with `lanes` (the
+cores of each lane and each lane's exit code).
+
 Not in lanes (`unsupported`, refused before anything trains): ablations whose extras need every run's trained
 parameters in one process (conv_mode's twin check and kernels), and fine-tuning ablations.
 
