@@ -27,10 +27,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _worker(config, cores, warm_steps, steps, barrier, results) -> None:
-    """One process: pinned to `cores`, the arm's step compiled and warmed up, then `steps` timed after the
-    barrier; puts images per second."""
-    os.sched_setaffinity(0, cores)
+def _worker(config, warm_steps, steps, barrier, results) -> None:
+    """One process (pinned by jaxcnn.ablation.lanes.start_pinned): the arm's step compiled and warmed up, then
+    `steps` timed after the barrier; puts images per second."""
     sys.path.insert(0, ROOT)
     import jaxcnn.runtime
 
@@ -53,17 +52,12 @@ def _worker(config, cores, warm_steps, steps, barrier, results) -> None:
 
 def measure(config, groups, warm_steps: int, steps: int) -> float:
     """Images per second summed over one process per core group, all timed at once."""
+    from jaxcnn.ablation.lanes import start_pinned
+
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(len(groups)), ctx.Queue()
-    procs, old = [], os.environ.get("OMP_NUM_THREADS")
-    try:
-        for group in groups:
-            os.environ["OMP_NUM_THREADS"] = str(len(group))
-            p = ctx.Process(target=_worker, args=(config, group, warm_steps, steps, barrier, results))
-            p.start()
-            procs.append(p)
-    finally:
-        os.environ.pop("OMP_NUM_THREADS", None) if old is None else os.environ.__setitem__("OMP_NUM_THREADS", old)
+    procs = start_pinned(_worker, groups, lambda i, group: (config, warm_steps, steps, barrier, results),
+                         name="jaxcnn-bench-lane")
     rates = [results.get(timeout=1800) for _ in procs]
     for p in procs:
         p.join()

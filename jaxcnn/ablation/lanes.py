@@ -38,7 +38,8 @@ from typing import Callable, Optional
 from jaxcnn._locks import Busy, target_lock
 from jaxcnn.ablation import carried
 from jaxcnn.ablation.extras import extras_of
-from jaxcnn.ablation.runner import AblationRun, _carry_folder, _data_cache, _one_run, run_ablation
+from jaxcnn.ablation.runner import (AblationRun, _carry_folder, _data_cache, _one_run, from_record_only,
+                                    run_ablation, run_workdir)
 from jaxcnn.ablation.spec import arm_config, arms_of, validate_ablation
 from jaxcnn.train import cli
 from jaxcnn.train.workdir import check_writable, read_record
@@ -85,18 +86,40 @@ def pending_runs(config, workdirs: str, carry: Optional[str]) -> list[tuple[str,
     out = []
     for arm in arms_of(config):
         for seed in config.ablation.seeds:
-            wd = os.path.join(workdirs, arm.slug, f"seed{int(seed)}")
-            if carry is not None and not os.path.exists(wd) and os.path.exists(carried.path(carry, arm.slug, seed)):
+            if from_record_only(workdirs, carry, arm, seed):
                 continue
-            if not _finished(wd, arm_config(config, arm, int(seed)).num_steps):
+            if not _finished(run_workdir(workdirs, arm, seed), arm_config(config, arm, int(seed)).num_steps):
                 out.append((arm.label, int(seed)))
     return out
 
 
-def _lane_main(config, workdirs: str, carry: Optional[str], index: int, cores: tuple[int, ...]) -> None:
-    """One lane (a spawned process): pinned to `cores` before JAX starts its backend and threads, it trains every
-    free run in order (module docstring)."""
+def _pinned(cores: tuple[int, ...], target: Callable, args: tuple) -> None:
+    """A spawned process's entry: pinned to `cores` before JAX starts its backend and threads, then
+    target(*args)."""
     os.sched_setaffinity(0, cores)
+    target(*args)
+
+
+def start_pinned(target: Callable, groups, args_of: Callable[[int, tuple], tuple], name: str = "jaxcnn-lane"):
+    """One spawned process per core group, running target(*args_of(index, group)) pinned to its group with
+    OMP_NUM_THREADS its size (read by the process's OpenMP runtime when it starts): the processes, started and
+    not joined. `target` must be importable (a module-level function)."""
+    ctx = multiprocessing.get_context("spawn")
+    procs, old = [], os.environ.get(ENV_THREADS)
+    try:
+        for i, group in enumerate(groups):
+            os.environ[ENV_THREADS] = str(len(group))
+            p = ctx.Process(target=_pinned, args=(tuple(group), target, args_of(i, tuple(group))), name=f"{name}-{i}")
+            p.start()
+            procs.append(p)
+    finally:
+        os.environ.pop(ENV_THREADS, None) if old is None else os.environ.__setitem__(ENV_THREADS, old)
+    return procs
+
+
+def _lane_main(config, workdirs: str, carry: Optional[str], index: int) -> None:
+    """One lane (a spawned process, pinned by start_pinned): it trains every free run in order (module
+    docstring)."""
     cli.setup_process()
 
     def log(line: str) -> None:
@@ -113,9 +136,9 @@ def _lane_main(config, workdirs: str, carry: Optional[str], index: int, cores: t
             extra.before(run_)
     for ai, arm in enumerate(run_.arms):
         for seed in run_.seeds:
-            wd = os.path.join(workdirs, arm.slug, f"seed{seed}")
-            if carry is not None and not os.path.exists(wd) and os.path.exists(carried.path(carry, arm.slug, seed)):
+            if from_record_only(workdirs, carry, arm, seed):
                 continue
+            wd = run_workdir(workdirs, arm, seed)
             with contextlib.ExitStack() as stack:
                 try:
                     stack.enter_context(target_lock(wd + CLAIM, f"run {arm.label} seed {seed}"))
@@ -146,17 +169,7 @@ def run_lanes(config, *, workdirs: str, log: Callable[[str], None] = print, carr
         extra.before(before)
     pending = pending_runs(config, workdirs, carry)
     log(f"  {len(pending)} runs to train in {lanes} lanes, cores " + " | ".join(",".join(map(str, g)) for g in groups))
-    ctx = multiprocessing.get_context("spawn")
-    procs = []
-    old = os.environ.get(ENV_THREADS)
-    try:
-        for i, group in enumerate(groups):
-            os.environ[ENV_THREADS] = str(len(group))  # read by the lane's OpenMP runtime when it starts
-            p = ctx.Process(target=_lane_main, args=(config, workdirs, carry, i, group), name=f"jaxcnn-lane-{i}")
-            p.start()
-            procs.append(p)
-    finally:
-        os.environ.pop(ENV_THREADS, None) if old is None else os.environ.__setitem__(ENV_THREADS, old)
+    procs = start_pinned(_lane_main, groups, lambda i, group: (config, workdirs, carry, i))
     try:
         for p in procs:
             p.join()

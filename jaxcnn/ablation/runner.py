@@ -78,6 +78,18 @@ ROW_METRICS = ("train_error", "train_loss", "eval_accuracy", "eval_error", "step
 PER_SEED_METRICS = ("train_error", "steps_to_target")
 
 
+def run_workdir(workdirs: str, arm, seed: int) -> str:
+    """The workdir of one arm x seed: WORKDIRS/ARM/seedN."""
+    return os.path.join(workdirs, arm.slug, f"seed{int(seed)}")
+
+
+def from_record_only(workdirs: str, carry: Optional[str], arm, seed: int) -> bool:
+    """Whether the run would be taken from its carried record: the record exists and the workdir does not (a
+    workdir that exists always wins)."""
+    return (carry is not None and not os.path.exists(run_workdir(workdirs, arm, seed))
+            and os.path.exists(carried.path(carry, arm.slug, seed)))
+
+
 class AblationRun:
     """What one run_ablation works on and leaves, handed to every extra (jaxcnn.ablation.extras)."""
 
@@ -167,7 +179,7 @@ def _train_or_carry(run_: AblationRun, extras, ai: int, arm, seed: int, c, train
     """(setup, final record, training log, carried record or None) of one run: fine-tuned, or taken from its
     carried record where its workdir is gone, or trained by the engine (which resumes a workdir or finds it
     finished)."""
-    wd = os.path.join(run_.workdirs, arm.slug, f"seed{seed}")
+    wd = run_workdir(run_.workdirs, arm, seed)
     if run_.config.ablation.finetune:
         record = run_finetune(c, wd)
         setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)

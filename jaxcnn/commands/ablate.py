@@ -207,8 +207,9 @@ def _main(argv=None) -> int:
                 ablation.lanes.core_groups(args.lanes)
             except ValueError as e:
                 cli.fail(str(e))
-            if ablation.lanes.unsupported(config):
-                cli.fail(ablation.lanes.unsupported(config))
+            why = ablation.lanes.unsupported(config)
+            if why:
+                cli.fail(why)
         kind = "ablations_quick" if args.quick else "ablations"
         file_config = ablation.load_ablation(args.name, args.ablations)  # the design its file commits
         out, note = (args.out, "") if args.out else _default_out(args.name, args.quick, config, file_config)
