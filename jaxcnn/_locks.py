@@ -46,6 +46,22 @@ def holder(lock_path: str) -> str:
     return text or "another process"
 
 
+def try_lock(f, lock_path: str, settle: float = 1.0) -> str | None:
+    """Take the lock without waiting: None when taken, else what its holder wrote. A holder writes its line
+    just after locking and empties it just before unlocking, so an empty file under a held lock is a moment
+    of either: look again (and try the lock again) for up to `settle` seconds before saying 'another process'."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except OSError:
+            who = holder(lock_path)
+            if who != "another process" or time.monotonic() > deadline:
+                return who
+            time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def target_lock(path: str, what: str, *, wait: bool = False, log=None):
     """Hold the lock of target `path` (see the module docstring). wait=False: raise Busy (one line naming
@@ -55,13 +71,11 @@ def target_lock(path: str, what: str, *, wait: bool = False, log=None):
     os.makedirs(os.path.dirname(lock_path) or ".", exist_ok=True)
     f = open(lock_path, "a+")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            who = holder(lock_path)
+        who = try_lock(f, lock_path)
+        if who is not None:
             if not wait:
                 raise Busy(f"{what} is being written by {who}; wait for it to finish and run this again "
-                           f"(the lock is {lock_path}).") from None
+                           f"(the lock is {lock_path}).")
             if log is not None:
                 log(f"waiting for {who}, which is writing {what} ...")
             fcntl.flock(f, fcntl.LOCK_EX)

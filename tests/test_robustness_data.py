@@ -239,6 +239,41 @@ def test_a_second_writer_of_a_dataset_is_refused_naming_the_holder(tmp_path):
     assert not (data_dir / "x").exists()
 
 
+def test_a_refused_writer_names_a_holder_caught_between_locking_and_writing_its_line(tmp_path):
+    # The holder flocks first and writes "pid N ..." just after; one that looks in between must not say
+    # "another process" (a CI run once caught that moment), and one that finds the lock freed takes it.
+    import fcntl
+    import threading
+    import time
+
+    from jaxcnn._locks import Busy, target_lock
+
+    target = str(tmp_path / "x")
+    held = open(target + ".lock", "a+")
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, nothing written yet
+
+    def write_line():
+        time.sleep(0.1)
+        held.write("pid 4242 on elsewhere since now: prepare\n")
+        held.flush()
+
+    threading.Thread(target=write_line).start()
+    with pytest.raises(Busy, match="is being written by pid 4242 on elsewhere"):
+        with target_lock(target, "dataset 'x'"):
+            pass
+    held.seek(0)
+    held.truncate()  # the holder empties its line, then unlocks a moment later
+
+    def unlock():
+        time.sleep(0.1)
+        fcntl.flock(held, fcntl.LOCK_UN)
+
+    threading.Thread(target=unlock).start()
+    with target_lock(target, "dataset 'x'") as lock_path:  # taken once free, not refused
+        assert open(lock_path).read().startswith(f"pid {os.getpid()} on ")
+    held.close()
+
+
 def test_the_tfds_cache_is_prepared_by_one_process_while_the_other_waits(tmp_path):
     import threading
     import time

@@ -32,6 +32,7 @@ from typing import Optional
 
 import ml_collections
 
+from jaxcnn._locks import try_lock
 from jaxcnn.data.identity import check as check_identity
 from jaxcnn.data.identity import of_config
 import jaxcnn.train.provenance as _provenance  # looked up per record (tests replace provenance())
@@ -194,15 +195,13 @@ class Workdir:
     def __enter__(self) -> "Workdir":
         if not self.owner:
             return self
-        lock = open(os.path.join(self.path, LOCK_FILE), "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.seek(0)
-            owner = lock.read().strip() or "another process"
+        lock_path = os.path.join(self.path, LOCK_FILE)
+        lock = open(lock_path, "a+")
+        owner = try_lock(lock, lock_path)  # None: taken; else the holder's line (read once it is written)
+        if owner is not None:
             lock.close()
             raise WorkdirError(f"workdir {self.path} is in use by {owner}; wait for that run to end, or use another "
-                               "--workdir.") from None
+                               "--workdir.")
         lock.seek(0)
         lock.truncate()
         lock.write(f"pid {os.getpid()}")
