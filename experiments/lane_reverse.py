@@ -1,9 +1,10 @@
 """The second lane of an ablation whose design is pinned at a commit older than `scripts/ablate.py --lanes`
 (bottleneck design III at f9e9c2e, relu_tanh and dropout design II at d060fc7): in a checkout of that commit
 it trains the ablation's arm x seed runs from the last one backwards, with that checkout's own code, until it
-reaches a run whose workdir exists (the forward lane, that checkout's `scripts/ablate.py NAME`, got there
-first, and writes the result). Runs with a carried record are skipped; a tuned ablation waits until the
-forward lane is past its tuning trials. The two lanes run pinned to one core each:
+reaches a run whose workdir another process holds (the forward lane, that checkout's `scripts/ablate.py NAME`,
+got there first, and writes the result). Runs with a carried record are skipped; a run whose workdir exists but
+is held by no one (a lane stopped with the machine) is resumed from its last checkpoint; a tuned ablation
+waits until the forward lane is past its tuning trials. The two lanes run pinned to one core each:
 
     cd CHECKOUT && OMP_NUM_THREADS=1 taskset -c 0 python scripts/ablate.py NAME --out experiments/results/NAME --force
     OMP_NUM_THREADS=1 taskset -c 1 python experiments/lane_reverse.py CHECKOUT NAME
@@ -54,9 +55,6 @@ def main(repo: str, name: str) -> int:
     for ai, arm, seed in [(ai, arm, seed) for ai, arm in enumerate(run_.arms) for seed in run_.seeds][::-1]:
         if os.path.exists(carried.path(carry, arm.slug, seed)):
             continue
-        if os.path.exists(os.path.join(workdirs, arm.slug, f"seed{seed}")):
-            print(f"reverse lane: {arm.label} seed {seed} started elsewhere; done", flush=True)
-            break
         print(f"reverse lane: {arm.label} seed {seed}", flush=True)
         try:
             _one_run(run_, extras, ai, arm, seed, carry, identity)
