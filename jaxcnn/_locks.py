@@ -36,20 +36,23 @@ def _holder_text() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime())}: {command or 'python'}")
 
 
+UNNAMED = "another process"  # what a refused writer is told when the holder's line is not there
+
+
 def holder(lock_path: str) -> str:
-    """What the holder of `lock_path` wrote about itself ('another process' when nothing)."""
+    """What the holder of `lock_path` wrote about itself (UNNAMED when nothing)."""
     try:
         with open(lock_path) as f:
             text = f.read().strip().replace("\n", " ")
     except OSError:
         text = ""
-    return text or "another process"
+    return text or UNNAMED
 
 
 def try_lock(f, lock_path: str, settle: float = 1.0) -> str | None:
     """Take the lock without waiting: None when taken, else what its holder wrote. A holder writes its line
     just after locking and empties it just before unlocking, so an empty file under a held lock is a moment
-    of either: look again (and try the lock again) for up to `settle` seconds before saying 'another process'."""
+    of either: look again (and try the lock again) for up to `settle` seconds before saying UNNAMED."""
     deadline = time.monotonic() + settle
     while True:
         try:
@@ -57,7 +60,7 @@ def try_lock(f, lock_path: str, settle: float = 1.0) -> str | None:
             return None
         except OSError:
             who = holder(lock_path)
-            if who != "another process" or time.monotonic() > deadline:
+            if who != UNNAMED or time.monotonic() > deadline:
                 return who
             time.sleep(0.01)
 

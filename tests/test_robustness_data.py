@@ -270,7 +270,8 @@ def test_a_refused_writer_names_a_holder_caught_between_locking_and_writing_its_
 
     threading.Thread(target=unlock).start()
     with target_lock(target, "dataset 'x'") as lock_path:  # taken once free, not refused
-        assert open(lock_path).read().startswith(f"pid {os.getpid()} on ")
+        with open(lock_path) as f:
+            assert f.read().startswith(f"pid {os.getpid()} on ")
     held.close()
 
 
