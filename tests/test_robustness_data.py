@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -291,7 +290,7 @@ def test_the_tfds_cache_is_prepared_by_one_process_while_the_other_waits(tmp_pat
         def download_and_prepare(self):
             self.calls += 1
 
-    b, said = Builder(), []
+    b = Builder()
     held = threading.Event()
 
     def first():
