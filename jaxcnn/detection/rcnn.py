@@ -256,7 +256,7 @@ def detect(model, variables, preprocess, kind: str, stage: dict, data, *, nms_io
     features = make_extractor(model, variables, preprocess, kind)
     idx, regions, _ = _regions(data, with_gt=False)
     h, w = data.images.shape[1:3]
-    p_max, k = data.labels["proposals"].shape[1], stage["svm_w"].shape[1]
+    p_max = data.labels["proposals"].shape[1]
 
     @jax.jit
     def post(pool5, fc7, rois, valid):  # (C, P, D5), (C, P, D7), (C, P, 4), (C, P) for a chunk of C images
