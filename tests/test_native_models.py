@@ -167,3 +167,53 @@ def test_large_models_trace_with_the_native_path(name, shape):
     loss, *grads = jaxpr.out_avals
     assert loss.shape == () and [g.shape for g in grads] == [p.shape for p in jax.tree.leaves(params)]
     assert "jaxcnn_conv_bwd_weights" in str(jaxpr)
+
+
+_CACHED_STEP = r"""
+import sys
+import jaxcnn.runtime
+jaxcnn.runtime.configure()
+import jax, jax.numpy as jnp, numpy as np, optax
+from jax import monitoring
+import jaxcnn
+events = []
+monitoring.register_event_listener(lambda name, **kw: events.append(name))
+model = jaxcnn.create_model("resnet20", num_classes=10)
+x = jax.random.normal(jax.random.key(1), (4, 16, 16, 3))
+y = jnp.arange(4) % 10
+v = model.init(jax.random.key(0), x, train=False)
+def loss(p):
+    out, _ = model.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True, mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+step = jax.jit(jax.value_and_grad(loss))
+assert "jaxcnn_conv" in step.lower(v["params"]).as_text()  # the native kernels are in the program
+value, grads = step(v["params"])
+np.save(sys.argv[1], np.concatenate([np.ravel(np.asarray(g)) for g in jax.tree.leaves(grads)] + [np.ravel(value)]))
+print("hits", sum(e.endswith("cache_hits") for e in events))
+"""
+
+
+def test_a_persistent_compilation_cache_gives_the_native_step_back_bit_for_bit(tmp_path):
+    """docs/experiments.md advises JAX_COMPILATION_CACHE_DIR for long queues: a program with jaxcnn's native
+    custom calls, loaded from the cache by a fresh process, computes what the uncached compile computes."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "step.py"
+    script.write_text(_CACHED_STEP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+
+    def step(out, cache):
+        e = dict(env, JAX_COMPILATION_CACHE_DIR=str(cache)) if cache else env
+        done = subprocess.run([sys.executable, str(script), str(out)], env=e, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return int(done.stdout.split("hits")[-1]), np.load(out)
+
+    cache = tmp_path / "xla"
+    hits_cold, plain = step(tmp_path / "plain.npy", None)
+    hits_first, first = step(tmp_path / "first.npy", cache)
+    hits_warm, warm = step(tmp_path / "warm.npy", cache)
+    assert hits_cold == 0 and hits_first == 0 and hits_warm > 0  # the third process read the cache
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(warm, plain)
