@@ -200,15 +200,13 @@ def test_a_persistent_compilation_cache_gives_the_native_step_back_bit_for_bit(t
     import subprocess
     import sys
 
-    script = tmp_path / "step.py"
-    script.write_text(_CACHED_STEP)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
 
     def step(out, cache):
         # every program is cached, however fast it compiled (JAX's default skips those under 1 s)
-        e = dict(env, JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0") \
-            if cache else env
-        done = subprocess.run([sys.executable, str(script), str(out)], env=e, capture_output=True, text=True,
+        e = env if cache is None else {**env, "JAX_COMPILATION_CACHE_DIR": str(cache),
+                                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+        done = subprocess.run([sys.executable, "-c", _CACHED_STEP, str(out)], env=e, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         hits, misses = (int(n) for n in done.stdout.split("cache")[-1].split())
