@@ -115,6 +115,55 @@ def _tiny_config(extras=("twin_flip", "kernels"), **top):
     return c
 
 
+def test_later_seeds_of_an_arm_reuse_its_compiled_programs_and_train_bit_for_bit_the_same(tmp_path):
+    from jax._src import dispatch
+
+    from jaxcnn import load_checkpoint_weights
+    from jaxcnn.ablation.spec import arm_config, arms_of
+    from jaxcnn.train.engine import run
+    from jaxcnn.train.setup import build
+
+    events = []  # XLA compilations and traces, between the runner's one log line per finished run
+
+    def listener(name, secs, **kw):
+        if name in (dispatch.BACKEND_COMPILE_EVENT, dispatch.JAXPR_TRACE_EVENT):
+            events.append(name)
+
+    cfg = _tiny_config(extras=())
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        ablation.run_ablation(cfg, workdirs=str(tmp_path / "runs"), log=events.append)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    compiled, traced, done = {}, 0, []
+    for e in events:
+        if e == dispatch.BACKEND_COMPILE_EVENT:
+            compiled[len(done)] = compiled.get(len(done), 0) + 1
+        elif e == dispatch.JAXPR_TRACE_EVENT:
+            traced += 1
+        else:
+            done.append(e.split(":")[0].strip())
+    assert done == [f"{a} seed {s}" for a in ("xcorr", "conv") for s in (0, 1, 2)]
+    assert traced > 0  # the listener hears this JAX's events
+    # seeds 1 and 2 of each arm (runs 1, 2, 4, 5) compile nothing: the first seed's train step, evaluation
+    # and initialisation serve them (each compiled them again before: 3 programs a run)
+    assert [compiled.get(i, 0) for i in (1, 2, 4, 5)] == [0, 0, 0, 0], compiled
+    # and they are the programs a fresh build compiles: a run built alone ends with the same weights, bit for bit
+    arm = arms_of(cfg)[1]
+    alone = tmp_path / "alone"
+    setup = build(arm_config(cfg, arm, 2))
+    run(setup, str(alone))
+    a, b = (load_checkpoint_weights("fashion_cnn_tiny", str(wd), input_shape=(12, 12, 1), num_classes=10,
+                                    batch_norm=False, conv_mode="convolution")
+            for wd in (alone, tmp_path / "runs" / "conv" / "seed2"))
+    leaves = jax.tree_util.tree_leaves(a)
+    assert len(leaves) > 0 and jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(leaves, jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match=r"pass that Setup's model and optimizer=\(tx, schedule\).*reusable_parts"):
+        build(arm_config(cfg, arm, 1), strategy=setup.strategy)
+
+
 def test_validate_refuses_arms_that_are_not_like_for_like():
     cfg = _tiny_config()
     cfg.ablation.arms[1]["overrides"]["model.hidden"] = 8

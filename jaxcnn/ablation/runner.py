@@ -27,7 +27,7 @@ from jaxcnn.finetune import run_finetune
 from jaxcnn.models import summary
 from jaxcnn.train.engine import run
 from jaxcnn.train.records import training_wall_seconds as wall_seconds
-from jaxcnn.train.setup import build, load_data
+from jaxcnn.train.setup import build, load_data, reusable_parts
 from jaxcnn.train.workdir import check_writable, read_metrics
 
 _DATA_KEYS = ("dataset", "data_dir", "train_split", "eval_split", "eval_examples", "classes",
@@ -97,11 +97,22 @@ class AblationRun:
         self.config, self.arms, self.seeds, self.workdirs = config, arms, seeds, workdirs
         self.data_for, self.log = data_for, log
         self.per_seed, self.states, self.setups = {}, {}, {}
+        self.compiled = {}  # an arm's config without its seed -> the build parts that carry its compiled steps
         self.tuning, self.pretraining = {}, {}
         self.carried_runs, self.started = [], 0
 
     def summary_of(self, records: list[dict], batch_size: int) -> dict:
         return _summary_of(records, batch_size, self.config.ablation.target_train_error)
+
+    def build(self, c, train_data, eval_data):
+        """The Setup of run config `c`; every seed of an arm after its first gets the first's model, optimizer
+        and strategy, so its train and evaluation steps and its initialisation run the programs compiled for
+        that first seed instead of compiling them again (the same programs: a fresh build compiles the same
+        computation; tests/test_ablate.py checks the runs against separately built ones bit for bit)."""
+        key = json.dumps({**c.to_dict(), "seed": None}, sort_keys=True, default=str)
+        setup = build(c, train_data=train_data, eval_data=eval_data, **self.compiled.get(key, {}))
+        self.compiled.setdefault(key, reusable_parts(setup))
+        return setup
 
 
 def run_ablation(config, *, workdirs: str, log: Callable[[str], None] = print,
@@ -184,7 +195,7 @@ def _train_or_carry(run_: AblationRun, extras, ai: int, arm, seed: int, c, train
         record = run_finetune(c, wd)
         setup = build(c, model=record["model"], train_data=train_data, eval_data=eval_data)
         return setup, record, read_metrics(os.path.join(wd, "metrics.jsonl")), None
-    setup = build(c, train_data=train_data, eval_data=eval_data)
+    setup = run_.build(c, train_data, eval_data)
     for extra in extras:
         extra.prepare(run_, ai, arm, seed, setup)
     kept = None

@@ -330,11 +330,15 @@ def _check_model_builds(model, shape, config) -> None:
 
 
 def build(config, *, model=None, train_data=None, eval_data=None, test_data=None, optimizer=None,
-          init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train") -> Setup:
+          init_state: Optional[Callable[[], TrainState]] = None, first_step: int = 0, phase: str = "train",
+          strategy: Optional[Strategy] = None) -> Setup:
     """Everything one engine run needs, from `config` (validated first); any part may be given instead.
 
     optimizer: (tx, schedule) counting the phase's own steps; default from config.optimizer over
       num_steps - first_step steps.
+    strategy: the Strategy of an earlier Setup whose config differs from this one's at most in `seed`, passed
+      with that Setup's `model` and (tx, schedule): its compiled steps are then this run's, with nothing
+      compiled again (`reusable_parts` gives the three; jaxcnn.ablation's runs of one arm share them).
     init_state: () -> the host TrainState at first_step; default: `model` freshly initialised from
       config.seed.
     test_data: config.test_split's data, scored once at the end; read here only when the training and
@@ -378,9 +382,15 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
                                                                            config.grad_accum_steps)
     # Models scheduled over training (NASNet's drop path) see the fraction of this run's steps done.
     progress_fn = (lambda s: (s - first_step) / steps) if family.takes_progress(model) else None
-    strategy = make_strategy(config.parallel, preprocess=preprocess, task=task,
-                             learning_rate_fn=lambda s: schedule(s - first_step), progress_fn=progress_fn,
-                             ema_decay=config.ema_decay, mix=mix)
+    if strategy is None:
+        strategy = make_strategy(config.parallel, preprocess=preprocess, task=task,
+                                 learning_rate_fn=lambda s: schedule(s - first_step), progress_fn=progress_fn,
+                                 ema_decay=config.ema_decay, mix=mix)
+    elif strategy.name != config.parallel or model is None or optimizer is None:
+        raise ValueError(f"build(strategy=...) reuses the compiled steps of an earlier Setup: pass that Setup's "
+                         f"model and optimizer=(tx, schedule) with it, and a config with its parallel mode "
+                         f"(config.parallel={config.parallel!r}, the strategy's {strategy.name!r}); "
+                         f"reusable_parts(setup) gives all three.")
     strategy.check_batch(config.batch_size, "batch_size")
     strategy.check_batch(config.eval_batch_size, "eval_batch_size")
     process_slice(config.batch_size, jax.process_index(), jax.process_count())
@@ -403,6 +413,14 @@ def build(config, *, model=None, train_data=None, eval_data=None, test_data=None
 
     return Setup(config, model, task, train_data, eval_data, preprocess, shape, strategy, tx, schedule,
                  init_state, first_step, phase, test_data, config.init_from.replace("{seed}", str(config.seed)))
+
+
+def reusable_parts(setup: Setup) -> dict:
+    """The keyword arguments of `build` that give another run of `setup.config` at another seed this run's
+    compiled steps: its model, (tx, schedule) and strategy. Only for a config that differs from
+    `setup.config` in `seed` alone, and only for a Setup of the default optimizer and first step (the
+    strategy's learning rate and progress are this Setup's)."""
+    return {"model": setup.model, "optimizer": (setup.tx, setup.schedule), "strategy": setup.strategy}
 
 
 def check_init_from(path: str) -> str:
