@@ -18,7 +18,7 @@ from jaxcnn.train.engine import TrainingDiverged, TrainingInterrupted, evaluate,
 from jaxcnn.train.inference import evaluate_workdir, load_run
 from jaxcnn.train.optim import make_optimizer, make_schedule
 from jaxcnn.train.parallel import make_strategy
-from jaxcnn.train.setup import Setup, build, build_model, class_subset, load_data, make_preprocess_fn
+from jaxcnn.train.setup import Setup, build, build_model, class_subset, load_data, make_preprocess_fn, reusable_parts
 from jaxcnn.train.state import TrainState, create_train_state
 from jaxcnn.train.step import eval_step, train_step
 from jaxcnn.train.tasks import (Classification, Segmentation, cross_entropy, get_task, register_task,
@@ -30,6 +30,6 @@ __all__ = [
     "WorkdirError", "base_config", "build", "build_model", "class_subset", "create_train_state", "cross_entropy",
     "eval_step", "evaluate", "evaluate_workdir", "get_task", "load_data", "load_run", "make_optimizer",
     "make_preprocess_fn", "make_schedule", "make_strategy", "read_metrics", "register_section", "register_task",
-    "register_task_provider", "restore", "run",
+    "register_task_provider", "restore", "reusable_parts", "run",
     "train_and_evaluate", "train_step", "validate_config", "workdir_config",
 ]
