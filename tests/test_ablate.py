@@ -580,6 +580,17 @@ def test_tuning_choice_ranks_metric_then_loss_then_grid_order():
     assert choose(trials[:1] + [dict(trials[1], metric=float("nan"))])["value"] == 0.03  # NaN ranks like a loss
 
 
+def test_tuning_table_says_not_reached_for_a_target_never_reached_in_the_run_or_in_run_json():
+    from jaxcnn.ablation.tuning import tuning_table
+
+    trials = [dict(value=0.001, metric=float("inf"), diverged=False), dict(value=0.01, metric=None, diverged=False),
+              dict(value=0.03, metric=610.0, diverged=False), dict(value=0.1, metric=None, diverged=True)]
+    table = tuning_table({"relu": dict(key="optimizer.learning_rate", seed=100, num_steps=3000,
+                                       metric="steps_to_target", trials=trials, chosen=0.03)})
+    row = next(line for line in table.splitlines() if line.startswith("| relu |"))
+    assert row == "| relu | not reached | not reached | **610** | diverged |", row
+
+
 def test_tuned_ablation_runs_each_arm_at_its_chosen_value(tmp_path):
     cfg = _tuned_config()
     logged = []

@@ -98,7 +98,13 @@ def tuning_table(tuning: dict) -> str:
     for label, t in tuning.items():
         cells = []
         for trial in t["trials"]:
-            text = "diverged" if trial["diverged"] else f"{trial['metric']:g}"
+            text = "diverged" if trial["diverged"] else _metric_text(trial["metric"])
             cells.append(f"**{text}**" if trial["value"] == t["chosen"] else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines)
+
+
+def _metric_text(metric) -> str:
+    """A trial's metric in the table: a step count that never came (infinite in the run, null once the result
+    is written to and read back from run.json, which has no infinity) is "not reached"."""
+    return "not reached" if metric is None or not math.isfinite(float(metric)) else f"{float(metric):g}"
