@@ -32,15 +32,18 @@ def value_slug(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _inf_if_missing(v) -> float:
+    """A trial's metric or loss, with a missing (null in run.json) or non-finite value as inf: a target never
+    reached, a diverged trial."""
+    return v if v is not None and math.isfinite(v) else math.inf
+
+
 def choose(trials: list[dict]) -> dict:
     """The best trial: lowest metric, then lowest final training loss, then the first in the grid (a missing or
     non-finite value, as of a diverged trial, ranks last)."""
-    def worst_if_missing(v):
-        return v if v is not None and math.isfinite(v) else math.inf
-
     def rank(i_t):
         i, t = i_t
-        return (worst_if_missing(t["metric"]), worst_if_missing(t["train_loss"]), i)
+        return (_inf_if_missing(t["metric"]), _inf_if_missing(t["train_loss"]), i)
 
     return min(enumerate(trials), key=rank)[1]
 
@@ -107,4 +110,5 @@ def tuning_table(tuning: dict) -> str:
 def _metric_text(metric) -> str:
     """A trial's metric in the table: a step count that never came (infinite in the run, null once the result
     is written to and read back from run.json, which has no infinity) is "not reached"."""
-    return "not reached" if metric is None or not math.isfinite(float(metric)) else f"{float(metric):g}"
+    metric = _inf_if_missing(metric)
+    return "not reached" if math.isinf(metric) else f"{metric:g}"
