@@ -2,6 +2,8 @@
 and the pooling layers, checked against values worked by hand and the paper's
 Table I."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +97,27 @@ def test_c3_values_match_a_per_map_reference(conv_mode):
         expected = float(p["bias"][out_map]) + sum(
             mode(xn[:, :, c], np.asarray(kernel)[:, :, k, col], mode="valid") for k, c in enumerate(inputs))
         np.testing.assert_allclose(y[0, :, :, out_map], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_c3_keeps_wider_params_wide():
+    # Params given in float64 (a float64 reference step) are scattered into a float64 dense kernel: the output is
+    # float64 and matches float64 arithmetic, not float32 rounding of the kernels (and no lossy-scatter warning).
+    layer = PartialConv()
+    with jax.enable_x64(True):
+        x = np.asarray(_normal(3, (1, 9, 9, 6)), np.float64)
+        variables = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64) + 1e-9,
+                                           layer.init(KEY, jnp.zeros((1, 9, 9, 6), jnp.float32)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = layer.apply(variables, x)
+        assert y.dtype == jnp.float64
+        p = variables["params"]
+        # output map 0 reads input maps LENET_C3_TABLE[0] through kernel_0[..., 0]; the 1e-9 added to every weight
+        # survives only in float64 (float32's spacing near these weights is about 1e-8)
+        expected = float(p["bias"][0]) + sum(
+            signal.correlate2d(x[0, :, :, c], np.asarray(p["kernel_0"])[:, :, k, 0], mode="valid")
+            for k, c in enumerate(LENET_C3_TABLE[0]))
+        np.testing.assert_allclose(np.asarray(y[0, :, :, 0]), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_c3_maps_ignore_unconnected_inputs():

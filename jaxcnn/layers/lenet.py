@@ -121,10 +121,13 @@ class PartialConv(nn.Module):
         # kernel whose unconnected entries are zero: one convolution instead of
         # one per run (several times faster on CPU), the same outputs and
         # gradients for the stored weights.
-        dense = jnp.zeros((kh, kw, c, len(self.table)), self.param_dtype)
-        for k, (first, maps) in enumerate(self.runs()):
+        runs = list(self.runs())
+        kernels = [self.param(f"kernel_{k}", self.kernel_init, (kh, kw, len(maps[0]), len(maps)), self.param_dtype)
+                   for k, (_, maps) in enumerate(runs)]
+        # in the stored kernels' own dtype (params given wider than param_dtype, e.g. a float64 reference, stay so)
+        dense = jnp.zeros((kh, kw, c, len(self.table)), jnp.result_type(*kernels))
+        for kernel, (first, maps) in zip(kernels, runs):
             fan_in = len(maps[0])
-            kernel = self.param(f"kernel_{k}", self.kernel_init, (kh, kw, fan_in, len(maps)), self.param_dtype)
             # kernel[:, :, f, m] connects input map maps[m][f] to output map first + m.
             rows = np.array([maps[m][f] for f in range(fan_in) for m in range(len(maps))])
             cols = np.array([first + m for f in range(fan_in) for m in range(len(maps))])
