@@ -79,6 +79,18 @@ def test_c3_has_1516_parameters():
     assert jaxcnn.count_params(variables) == 6 * (3 * 25 + 1) + 9 * (4 * 25 + 1) + (6 * 25 + 1) == 1516
 
 
+# C3's stored kernels, runs of equal fan-in: maps 0-5 in kernel_0, 6-14 in kernel_1, 15 in kernel_2.
+C3_KERNEL_OF_MAP = [("kernel_0", j) for j in range(6)] + [("kernel_1", j) for j in range(9)] + [("kernel_2", 0)]
+
+
+def _c3_map_reference(x, params, out_map, mode):
+    """Output map out_map of C3 worked one input map at a time with scipy (x: (H, W, 6) numpy)."""
+    name, col = C3_KERNEL_OF_MAP[out_map]
+    return float(params["bias"][out_map]) + sum(
+        mode(x[:, :, c], np.asarray(params[name])[:, :, k, col], mode="valid")
+        for k, c in enumerate(LENET_C3_TABLE[out_map]))
+
+
 @pytest.mark.parametrize("conv_mode", ["cross_correlation", "convolution"])
 def test_c3_values_match_a_per_map_reference(conv_mode):
     layer = PartialConv(conv_mode=conv_mode)
@@ -87,15 +99,9 @@ def test_c3_values_match_a_per_map_reference(conv_mode):
     variables = jax.tree_util.tree_map(lambda a: a + 0.1, variables)  # nonzero biases
     y = np.asarray(layer.apply(variables, x))
     assert y.shape == (1, 5, 5, 16)
-    p = variables["params"]
-    # Runs of equal fan-in: maps 0-5 (kernel_0), 6-14 (kernel_1), 15 (kernel_2).
-    kernels = ([(p["kernel_0"], j) for j in range(6)] + [(p["kernel_1"], j) for j in range(9)]
-               + [(p["kernel_2"], 0)])
-    xn = np.asarray(x)[0]
     mode = signal.correlate2d if conv_mode == "cross_correlation" else signal.convolve2d
-    for out_map, (inputs, (kernel, col)) in enumerate(zip(LENET_C3_TABLE, kernels)):
-        expected = float(p["bias"][out_map]) + sum(
-            mode(xn[:, :, c], np.asarray(kernel)[:, :, k, col], mode="valid") for k, c in enumerate(inputs))
+    for out_map in range(16):
+        expected = _c3_map_reference(np.asarray(x)[0], variables["params"], out_map, mode)
         np.testing.assert_allclose(y[0, :, :, out_map], expected, rtol=1e-4, atol=1e-4)
 
 
@@ -111,12 +117,8 @@ def test_c3_keeps_wider_params_wide():
             warnings.simplefilter("error")
             y = layer.apply(variables, x)
         assert y.dtype == jnp.float64
-        p = variables["params"]
-        # output map 0 reads input maps LENET_C3_TABLE[0] through kernel_0[..., 0]; the 1e-9 added to every weight
-        # survives only in float64 (float32's spacing near these weights is about 1e-8)
-        expected = float(p["bias"][0]) + sum(
-            signal.correlate2d(x[0, :, :, c], np.asarray(p["kernel_0"])[:, :, k, 0], mode="valid")
-            for k, c in enumerate(LENET_C3_TABLE[0]))
+        # the 1e-9 added to every weight survives only in float64 (float32's spacing near these weights is about 1e-8)
+        expected = _c3_map_reference(x[0], variables["params"], 0, signal.correlate2d)
         np.testing.assert_allclose(np.asarray(y[0, :, :, 0]), expected, rtol=1e-12, atol=1e-12)
 
 

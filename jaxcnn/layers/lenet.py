@@ -121,7 +121,7 @@ class PartialConv(nn.Module):
         # kernel whose unconnected entries are zero: one convolution instead of
         # one per run (several times faster on CPU), the same outputs and
         # gradients for the stored weights.
-        runs = list(self.runs())
+        runs = self.runs()
         kernels = [self.param(f"kernel_{k}", self.kernel_init, (kh, kw, len(maps[0]), len(maps)), self.param_dtype)
                    for k, (_, maps) in enumerate(runs)]
         # in the stored kernels' own dtype (params given wider than param_dtype, e.g. a float64 reference, stay so)
