@@ -31,6 +31,7 @@ VARIABLES = {
     "JAXCNN_FASHION_MNIST_DIR": ("data_dir", None, "the folder of Fashion-MNIST's IDX files (default Debian's)"),
     "JAXCNN_DNNL_ROOT": ("dir", None, "the oneDNN install the native extension is built against"),
     "TFDS_DATA_DIR": ("data_dir", None, "the TFDS data dir (default ~/tensorflow_datasets)"),
+    "JAXCNN_HOME": ("data_dir", None, "the weights cache (default ~/.cache/jaxcnn; jaxcnn.pretrained)"),
 }
 
 

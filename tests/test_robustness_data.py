@@ -398,6 +398,7 @@ def test_worker_and_thread_counts_are_capped_near_the_core_count():
     # a path under a regular file can never be a folder, whoever runs the test (root can create /nonexistent)
     ("JAXCNN_DNNL_ROOT", os.path.join(os.path.abspath(__file__), "missing"), "an existing folder"),
     ("TFDS_DATA_DIR", os.path.abspath(__file__), "a folder (or a path where one can be made)"),
+    ("JAXCNN_HOME", os.path.abspath(__file__), "a folder (or a path where one can be made)"),
 ])
 def test_every_environment_variable_accepts_only_its_documented_values(monkeypatch, name, value, accepts):
     from jaxcnn import _env
@@ -407,6 +408,34 @@ def test_every_environment_variable_accepts_only_its_documented_values(monkeypat
         _env.check_environment()
     msg = str(info.value)
     assert msg.startswith(f"environment variable {name}={value!r} is not valid: it takes {accepts}") and "\n" not in msg
+
+
+def test_every_environment_variable_the_code_names_is_checked():
+    """A JAXCNN_* (or TFDS_DATA_DIR) name written as a string anywhere in the package or the scripts is one that
+    check_environment() validates: a variable read without being listed would take any value silently."""
+    import re
+
+    from jaxcnn import _env
+
+    named = set()
+    for folder in ("jaxcnn", "scripts"):
+        for base, _, files in os.walk(os.path.join(ROOT, folder)):
+            for f in files:
+                if f.endswith(".py"):
+                    with open(os.path.join(base, f)) as fh:
+                        named |= set(re.findall(r"[\"'](JAXCNN_[A-Z_]+|TFDS_DATA_DIR)[\"']", fh.read()))
+    assert {"JAXCNN_HOME", "JAXCNN_NATIVE_CONV", "TFDS_DATA_DIR"} <= named  # the scan sees what it should
+    assert named <= set(_env.VARIABLES), sorted(named - set(_env.VARIABLES))
+
+
+def test_weights_cache_follows_jaxcnn_home_and_refuses_a_file(monkeypatch, tmp_path):
+    from jaxcnn.pretrained import cache_dir
+
+    monkeypatch.setenv("JAXCNN_HOME", str(tmp_path / "weights"))
+    assert cache_dir() == str(tmp_path / "weights")
+    monkeypatch.setenv("JAXCNN_HOME", os.path.abspath(__file__))
+    with pytest.raises(ValueError, match="JAXCNN_HOME=.*a folder .*unset JAXCNN_HOME"):
+        cache_dir()
 
 
 def test_a_bad_environment_variable_stops_a_script_in_one_line_before_work(tmp_path):

@@ -22,6 +22,7 @@ import json
 import os
 from typing import Optional
 
+from jaxcnn import _env
 from jaxcnn.models import create_model
 from jaxcnn.pretrained import export
 from jaxcnn.pretrained.files import read_safetensors
@@ -31,9 +32,10 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
 def cache_dir() -> str:
-    """The weights cache: $JAXCNN_HOME, else ~/.cache/jaxcnn (not created until something is put there)."""
-    return os.path.abspath(os.path.expanduser(os.environ.get("JAXCNN_HOME") or os.path.join("~", ".cache",
-                                                                                            "jaxcnn")))
+    """The weights cache: $JAXCNN_HOME, else ~/.cache/jaxcnn (not created until something is put there);
+    ValueError in one line when JAXCNN_HOME names something that cannot be a folder."""
+    home = _env.check("JAXCNN_HOME")
+    return os.path.abspath(os.path.expanduser(home or os.path.join("~", ".cache", "jaxcnn")))
 
 
 def find_weights(name: str) -> str:
