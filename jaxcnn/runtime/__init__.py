@@ -50,6 +50,8 @@ import os
 
 from jaxcnn import _env
 
+__all__ = ["configure", "configure_malloc", "xla_cpu_status", "malloc_status", "CPU_XLA_FLAGS", "MALLOPT"]
+
 CPU_XLA_FLAGS: tuple[str, ...] = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 _status = "not attempted (call jaxcnn.runtime.configure() before JAX starts)"
