@@ -40,6 +40,19 @@ def test_multiply_adds_of_keras_cifar_cnn():
     assert "Multiply-adds per image: 4,548,608" in str(s)
 
 
+# torchvision's weights' meta "_ops" (torchvision/models/*.py, e.g. ResNet50_Weights.IMAGENET1K_V1): the
+# multiply-adds of the convolutions and linear layers per 224x224 image, in billions, to 3 decimals. An
+# independent count of the same networks: summary's must round to it.
+TORCHVISION_OPS = {"alexnet_owt": 0.714, "vgg11": 7.609, "vgg13": 11.308, "vgg16": 15.47, "vgg19": 19.632,
+                   "resnet18": 1.814, "resnet50": 4.089, "resnet152": 11.514, "densenet121": 2.834}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_OPS))
+def test_multiply_adds_match_torchvisions_published_ops(name):
+    s = jaxcnn.summary(name, (224, 224, 3))
+    assert round(s.total_macs / 1e9, 3) == TORCHVISION_OPS[name], s.total_macs
+
+
 class Direct5x5(nn.Module):
     @nn.compact
     def __call__(self, x):
