@@ -2,11 +2,13 @@
 
 A variant is a callable `run(n)` that performs n steps and returns only when
 they are done (JAX variants block on their last output). Each round runs every
-variant once, `reps` steps, in a rotating order that is reversed every other
-round, so that drifts of the machine's load, and whatever one variant leaves
-behind for the next (caches, spinning threads), hit every variant alike: each
-variant is first equally often and, for up to three variants, directly follows
-each other variant equally often within rounds.
+variant once, `reps` steps, in the rows of a Williams design (a Latin square
+balanced for what runs just before), each row followed by its reverse, so that
+drifts of the machine's load, and whatever one variant leaves behind for the
+next (caches, spinning threads), hit every variant alike: over every 2n rounds
+of n variants each variant is first twice and directly follows each other
+variant twice, and after every even number of rounds all variants have the
+same mean place in the order.
 """
 
 from __future__ import annotations
@@ -78,12 +80,25 @@ def calibrate(variants, target_s: float, max_reps: int = 50) -> int:
     return int(min(max_reps, max(1, math.ceil(target_s / max(slowest, 1e-9)))))
 
 
+def williams_row(n: int, k: int) -> list:
+    """Row k of the Williams square on 0..n-1: the first row 0, 1, n-1, 2, n-2, ..., each later row that row
+    plus k (mod n). For even n the n rows put every ordered pair side by side once; for odd n the rows and
+    their reverses do it twice (Williams 1949)."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    return [(i + k) % n for i in first]
+
+
 def round_order(items, r: int) -> list:
-    """The order of round r: rotated by r // 2, reversed when r is odd (with 3 variants,
-    six rounds run all six permutations)."""
+    """The order of round r: row r // 2 of the Williams square, reversed when r is odd (with 3 variants, six
+    rounds run all six permutations)."""
     items = list(items)
-    k = (r // 2) % len(items)
-    order = items[k:] + items[:k]
+    order = [items[i] for i in williams_row(len(items), (r // 2) % len(items))] if items else []
     return order[::-1] if r % 2 else order
 
 

@@ -24,19 +24,25 @@ def test_xla_flags_refused_once_jax_is_imported():
         cli.apply_xla_flags("--xla_cpu_multi_thread_eigen=false")
 
 
-@pytest.mark.parametrize("n", [2, 3, 4])
-def test_round_order_balances_first_place_and_predecessors(n):
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 12])
+def test_round_order_balances_first_place_predecessors_and_mean_place(n):
     items = list(range(n))
     rounds = [round_order(items, r) for r in range(2 * n)]
     assert all(sorted(o) == items for o in rounds)
     firsts = [o[0] for o in rounds]
     assert all(firsts.count(i) == 2 for i in items)  # each variant leads 2 of 2n rounds
-    # Within rounds every variant directly follows every other equally often (n <= 3: the 2n rounds
-    # are all n! orders twice over for n = 2, once for n = 3).
+    # Within rounds every variant directly follows every other variant exactly twice in 2n rounds: n(n-1)
+    # ordered pairs, 2n rounds of n-1 neighbours each.
     pairs = [(a, b) for o in rounds for a, b in zip(o, o[1:])]
-    counts = {p: pairs.count(p) for p in itertools.permutations(items, 2)}
-    if n <= 3:
-        assert len(set(counts.values())) == 1, counts
+    assert len(pairs) == 2 * n * (n - 1)
+    assert all(pairs.count(p) == 2 for p in itertools.permutations(items, 2)), pairs
+    # After every pair of rounds (a row and its reverse) every variant has the same total place, n - 1.
+    for r in range(0, 2 * n, 2):
+        assert all(rounds[r].index(i) + rounds[r + 1].index(i) == n - 1 for i in items)
+
+
+def test_three_variants_run_all_six_orders():
+    assert sorted(tuple(round_order("abc", r)) for r in range(6)) == sorted(itertools.permutations("abc"))
 
 
 def _record(section, date, data):
