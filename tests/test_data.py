@@ -63,21 +63,33 @@ def test_synthetic_any_shape_and_deterministic():
 
 
 def test_random_crop_is_a_shifted_window_of_the_padded_image():
-    x = jnp.arange(2 * 4 * 4 * 1, dtype=jnp.float32).reshape(2, 4, 4, 1) + 1
+    n = 64
+    x = jnp.arange(n * 4 * 4 * 1, dtype=jnp.float32).reshape(n, 4, 4, 1) + 1  # every pixel distinct and > 0
     key = jax.random.key(0)
-    y = augment.random_crop(key, x, 2)
-    np.testing.assert_array_equal(y, augment.random_crop(key, x, 2))  # pure function of the key
+    y = np.asarray(augment.random_crop(key, x, 2))
+    np.testing.assert_array_equal(y, augment.random_crop(key, x, 2))  # a function of the key ...
+    assert not np.array_equal(y, augment.random_crop(jax.random.key(1), x, 2))  # ... that uses it
     padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)))
-    for i in range(2):  # each output is one of the 5x5 windows of its padded image
-        windows = [padded[i, a:a + 4, b:b + 4] for a in range(5) for b in range(5)]
-        assert any(np.array_equal(np.asarray(y[i]), w) for w in windows)
+    offsets = []
+    for i in range(n):  # each output is exactly one of the 5x5 windows of its padded image
+        found = [(a, b) for a in range(5) for b in range(5) if np.array_equal(y[i], padded[i, a:a + 4, b:b + 4])]
+        assert len(found) == 1, (i, found)
+        offsets += found
+    # Uniform over 25 offsets: 64 draws that all land on one offset, or never leave the centre (2, 2), have
+    # probability 25 * 25**-64 and 25**-64; a crop that never shifts fails here.
+    assert len(set(offsets)) > 1 and set(offsets) != {(2, 2)}
 
 
 def test_flip_pad_normalize():
     x = jnp.arange(8 * 2 * 3 * 1, dtype=jnp.float32).reshape(8, 2, 3, 1)
     y = augment.random_flip(jax.random.key(1), x)
-    for i in range(8):
-        assert np.array_equal(y[i], x[i]) or np.array_equal(y[i], x[i, :, ::-1])
+    for i in range(8):  # x's rows are not palindromes, so each image is the original or its mirror, not both
+        assert np.array_equal(y[i], x[i]) != np.array_equal(y[i], x[i, :, ::-1])
+    # Each image flips with probability 1/2, independently: over 8 images x 16 keys, never or always flipping has
+    # probability 2 * 2**-128; a flip that never flips fails here, and so does one that flips a whole batch.
+    per_key = [np.asarray(augment.random_flip(jax.random.key(k), x))[:, 0, 0, 0] != np.asarray(x)[:, 0, 0, 0]
+               for k in range(16)]
+    assert 0 < np.sum(per_key) < 128 and any(0 < row.sum() < 8 for row in per_key)
     assert augment.pad(jnp.zeros((1, 28, 28, 1)), 2).shape == (1, 32, 32, 1)  # LeNet-5's 32x32 input
     np.testing.assert_allclose(augment.normalize(jnp.full((1, 1, 1, 2), 0.5), (0.5, 0.25), (0.5, 0.25)),
                                [[[[0.0, 1.0]]]])
@@ -97,7 +109,10 @@ def test_batch_order_is_a_pure_function_of_seed_and_step():
     n, b = 50, 8  # 6 batches per epoch, 2 examples dropped
     epoch0 = np.concatenate([batch_indices(0, s, n, b) for s in range(6)])
     assert len(set(epoch0.tolist())) == 48  # no repeats within an epoch
-    np.testing.assert_array_equal(batch_indices(0, 7, n, b), batch_indices(0, 7, n, b))
+    epoch1 = np.concatenate([batch_indices(0, s, n, b) for s in range(6, 12)])
+    assert len(set(epoch1.tolist())) == 48 and set(epoch1.tolist()) <= set(range(n))
+    # the same (seed, step) gives the same batch wherever it is asked for: step 7 alone, or within its epoch
+    np.testing.assert_array_equal(batch_indices(0, 7, n, b), epoch1[b:2 * b])
     assert not np.array_equal(batch_indices(0, 6, n, b), batch_indices(0, 0, n, b))  # a new epoch reshuffles
     assert not np.array_equal(batch_indices(1, 0, n, b), batch_indices(0, 0, n, b))
 

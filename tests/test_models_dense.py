@@ -231,9 +231,10 @@ def test_decode_yolo():
     # cell (0,1) is flattened index 1, its boxes are 2 and 3
     np.testing.assert_allclose(out["boxes"][0, 2], [0.675, 0.125, 0.925, 0.375], rtol=1e-5)
     np.testing.assert_allclose(out["scores"][0, 2:4], [0.8 * 0.6, 0.4 * 0.6], rtol=1e-5)
-    # box 3 (score 0.24) lies inside box 2: IoU 0.0256 / 0.0625 = 0.41 < 0.5, so both survive at 0.5 ...
+    # box 3 (score 0.24) is [0.67, 0.17, 0.83, 0.33], box 2 [0.675, 0.125, 0.925, 0.375]: intersection
+    # 0.155 * 0.16 = 0.0248, union 0.0256 + 0.0625 - 0.0248 = 0.0633, IoU 0.392 < 0.5, so both survive at 0.5 ...
     assert bool(out["keep"][0, 2]) and bool(out["keep"][0, 3])
-    # ... and at IoU threshold 0.3 box 3 is suppressed; every other box scores below 0.2
+    # ... and at IoU threshold 0.3 (< 0.392) box 3 is suppressed; every other box scores below 0.2
     keep = detection.decode_yolo(pred, iou_threshold=0.3)["keep"][0]
     np.testing.assert_array_equal(keep, [False, False, True, False, False, False, False, False])
 

@@ -265,9 +265,10 @@ def test_avg_pool_matches_reduce_window(shape, window, stride, padding, count_in
     close(jax.grad(lambda x: jnp.sum(pool(x) * g))(x), xla_pool(jax.grad(lambda x: jnp.sum(pool(x) * g)))(x), 1e-6)
 
 
-def test_pools_route_to_where_each_is_faster():
-    # non-overlapping 2x2/2 max: the reshape/argmax route below 32 maps, the native kernel from 32 on;
-    # average: reduce_window unless the windows overlap
+def test_pools_route_as_the_measured_thresholds_say():
+    # The routing only (which route is faster was measured by python -m benchmarks.pooling; the figures are at
+    # jaxcnn.ops.pooling.NATIVE_MAX_TILES_MIN_CHANNELS): non-overlapping 2x2/2 max, the reshape/argmax route
+    # below 32 maps, the native kernel from 32 on; average, reduce_window unless the windows overlap
     small, wide = rand((2, 8, 8, 6), 0), rand((2, 8, 8, 32), 1)
     assert calls(lambda x: ops.max_pool(x, 2, 2), small, prefix="jaxcnn_") == 0
     assert calls(lambda x: ops.max_pool(x, 2, 2), wide, prefix="jaxcnn_") == 1

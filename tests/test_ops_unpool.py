@@ -38,6 +38,14 @@ def test_same_padding_never_picks_pad():
     assert pooled.shape == (1, 3, 3, 2)
     np.testing.assert_allclose(pooled, ops.max_pool(x, 2, 2, padding="SAME"))
     assert int(idx.min()) >= 0 and int(idx.max()) < 25
+    # each index is row * 5 + col of the unpadded input (as _ref_argmax), and points at the pooled maximum:
+    # every input is below -1 and SAME's padding counts as -inf, so an index into padding could not match
+    flat = np.asarray(x).reshape(1, 25, 2)
+    picked = np.take_along_axis(flat, np.asarray(idx).reshape(1, 9, 2), axis=1).reshape(1, 3, 3, 2)
+    np.testing.assert_array_equal(picked, pooled)
+    # the last row and column of windows hold one input row/column and padding: they pick inputs 20-24 / 4,9,..
+    assert set(np.asarray(idx)[0, 2, :, :].ravel()) <= set(range(20, 25))
+    assert set(np.asarray(idx)[0, :, 2, :].ravel()) <= {4, 9, 14, 19, 24}
 
 
 def test_unpool_round_trip():

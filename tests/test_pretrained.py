@@ -541,8 +541,6 @@ def test_orbax_checkpoint_of_our_training_loads(tmp_path):
 
 
 def test_convolutionalize_on_imported_weights():
-    if not hasattr(jaxcnn, "convolutionalize"):
-        pytest.skip("jaxcnn.convolutionalize is not in this tree")
     widths, fc = (8, 16, 24, 16, 12), 32
     ref = _randomise(TvAlexNet(widths, fc, num_classes=5), seed=4)
     over = dict(widths=widths, fc_features=(fc, fc), num_classes=5)
