@@ -4,8 +4,9 @@ scripts/bench.py times each benchmarked model three ways (jaxcnn, a plain Flax
 twin, a PyTorch twin); a ratio means something only if the three are one
 network. Checked here: parameter counts (jaxcnn.count_params, torchvision's
 convention) and output shapes for every benchmarked model at its benchmark
-size, built abstractly (jax.eval_shape; torch's meta device), and for the
-small models the Flax twin's outputs on jaxcnn's own variables.
+size, built abstractly (jax.eval_shape; torch's meta device); for the small
+models the Flax twin's outputs on jaxcnn's own variables; and for every model
+but LeNet-5 the PyTorch twin's outputs with jaxcnn's variables copied in.
 """
 
 import jax
@@ -75,7 +76,7 @@ def _model(case):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_flax_twin_same_parameters_and_output(name):
+def test_flax_twin_same_parameter_count_and_output_shape(name):
     case = CASES[name]
     model = _model(case)
     ref_vars, ref_out = _abstract(case, model)
@@ -90,7 +91,7 @@ def test_flax_twin_same_parameters_and_output(name):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_torch_twin_same_parameters_and_output(name):
+def test_torch_twin_same_parameter_count_and_output_shape(name):
     torch = pytest.importorskip("torch")
     from benchmarks.twins_torch import count_params, torch_twin
 
@@ -171,3 +172,78 @@ def test_flax_twin_computes_the_same_function(name, monkeypatch):
     assert jax.tree_util.tree_structure(upd) == jax.tree_util.tree_structure(ref_upd)
     for a, b in zip(jax.tree_util.tree_leaves(upd), jax.tree_util.tree_leaves(ref_upd)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=ulps(b))
+
+
+def _subtree(tree, path):
+    for part in path.split("/"):
+        tree = tree[part]
+    return tree
+
+
+def _load_into_torch(torch, twin, model, variables, shape):
+    """Copy jaxcnn's variables into the torch twin, layer by layer in the order each net calls its layers
+    (jaxcnn's from its summary, the twin's from forward hooks): HWIO -> OIHW kernels, (in, out) -> (out, in)
+    dense kernels, the first dense layer after a flattened map re-ordered from NHWC's (h, w, c) to NCHW's
+    (c, h, w), BatchNorm scale/bias/mean/var -> weight/bias/running_mean/running_var."""
+    paths = [r.name for r in jaxcnn.summary(model, shape).rows if r.params]
+    kinds = (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d)
+    called, hooks = [], [m.register_forward_hook(lambda m, i, o: called.append(m))
+                         for m in twin.modules() if isinstance(m, kinds)]
+    with torch.no_grad():
+        twin(torch.zeros((1, shape[2], shape[0], shape[1])))
+    for h in hooks:
+        h.remove()
+    assert len(called) == len(set(map(id, called))) == len(paths), ([type(m).__name__ for m in called], paths)
+    t = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731  (a writable copy)
+    channels = None
+    with torch.no_grad():
+        for m, path in zip(called, paths):
+            p = _subtree(variables["params"], path)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                assert set(p) == {"scale", "bias"}, path
+                s = _subtree(variables["batch_stats"], path)
+                m.weight.copy_(t(p["scale"])), m.bias.copy_(t(p["bias"]))
+                m.running_mean.copy_(t(s["mean"])), m.running_var.copy_(t(s["var"]))
+                continue
+            k = np.asarray(p["kernel"])
+            if isinstance(m, torch.nn.Conv2d):
+                assert k.ndim == 4, path
+                m.weight.copy_(t(k.transpose(3, 2, 0, 1)))
+                channels = k.shape[-1]
+            else:
+                assert k.ndim == 2, path
+                if channels and k.shape[0] != channels and k.shape[0] % channels == 0:  # after a flatten
+                    side = int(round((k.shape[0] // channels) ** 0.5))
+                    k = k.reshape(side, side, channels, -1).transpose(2, 0, 1, 3).reshape(k.shape)
+                m.weight.copy_(t(k.T))
+                channels = None
+            if m.bias is not None:
+                m.bias.copy_(t(p["bias"]))
+
+
+# The torch twins at their benchmark sizes, except ResNet-50 and DenseNet-BC (global pooling: any size), checked
+# smaller to keep the suite's time.
+TORCH_VALUE_SIZES = {"resnet50": (64, 64, 3), "densenet_bc_100_12": (16, 16, 3)}
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n != "lenet5"])
+def test_torch_twin_computes_the_same_function(name):
+    """Evaluation-mode forward with jaxcnn's own variables copied in: the same logits to float32 rounding over
+    the depth of the net. (LeNet-5's twin, with its partial C3 and RBF output, is checked against the Flax twin
+    above, which shares its layout.)"""
+    torch = pytest.importorskip("torch")
+    from benchmarks.twins_torch import torch_twin
+
+    case = CASES[name]
+    shape = TORCH_VALUE_SIZES.get(name, case.input_shape)
+    model = _model(case)
+    variables = _random_variables(case, model)
+    x = np.asarray(jax.random.normal(jax.random.key(3), (2,) + tuple(shape)))
+    ref = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, jnp.asarray(x)))
+    twin = torch_twin(name, model).eval()
+    _load_into_torch(torch, twin, model, variables, shape)
+    with torch.no_grad():
+        out = twin(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+    # Different kernels summing in different orders: agreement to 1e-4 of the logits' scale; a swapped layer,
+    # a missing ReLU or a pool in the wrong place moves them by far more.
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
