@@ -248,7 +248,8 @@ def test_runner_through_the_engine_writes_the_result(tmp_path):
 def test_killed_ablation_resumes_to_the_same_result(tmp_path):
     cfg = _tiny_config(extras=())
     whole = ablation.run_ablation(cfg, workdirs=str(tmp_path / "whole"), log=lambda s: None)
-    # "killed": stop after two runs have started; the second stops inside its run at its checkpoint
+    # "killed": two runs finish and the ablation stops; then the third (xcorr seed 2) is stopped at step 3 by
+    # hand, inside its run, as a kill would leave it
     assert ablation.run_ablation(cfg, workdirs=str(tmp_path / "pieces"), log=lambda s: None,
                                  stop_after_runs=2)["stopped"]
     from jaxcnn.train import run, build
@@ -753,7 +754,7 @@ def test_full_size_estimate_scales_the_measured_time_by_multiply_adds(tmp_path):
     (row,) = full_size.estimate(str(tmp_path))
     # ResNet-56 on 32x32x3 (16-32-64 maps): 125,485,696 multiply-adds per image, 64k x 128 images per run.
     # Both arms take 1 ms per image per 1M multiply-adds: 1e-3 s x 125.485696 x 8,192,000 images x 3 seeds
-    # = 3,083,934 s per arm, two arms: 1,713.3 h.
+    # = 3,083,936.5 s per arm, two arms: 1,713.3 h.
     assert row["full_macs"] == 125_485_696 and row["full_images"] == 8_192_000 and row["runs"] == 6
     assert row["cpu_hours"] == pytest.approx(2 * 1e-3 * 125.485696 * 8_192_000 * 3 / 3600)
     assert row["ours_images"] == 4000 * 128 and row["ours_hours"] == pytest.approx(1.5)

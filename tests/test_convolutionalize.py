@@ -66,9 +66,13 @@ def test_heat_map_on_larger_input_slides_the_classifier(trained):
 def test_train_flag_passes_through(trained):
     model, variables = trained
     cmodel, cvars = jaxcnn.convolutionalize(model, variables, input_shape=(12, 12, 3))
-    x = jnp.ones((1, 16, 16, 3))
+    x = jax.random.normal(jax.random.key(3), (1, 16, 16, 3))
     y = cmodel.apply(cvars, x, train=True, rngs={"dropout": jax.random.key(0)})
     chex.assert_shape(y, (1, 3, 3, 5))
+    # train=True reaches fc1's Dropout(0.5): the output differs from evaluation's and depends on the key
+    assert not np.allclose(y, cmodel.apply(cvars, x))
+    assert not np.allclose(y, cmodel.apply(cvars, x, train=True, rngs={"dropout": jax.random.key(1)}))
+    np.testing.assert_array_equal(y, cmodel.apply(cvars, x, train=True, rngs={"dropout": jax.random.key(0)}))
 
 
 def test_rejects_model_without_dense_head():

@@ -36,7 +36,8 @@ def test_encode_decode_round_trip():
 
 def _grid_case():
     """One 64x64 image: ground truth [8, 8, 24, 24] class 2; 40 proposals overlapping it at IoU >= 0.5,
-    100 at IoU in [0.1, 0.5), 30 at IoU < 0.1 (never sampled)."""
+    87 at IoU in [0.1, 0.5) (a shift d gives IoU (16 - d) / (16 + d): of 100 shifts from 6.5 to 14, those up to
+    d = 13.09), 30 at IoU 0 (never sampled)."""
     gt = np.array([[8, 8, 24, 24], [0, 0, 0, 0]], np.float32)
     cls = np.array([2, -1], np.int32)
     fg = [[8 + d, 8, 24 + d, 24] for d in np.linspace(0, 5, 40)]           # IoU 1 .. 11/21 = 0.52
@@ -51,13 +52,19 @@ def _grid_case():
 
 def test_roi_sampling_fractions():
     props, gt, cls, n_fg, n_bg = _grid_case()
-    iou = np.asarray(B.box_iou(jnp.asarray(np.concatenate([props, gt[:1]]))[:, None], jnp.asarray(gt[:1])[None]))[:, 0]
+    assert (n_fg, n_bg) == (40, 87)
     for seed in range(5):
         rois, labels, targets, w = jax.jit(B.sample_rois, static_argnames=("num_rois",))(
             jax.random.key(seed), props, gt, cls, num_rois=64)
         assert w.sum() == 64
         assert int((labels > 0).sum()) == 16  # 25% of 64 foreground
         assert set(np.unique(labels).tolist()) == {0, 3}  # class 2 -> label 3; background 0
+        # each sampled RoI's overlap with the truth is in its label's band (Fast R-CNN's thresholds)
+        iou = np.asarray(B.box_iou(jnp.asarray(rois)[:, None], jnp.asarray(gt[:1])[None]))[:, 0]
+        live = np.asarray(w) > 0
+        assert (iou[live & (np.asarray(labels) > 0)] >= 0.5).all()
+        bg = iou[live & (np.asarray(labels) == 0)]
+        assert ((bg >= 0.1) & (bg < 0.5)).all()
         r_iou = np.asarray(B.box_iou(rois, jnp.asarray(gt[0])))
         assert (r_iou[labels > 0] >= 0.5).all()
         assert ((r_iou[labels == 0] >= 0.1) & (r_iou[labels == 0] < 0.5)).all()
@@ -77,7 +84,6 @@ def test_roi_sampling_fractions():
     sparse[:3] = props[:3]
     _, labels, _, w = B.sample_rois(jax.random.key(0), sparse, gt, cls, num_rois=64)
     assert w.sum() == 4 and int((labels > 0).sum()) == 4
-    assert iou.shape[0] == 201
 
 
 def test_fast_rcnn_loss_by_hand():

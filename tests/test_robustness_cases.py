@@ -774,22 +774,25 @@ def test_every_model_refuses_integer_bool_and_complex_images_and_lists():
         jaxcnn.create_model("fashion_cnn_tiny").init(jax.random.key(0), [[1.0]])
 
 
-def test_empty_train_or_eval_split_is_refused(monkeypatch):
+@pytest.mark.parametrize("emptied,message", [
+    ("test", r"split 'test' holds no examples of classes \(0, 1\); nothing could be evaluated"),
+    ("train", r"split 'train' holds no examples; check config.classes, config.train_examples_per_class"),
+])
+def test_empty_train_or_eval_split_is_refused(monkeypatch, emptied, message):
     from jaxcnn.data import datasets
     from jaxcnn.train import setup as train_setup
 
     real = datasets.load
 
-    def only_classes(keep):
+    def only_classes(keep):  # the emptied split keeps only classes 5 and 6, so none of the config's 0 and 1
         def load(name, split, **kw):
             d = real(name, split, **kw)
-            idx = np.flatnonzero(np.isin(d.labels, keep)) if split == "test" else np.arange(len(d))
+            idx = np.flatnonzero(np.isin(d.labels, keep)) if split == emptied else np.arange(len(d))
             return datasets.ArrayDataset(d.images[idx], d.labels[idx], d.num_classes)
         return load
 
     monkeypatch.setattr(datasets, "load", only_classes([5, 6]))
-    with pytest.raises(ValueError, match=r"split 'test' holds no examples of classes \(0, 1\); nothing could be "
-                                         r"evaluated"):
+    with pytest.raises(ValueError, match=message):
         train_setup.load_data(tiny_config(classes=(0, 1)))
 
 
