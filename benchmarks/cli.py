@@ -25,8 +25,8 @@ Flax), parallel (none vs pmap vs mesh on 2 simulated CPU devices), gpu
 skipped on a CPU, where --quick checks it with a ResNet-20).
 
 Every section times its variants in one process, in interleaved rounds (each
-variant once per round, in a balanced order: benchmarks.timing) after a warm-up, and reports the
-median, the spread (min..max) and the ratios. Results go to OUT/RESULTS.md and
+variant once per round, in a balanced order: benchmarks.timing) after a
+warm-up, and reports the median, the spread (min..max) and the ratios. Results go to OUT/RESULTS.md and
 OUT/results.json (OUT: benchmarks/, or benchmarks/quick/ with --quick); a run
 of some sections replaces those sections and keeps the others.
 """

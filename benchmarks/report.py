@@ -72,7 +72,8 @@ def render(results: dict) -> str:
                   "These are not figures.**", ""]
     lines += ["Written by `scripts/bench.py` (see benchmarks/README.md). Every section measures its variants "
               "side by side in one process, in interleaved rounds (each variant once per round, in a balanced "
-              "order: benchmarks.timing) after a warm-up; figures are medians with the spread min..max over rounds.", "",
+              "order: benchmarks.timing) after a warm-up; figures are medians with the spread min..max over "
+              "rounds.", "",
               "## Machine and software", ""] + _env_lines(latest) + [
               "", f"Last run: `{latest['command']}` on {latest['date']} (sections {', '.join(latest['sections'])}; "
                   f"{latest['wall_s']:.0f} s); load average before {latest['load_before']}, after "

@@ -20,7 +20,8 @@ Errors are relative: ||got - want|| / ||want|| (METHOD: float32 far under 1e-3; 
 operands 1e-3 to 1e-2), and NaN never passes. In the CPU suite the float32 comparisons of models would compare
 the CPU with itself, so those are skipped there; the ops' float32 checks take a float64 reference on the CPU
 instead (XLA's own ops: jaxcnn's native kernels and routes are float32 only), and the bfloat16 ones compare
-with the float32 reference within fixed bounds. JAXCNN_GPU_CHECK_SMOKE=1 (scripts/gpu_check.sh --cpu-smoke) keeps two families and a few ops.
+with the float32 reference within fixed bounds. JAXCNN_GPU_CHECK_SMOKE=1 (scripts/gpu_check.sh --cpu-smoke) keeps
+two families and a few ops.
 """
 
 from __future__ import annotations

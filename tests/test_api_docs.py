@@ -38,7 +38,8 @@ def test_every_name_in_the_api_table_exists_and_is_exported(package):
         if package in FOLDERS_OF_MODULES or rest:  # a module of the package, or a name inside one
             obj = importlib.import_module(f"{package}.{head}")
         else:  # a dunder (`__version__`) is public by convention, outside __all__
-            assert head in module.__all__ or head.startswith("__"), f"{package}.{head} is in docs/api.md but not in {package}.__all__"
+            assert head in module.__all__ or head.startswith("__"), (
+                f"{package}.{head} is in docs/api.md but not in {package}.__all__")
             obj = getattr(module, head)
         for part in rest:
             obj = getattr(obj, part)
