@@ -128,3 +128,33 @@ def test_the_old_p_text_path_warns_and_agrees():
     assert p_text(None) == "" and p_text(0.0123) == "0.012" and p_text(0.0004) == "4.0e-04"
     with pytest.warns(DeprecationWarning, match="jaxcnn.ablation.stats.p_text"):
         assert ablation_report.p_text(0.0123) == "0.012"
+
+
+def _workdir(root, model, seed, trained, scored, dirty=False):
+    """A scored detection workdir as run.sh leaves it, with the commits its records name."""
+    import json
+
+    wd = root / "detection" / model / f"seed{seed}"
+    wd.mkdir(parents=True)
+    prov = lambda c: {"git_commit": c, "git_dirty": dirty}  # noqa: E731
+    (wd / "config.json").write_text(json.dumps({"provenance": prov(trained)}))
+    (wd / "eval_test.json").write_text(json.dumps({"eval_map50": 0.5 + seed / 100, "provenance": prov(scored)}))
+    (wd / "metrics.jsonl").write_text("\n".join(json.dumps({"step": s, "train_loss": 1.0 / s, "wall_time_sec": s})
+                                                for s in (1, 2)) + "\n")
+
+
+def test_a_rows_code_version_is_what_its_runs_recorded(report, tmp_path):
+    # The commit that trained and scored the runs, from their own records: not the checkout running the report
+    # (design II's runs were trained on a pinned commit and reported from a later one).
+    for seed in (0, 1, 2):
+        _workdir(tmp_path, "fast_rcnn", seed, "a" * 40, "a" * 40)
+    runs = report.runs_of(str(tmp_path), "detection", "fast_rcnn")
+    assert {r["code_version"] for r in runs.values()} == {"a" * 40}
+    assert report.row_code_version(list(runs.values()), "report-checkout") == "a" * 40
+    # trained on one commit and scored on another; a dirty checkout; no record at all (the fallback)
+    assert report.run_code_version({"provenance": {"git_commit": "b1"}}, {"provenance": {"git_commit": "c2"}}) \
+        == "b1 scored at c2"
+    assert report.run_code_version({"provenance": {"git_commit": "b1", "git_dirty": True}}, {}) == "b1+changes"
+    assert report.run_code_version({}, {}) is None
+    mixed = [{"code_version": "b1"}, {"code_version": "c2"}, {"code_version": None}]
+    assert report.row_code_version(mixed, "d3") == "mixed: b1, c2, d3"

@@ -14,8 +14,9 @@ workdirs, draws the pictures and is the command line).
 
 Segmentation: `miou` is the mean IoU over all 11 classes, background (class 0) included, as the task's
 eval_mean_iou; `miou_foreground` over the 10 garment classes, without background, both from the per-class IoUs
-stored for every run. Each row records `code_version`, the commit of the code that trained and scored it (the
-checkout that ran this report, for runs scored here; kept from results.json for carried rows). Two rows of
+stored for every run. Each row records `code_version`, the commit of the code that trained and scored it, as its
+runs recorded it (config.json and eval_test.json provenance; the checkout that runs this report only for runs
+that recorded none; kept from results.json for carried rows). Two rows of
 different code versions are not compared: the comparison is listed as "not compared" and left out of the family.
 
 A model with no workdir under --runs keeps the per-seed numbers (and the loss curve, where recorded) of the

@@ -10,8 +10,9 @@ jaxcnn.ablation.rescore scores these claims in one family with every committed a
 
 Segmentation: `miou` is the mean IoU over all 11 classes, background (class 0) included, as the task's
 eval_mean_iou; `miou_foreground` over the 10 garment classes, without background, both from the per-class IoUs
-stored for every run. Two rows of different code versions (`code_version`) are not compared: the comparison is
-listed as "not compared" and left out of the family.
+stored for every run. A row's `code_version` is the commit its runs recorded as trained and scored by (their
+config.json and eval_test.json provenance); two rows of different code versions are not compared: the
+comparison is listed as "not compared" and left out of the family.
 """
 
 from __future__ import annotations
@@ -40,6 +41,28 @@ SEG_CLAIMS = [("fcn16s", "fcn32s", "eval_mean_iou"), ("fcn8s", "fcn16s", "eval_m
               ("fcn8s", "fcn32s", "eval_mean_iou"), ("segnet", "fcn8s", "eval_mean_iou")]
 
 
+def run_code_version(config_record, eval_record):
+    """The code of one run: the commit that trained it (its config.json's provenance) and, when another
+    commit scored it (eval_test.json's), "TRAIN scored at EVAL"; "+changes" after a commit whose checkout had
+    uncommitted changes. None when neither record names a commit."""
+    commits = []
+    for rec in (config_record, eval_record):
+        p = (rec or {}).get("provenance") or {}
+        if p.get("git_commit"):
+            commits.append(p["git_commit"] + ("+changes" if p.get("git_dirty") else ""))
+    if not commits:
+        return None
+    return commits[0] if len(set(commits)) == 1 else f"{commits[0]} scored at {commits[1]}"
+
+
+def row_code_version(runs, fallback):
+    """A row's code version from its runs' own records: the one they share; "mixed: A, B" when its seeds ran on
+    different code (such a row compares with no row but its equal); `fallback` (the checkout scoring them) for
+    runs that recorded none."""
+    versions = sorted({r.get("code_version") or fallback for r in runs})
+    return versions[0] if len(versions) == 1 else "mixed: " + ", ".join(versions)
+
+
 def runs_of(root, group, name):
     out = {}
     for wd in sorted(glob.glob(os.path.join(root, group, name, "seed*"))):
@@ -56,6 +79,7 @@ def runs_of(root, group, name):
         r["train_steps"] = max(x["step"] for x in recs)
         with open(os.path.join(wd, "config.json")) as f:
             r["config_record"] = json.load(f)
+        r["code_version"] = run_code_version(r["config_record"], r)
         r["seed"] = int(re.sub(r"\D", "", os.path.basename(wd)))
         r["wd"] = wd
         out[r["seed"]] = r
@@ -142,7 +166,8 @@ def foreground_miou(iou_per_class) -> float:
 
 
 def build_table(det, seg, carried, version):
-    """results.json's table from the runs (fresh and carried) of every model."""
+    """results.json's table from the runs (fresh and carried) of every model. version: the code version of
+    fresh runs that recorded none (the checkout scoring them); carried rows keep theirs."""
     table = {"detection": {}, "segmentation": {}}
     for m, _ in DETECTORS:
         rs = list(det[m].values())
@@ -155,7 +180,7 @@ def build_table(det, seg, carried, version):
             "seeds": sorted(det[m]), "train_minutes": [r["train_wall_seconds"] / 60 for r in rs],
             "steps": rs[0]["train_steps"], "ap50_per_class": [r["eval_ap50_per_class"] for r in rs],
             "curve": mean_curve(rs), "carried": m in carried,
-            "code_version": rs[0].get("code_version") if m in carried else version}
+            "code_version": rs[0].get("code_version") if m in carried else row_code_version(rs, version)}
     for m, _ in SEGMENTERS:
         rs = list(seg[m].values())
         if not rs:
@@ -168,7 +193,8 @@ def build_table(det, seg, carried, version):
             "seconds_per_image": [r["seconds_per_image"] for r in rs], "seeds": sorted(seg[m]),
             "train_minutes": [r["train_wall_seconds"] / 60 for r in rs], "steps": rs[0]["train_steps"],
             "iou_per_class": [r["eval_iou_per_class"] for r in rs], "curve": mean_curve(rs),
-            "carried": m in carried, "code_version": rs[0].get("code_version") if m in carried else version}
+            "carried": m in carried,
+            "code_version": rs[0].get("code_version") if m in carried else row_code_version(rs, version)}
     return table
 
 
@@ -195,7 +221,13 @@ def render(results) -> str:
     """The Markdown tables of results.json's content: detection, segmentation (mIoU with and without
     background), the paired comparisons (p, p_holm, both verdicts), hardware and the marks."""
     table, cl = results["table"], results["claims"]
-    short = lambda v: (v or "?")[:7] + ("+" if v and v.endswith("+changes") else "")  # noqa: E731
+    def short(v):  # a commit as 7 characters, "+" for uncommitted changes; "A (scored B)"; a mixed row as it is
+        if not v or v.startswith("mixed"):
+            return v or "?"
+        one = lambda c: c[:7] + ("+" if c.endswith("+changes") else "")  # noqa: E731
+        trained, _, scored = v.partition(" scored at ")
+        return one(trained) + (f" (scored {one(scored)})" if scored else "")
+
     mark = lambda row: " †" if row.get("carried") else ""  # noqa: E731
     test_ms = lambda row: f"{np.median(row['seconds_per_image']) * 1000:.1f} ms"  # noqa: E731
 
