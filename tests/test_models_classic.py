@@ -223,6 +223,37 @@ def test_vgg16_intermediate_shapes_and_names():
     assert shapes["conv1_1"] == (224, 224, 64) and shapes["fc6"] == (4096,) and shapes["fc8"] == (1000,)
 
 
+# VGG-16 (Simonyan & Zisserman 2015, Table 1 config D) layer by layer, as seed 001's table walks it. The notes
+# slip in four places the library does not follow (docs/fidelity.md, "The seed notes' slips"): conv4_3 and conv5_1
+# take 512 input maps, not 256 (2,359,808 parameters each, not 1,180,160); conv5_3's output is 14x14x512 (only
+# pool5 makes it 7x7); there is no conv4_4; fc8 has 1,000 units, not 10,000.
+VGG16_LAYERS = {
+    "conv1_1": (conv(3, 3, 64), (224, 224, 64)), "conv1_2": (conv(3, 64, 64), (224, 224, 64)),
+    "conv2_1": (conv(3, 64, 128), (112, 112, 128)), "conv2_2": (conv(3, 128, 128), (112, 112, 128)),
+    "conv3_1": (conv(3, 128, 256), (56, 56, 256)), "conv3_2": (conv(3, 256, 256), (56, 56, 256)),
+    "conv3_3": (conv(3, 256, 256), (56, 56, 256)),
+    "conv4_1": (conv(3, 256, 512), (28, 28, 512)), "conv4_2": (conv(3, 512, 512), (28, 28, 512)),
+    "conv4_3": (conv(3, 512, 512), (28, 28, 512)),                    # 2,359,808
+    "conv5_1": (conv(3, 512, 512), (14, 14, 512)),                    # 2,359,808
+    "conv5_2": (conv(3, 512, 512), (14, 14, 512)), "conv5_3": (conv(3, 512, 512), (14, 14, 512)),
+    "fc6": (dense(7 * 7 * 512, 4096), (4096,)),                       # 102,764,544: the "7x7x512 kernel" of fc1
+    "fc7": (dense(4096, 4096), (4096,)), "fc8": (dense(4096, 1000), (1000,)),   # 16,781,312 and 4,097,000
+}
+
+
+def test_vgg16_layer_by_layer():
+    assert conv(3, 512, 512) == 2_359_808 and conv(3, 256, 512) == 1_180_160 and conv(3, 256, 256) == 590_080
+    assert dense(7 * 7 * 512, 4096) == 102_764_544 and dense(4096, 1000) == 4_097_000
+    assert sum(p for p, _ in VGG16_LAYERS.values()) == VGG_PUBLISHED["vgg16"]
+    s = jaxcnn.summary("vgg16")
+    got = {r.name: (r.params, r.output_shape) for r in s.rows if r.params}
+    assert got == VGG16_LAYERS
+    # dropout after fc6 and fc7 (the paper, sec. 3.1: "the first two fully-connected layers"), not fc7 alone
+    names = [r.name for r in s.rows]
+    assert [n for n in names[names.index("fc6"):] if n.startswith(("fc", "drop"))] == [
+        "fc6", "drop6", "fc7", "drop7", "fc8"]
+
+
 def test_vgg_large_kernel_plan():
     # Each stack of n 3x3 convolutions sees (2n+1)x(2n+1) (section 2.3): the "large" plan uses one
     # such convolution per stage, same maps and shapes, more parameters (vgg16: 5,5,7,7,7).

@@ -173,7 +173,12 @@ def test_lenet_output_sizes():
 
 
 def test_alexnet_output_sizes():
-    # Seed 001 / Krizhevsky et al. 2012 with the 227 input: (227-11)/4+1 = 55, (55-3)/2+1 = 27,
+    # Seed 001 (and the paper's sec. 3.5) say 224x224 in and 55x55 out of conv1 (11x11, stride 4, no padding), but
+    # (224 - 11) / 4 + 1 = 54.25 floors to 54: the 55 needs a 227 input (Caffe's, the library's `alexnet`) or 2
+    # pixels of padding at 224 (torchvision's, `alexnet_owt`): (224 + 4 - 11) / 4 + 1 = 55.25 -> 55.
+    assert ops.conv_output_size(224, 11, 4) == 54
+    assert ops.conv_output_size(224, 11, 4, 2) == 55
+    # Krizhevsky et al. 2012 with the 227 input: (227-11)/4+1 = 55, (55-3)/2+1 = 27,
     # conv2 5x5 pad 2 keeps 27, (27-3)/2+1 = 13, conv3-5 3x3 pad 1 keep 13, (13-3)/2+1 = 6.
     h = ops.conv_output_size(227, 11, 4)
     assert h == 55
@@ -223,6 +228,21 @@ def test_receptive_field_matches_gradient_support():
     g = jax.grad(lambda x: stack(x)[0, out.shape[1] // 2, out.shape[2] // 2, 0])(x)
     rows = np.nonzero(np.asarray(g[0, :, :, 0]).any(axis=1))[0]
     assert rows.max() - rows.min() + 1 == ops.receptive_field(layers) == 1 + 2 + 1 * 1 + 2 * 2
+
+
+def test_each_output_sees_the_window_of_gerons_formula():
+    # Seed 000 (Geron, ch. 14): the output at row i, column j of a conv with an fh x fw kernel and strides sh, sw
+    # (no padding) is connected to rows i*sh .. i*sh + fh - 1 and columns j*sw .. j*sw + fw - 1 of its input.
+    # Checked by the gradient's support, off the centre and with every size different (the notes swap i and j).
+    fh, fw, sh, sw = 3, 2, 2, 3
+    x = jnp.ones((1, 11, 13, 1))
+    conv = lambda x: ops.cross_correlate(x, jnp.ones((fh, fw, 1, 1)), stride=(sh, sw))  # noqa: E731
+    assert conv(x).shape == (1, (11 - fh) // sh + 1, (13 - fw) // sw + 1, 1) == (1, 5, 4, 1)
+    for i, j in [(1, 3), (4, 0), (2, 2)]:
+        g = np.asarray(jax.grad(lambda x: conv(x)[0, i, j, 0])(x))[0, :, :, 0]
+        rows, cols = np.nonzero(g.any(axis=1))[0], np.nonzero(g.any(axis=0))[0]
+        assert (rows.min(), rows.max()) == (i * sh, i * sh + fh - 1)
+        assert (cols.min(), cols.max()) == (j * sw, j * sw + fw - 1)
 
 
 def test_conv_macs_of_googlenet_example():

@@ -4,6 +4,7 @@ import flax.linen as nn
 import pytest
 
 import jaxcnn
+from jaxcnn import ops
 from jaxcnn.layers import Conv
 
 
@@ -77,6 +78,47 @@ def test_one_by_one_reduction_arithmetic_of_seed_001():
     assert reduced.total_macs == 5_268_480
     assert round(direct.total_macs / 1e6, 1) == 112.9 and round(reduced.total_macs / 1e6, 1) == 5.3
     assert direct.rows[0].output_shape == reduced.rows[-1].output_shape == (14, 14, 48)
+
+
+class Conv3x3(nn.Module):
+    filters: int
+
+    @nn.compact
+    def __call__(self, x):
+        return Conv(self.filters, 3, padding="SAME", name="conv")(x)
+
+
+class Reduced3x3(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return Conv(32, 3, padding="SAME", name="conv3x3")(Conv(5, 1, name="reduce1x1")(x))
+
+
+def _weights(s):
+    """Parameters less biases: the seed notes count kernels only (a bias per output map is in `params`)."""
+    return s.trainable_params - sum(r.output_shape[-1] for r in s.rows if r.params)
+
+
+def test_worked_parameter_examples_of_the_seed_notes():
+    # Seed 000, the Inception bottleneck: a 3x3 convolution from 16 to 32 maps has (3*3*16)*32 = 4,608 weights;
+    # through 5 maps of 1x1 first, (1*1*16*5) + (3*3*5*32) = 80 + 1,440 = 1,520. With biases, 4,640 and 1,557.
+    direct, reduced = jaxcnn.summary(Conv3x3(32), (8, 8, 16)), jaxcnn.summary(Reduced3x3(), (8, 8, 16))
+    assert (_weights(direct), _weights(reduced)) == (3 * 3 * 16 * 32, 1 * 1 * 16 * 5 + 3 * 3 * 5 * 32) == (4_608, 1_520)
+    assert (direct.trainable_params, reduced.trainable_params) == (4_640, 1_557)
+    # Seed 003: a 3x3 convolution from 128 to 64 maps, 3*3*128*64 = 73,728 weights (73,792 with biases).
+    s = jaxcnn.summary(Conv3x3(64), (8, 8, 128))
+    assert (_weights(s), s.trainable_params) == (73_728, 73_792)
+    # Seed 000's question: Keras' Conv2D(32, 3, padding="same") has (3*3*C + 1) * 32 parameters, 896 on RGB and 320
+    # on grey, and keeps the image's height and width ("same", stride 1).
+    rgb, grey = jaxcnn.summary(Conv3x3(32), (28, 28, 3)), jaxcnn.summary(Conv3x3(32), (28, 28, 1))
+    assert (rgb.trainable_params, grey.trainable_params) == ((27 + 1) * 32, (9 + 1) * 32) == (896, 320)
+    assert rgb.rows[0].output_shape == (28, 28, 32)
+    # Seed 001 (GoogLeNet's global average pooling): a fully connected head as 1,024 kernels of 7x7x1024 would
+    # need 7*7*1024*1024 = 51,380,224 weights (about 51.4M; the notes round it to 51.3M), GAP none.
+    assert ops.conv_macs(1, 7, 1024, 1024) == 7 * 7 * 1024 * 1024 == 51_380_224
+    g = jaxcnn.summary("googlenet")
+    gap = next(r for r in g.rows if r.layer_type == "GlobalAvgPool")
+    assert gap.params == 0 and gap.output_shape == (1024,) and g.row("fc").params == 1024 * 1000 + 1000
 
 
 def test_non_trainable_counts_batch_stats_and_constants():
