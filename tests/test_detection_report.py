@@ -158,3 +158,41 @@ def test_a_rows_code_version_is_what_its_runs_recorded(report, tmp_path):
     assert report.run_code_version({}, {}) is None
     mixed = [{"code_version": "b1"}, {"code_version": "c2"}, {"code_version": None}]
     assert report.row_code_version(mixed, "d3") == "mixed: b1, c2, d3"
+
+
+def test_before_and_after_shows_only_the_rerun_models(report, tmp_path):
+    import json
+
+    def row(map50, code, steps):
+        return {"map50": map50, "map": [0.2] * 3, "seconds_per_image": [0.001] * 3, "passes": 1.0, "seeds": [0, 1, 2],
+                "train_minutes": [1.0] * 3, "steps": steps, "code_version": code}
+
+    ious = [0.7] + [0.1] * 10  # with background (0.7 + 1.0) / 11 = 0.155, without it 0.1
+    seg = {"mean_iou": [1.7 / 11] * 3, "iou_per_class": [ious] * 3, "seeds": [0, 1, 2], "steps": 8000,
+           "pixel_accuracy": [0.9] * 3, "seconds_per_image": [0.001] * 3, "train_minutes": [1.0] * 3,
+           "code_version": "1111111aaaa"}  # as design I's record stores it: no miou fields yet
+    before = {"table": {"detection": {"fast_rcnn": row([0.50, 0.52, 0.54], "1111111aaaa", 12000),
+                                      "rcnn": row([0.6] * 3, "1111111aaaa", 12000)},
+                        "segmentation": {"fcn8s": dict(seg)}}}
+    # nothing rerun yet: every row of "after" is design I's own -> no table
+    assert report.render_before_after(json.loads(json.dumps(before)), before) == ""
+    after = {"table": {"detection": {"fast_rcnn": row([0.47, 0.48, 0.49], "2222222bbbb", 24000),
+                                     "rcnn": row([0.6] * 3, "1111111aaaa", 12000)},
+                       "segmentation": {"fcn8s": dict(seg, code_version="2222222bbbb", miou=[0.2] * 3,
+                                                      miou_foreground=[0.15] * 3)}}}
+    text = report.render_before_after(json.loads(json.dumps(before)), after)
+    # fast_rcnn: 0.52 ± 0.02 (sd of 0.50/0.52/0.54) before, 0.48 ± 0.01 after; rcnn (not rerun) left out
+    assert "| Fast R-CNN | 0.520 ± 0.020 → 0.480 ± 0.010 | 0.200 ± 0.000 → 0.200 ± 0.000 | 3 → 3 | 12000 → 24000 | "\
+           "1111111 → 2222222 |" in text
+    assert "| R-CNN |" not in text
+    assert "| FCN-8s | 0.155 ± 0.000 → 0.200 ± 0.000 | 0.100 ± 0.000 → 0.150 ± 0.000 |" in text
+    assert "no difference here is a claim" in text
+    # write_outputs appends it when design I's record sits in the folder, and only then
+    (tmp_path / "README.md").write_text(f"{report.MARKERS[0]}\n{report.MARKERS[1]}\n")
+    results = {"table": after["table"], "claims": []}
+    report.write_outputs(results, str(tmp_path))
+    assert "Before and after" not in (tmp_path / "results.md").read_text()
+    (tmp_path / report.BEFORE).write_text(json.dumps(before))
+    report.write_outputs(results, str(tmp_path))
+    assert "### Before and after" in (tmp_path / "README.md").read_text()
+    assert "| Fast R-CNN | 0.520 ± 0.020 → 0.480 ± 0.010 |" in (tmp_path / "results.md").read_text()

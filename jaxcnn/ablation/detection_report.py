@@ -217,17 +217,20 @@ def score_claims(table):
             + claims(runs("segmentation", "mean_iou", "eval_mean_iou"), SEG_CLAIMS, versions))
 
 
+def short(v) -> str:
+    """A code version for a table: a commit as 7 characters, "+" for uncommitted changes; "A (scored B)"; a
+    mixed row as it is."""
+    if not v or v.startswith("mixed"):
+        return v or "?"
+    one = lambda c: c[:7] + ("+" if c.endswith("+changes") else "")  # noqa: E731
+    trained, _, scored = v.partition(" scored at ")
+    return one(trained) + (f" (scored {one(scored)})" if scored else "")
+
+
 def render(results) -> str:
     """The Markdown tables of results.json's content: detection, segmentation (mIoU with and without
     background), the paired comparisons (p, p_holm, both verdicts), hardware and the marks."""
     table, cl = results["table"], results["claims"]
-    def short(v):  # a commit as 7 characters, "+" for uncommitted changes; "A (scored B)"; a mixed row as it is
-        if not v or v.startswith("mixed"):
-            return v or "?"
-        one = lambda c: c[:7] + ("+" if c.endswith("+changes") else "")  # noqa: E731
-        trained, _, scored = v.partition(" scored at ")
-        return one(trained) + (f" (scored {one(scored)})" if scored else "")
-
     mark = lambda row: " †" if row.get("carried") else ""  # noqa: E731
     test_ms = lambda row: f"{np.median(row['seconds_per_image']) * 1000:.1f} ms"  # noqa: E731
 
@@ -276,10 +279,50 @@ def render(results) -> str:
     return "\n".join(lines)
 
 
+BEFORE = "results_design1.json"  # design I's record (the papers' recipes not yet followed), outside the family
+BEFORE_METRICS = {"detection": [("map50", "mAP@0.5"), ("map", "mAP@[.5:.95]")],
+                  "segmentation": [("miou", "mIoU (11 classes)"), ("miou_foreground", "mIoU (10 garments)")]}
+
+
+def render_before_after(before, after) -> str:
+    """Design I ("before") beside design II ("after") for every model rerun since: mean ± sd over seeds of each
+    headline metric and the code version of each. Not a claim: the two differ in recipe and in code, so the
+    rows are shown side by side and never paired. "" while no model has been rerun (every row of `after`
+    trained by the code of its `before` row)."""
+    lines = []
+    for group, metrics in BEFORE_METRICS.items():
+        names = DETECTORS if group == "detection" else SEGMENTERS
+        rows = []
+        for m, label in names:
+            b, a = before["table"].get(group, {}).get(m), after["table"].get(group, {}).get(m)
+            if not b or not a or a.get("code_version") == b.get("code_version"):
+                continue
+            if group == "segmentation":
+                refresh_table({"segmentation": {m: b}})
+            cells = [f"{fmt(b[k]) if k in b else 'n/a'} → {fmt(a[k]) if k in a else 'n/a'}" for k, _ in metrics]
+            rows.append(f"| {label} | {' | '.join(cells)} | {len(b['seeds'])} → {len(a['seeds'])} | "
+                        f"{b['steps']} → {a['steps']} | {short(b.get('code_version'))} → {short(a.get('code_version'))} |")
+        if rows:
+            lines += [f"| {group} model | " + " | ".join(f"{t}, before → after" for _, t in metrics)
+                      + " | seeds | steps | code |", "|---" * (len(metrics) + 4) + "|"] + rows + [""]
+    if not lines:
+        return ""
+    return "\n".join(["## Before and after: design I's recipes → design II's (the papers')", "",
+                      "Each model's mean ± sd over its seeds, design I (" + BEFORE + ", results_design1.md) beside "
+                      "design II (the tables above). Not compared: the designs differ in recipe and in code, so "
+                      "no difference here is a claim.", ""] + lines[:-1])
+
+
 def write_outputs(results, detection_dir: str) -> None:
     """results.json, results.md and README.md's results block under `detection_dir` from `results` (table,
-    claims, loads, hardware)."""
+    claims, loads, hardware); with design I's record (results_design1.json) in the folder, the before/after
+    table of the models rerun since (render_before_after)."""
     text = render(results)
+    if os.path.exists(os.path.join(detection_dir, BEFORE)):
+        with open(os.path.join(detection_dir, BEFORE)) as f:
+            extra = render_before_after(json.load(f), results)
+        if extra:
+            text += "\n\n" + extra
     write_atomic(os.path.join(detection_dir, "results.md"), text + "\n")
     replace_block(os.path.join(detection_dir, "README.md"), MARKERS,
                   text.replace("\n## ", "\n### ").replace("## ", "### ", 1))
