@@ -164,8 +164,8 @@ def test_before_and_after_shows_only_the_rerun_models(report, tmp_path):
     import json
 
     def row(map50, code, steps):
-        return {"map50": map50, "map": [0.2] * 3, "seconds_per_image": [0.001] * 3, "passes": 1.0, "seeds": [0, 1, 2],
-                "train_minutes": [1.0] * 3, "steps": steps, "code_version": code}
+        return {"map50": map50, "map": [0.2] * 3, "seconds_per_image": [0.001] * 3, "passes": 1.0,
+                "seeds": [0, 1, 2], "train_minutes": [1.0] * 3, "steps": steps, "code_version": code}
 
     ious = [0.7] + [0.1] * 10  # with background (0.7 + 1.0) / 11 = 0.155, without it 0.1
     seg = {"mean_iou": [1.7 / 11] * 3, "iou_per_class": [ious] * 3, "seeds": [0, 1, 2], "steps": 8000,

@@ -300,8 +300,9 @@ def render_before_after(before, after) -> str:
             if group == "segmentation":
                 refresh_table({"segmentation": {m: b}})
             cells = [f"{fmt(b[k]) if k in b else 'n/a'} → {fmt(a[k]) if k in a else 'n/a'}" for k, _ in metrics]
+            code = f"{short(b.get('code_version'))} → {short(a.get('code_version'))}"
             rows.append(f"| {label} | {' | '.join(cells)} | {len(b['seeds'])} → {len(a['seeds'])} | "
-                        f"{b['steps']} → {a['steps']} | {short(b.get('code_version'))} → {short(a.get('code_version'))} |")
+                        f"{b['steps']} → {a['steps']} | {code} |")
         if rows:
             lines += [f"| {group} model | " + " | ".join(f"{t}, before → after" for _, t in metrics)
                       + " | seeds | steps | code |", "|---" * (len(metrics) + 4) + "|"] + rows + [""]
