@@ -54,44 +54,39 @@ def test_multiply_adds_match_torchvisions_published_ops(name):
     assert round(s.total_macs / 1e9, 3) == TORCHVISION_OPS[name], s.total_macs
 
 
-class Direct5x5(nn.Module):
+class Direct(nn.Module):
+    """One k x k convolution to `filters` maps (size kept)."""
+    filters: int
+    kernel: int
+
     @nn.compact
     def __call__(self, x):
-        return Conv(48, 5, padding="SAME", name="conv5x5")(x)
+        return Conv(self.filters, self.kernel, padding="SAME", name=f"conv{self.kernel}x{self.kernel}")(x)
 
 
-class Reduced5x5(nn.Module):
+class Reduced(nn.Module):
+    """The same convolution behind a 1x1 reduction to `reduce_to` maps (GoogLeNet's bottleneck)."""
+    reduce_to: int
+    filters: int
+    kernel: int
+
     @nn.compact
     def __call__(self, x):
-        x = Conv(16, 1, name="reduce1x1")(x)
-        return Conv(48, 5, padding="SAME", name="conv5x5")(x)
+        x = Conv(self.reduce_to, 1, name="reduce1x1")(x)
+        return Conv(self.filters, self.kernel, padding="SAME", name=f"conv{self.kernel}x{self.kernel}")(x)
 
 
 def test_one_by_one_reduction_arithmetic_of_seed_001():
     # Seed 001 (GoogLeNet's 1x1 convolutions): 14x14x480 to 48 maps of 5x5 costs
     # 14*14*48 * 5*5*480 = 112,896,000 ~ 112.9M multiply-adds; reducing to 16 channels first costs
     # 14*14*16 * 480 + 14*14*48 * 5*5*16 = 1,505,280 + 3,763,200 = 5,268,480 ~ 5.3M.
-    direct = jaxcnn.summary(Direct5x5(), input_shape=(14, 14, 480))
-    reduced = jaxcnn.summary(Reduced5x5(), input_shape=(14, 14, 480))
+    direct = jaxcnn.summary(Direct(48, 5), input_shape=(14, 14, 480))
+    reduced = jaxcnn.summary(Reduced(16, 48, 5), input_shape=(14, 14, 480))
     assert direct.total_macs == 14 * 14 * 48 * 5 * 5 * 480 == 112_896_000
     assert [r.macs for r in reduced.rows] == [1_505_280, 3_763_200]
     assert reduced.total_macs == 5_268_480
     assert round(direct.total_macs / 1e6, 1) == 112.9 and round(reduced.total_macs / 1e6, 1) == 5.3
     assert direct.rows[0].output_shape == reduced.rows[-1].output_shape == (14, 14, 48)
-
-
-class Conv3x3(nn.Module):
-    filters: int
-
-    @nn.compact
-    def __call__(self, x):
-        return Conv(self.filters, 3, padding="SAME", name="conv")(x)
-
-
-class Reduced3x3(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        return Conv(32, 3, padding="SAME", name="conv3x3")(Conv(5, 1, name="reduce1x1")(x))
 
 
 def _weights(s):
@@ -102,15 +97,15 @@ def _weights(s):
 def test_worked_parameter_examples_of_the_seed_notes():
     # Seed 000, the Inception bottleneck: a 3x3 convolution from 16 to 32 maps has (3*3*16)*32 = 4,608 weights;
     # through 5 maps of 1x1 first, (1*1*16*5) + (3*3*5*32) = 80 + 1,440 = 1,520. With biases, 4,640 and 1,557.
-    direct, reduced = jaxcnn.summary(Conv3x3(32), (8, 8, 16)), jaxcnn.summary(Reduced3x3(), (8, 8, 16))
+    direct, reduced = jaxcnn.summary(Direct(32, 3), (8, 8, 16)), jaxcnn.summary(Reduced(5, 32, 3), (8, 8, 16))
     assert (_weights(direct), _weights(reduced)) == (3 * 3 * 16 * 32, 1 * 1 * 16 * 5 + 3 * 3 * 5 * 32) == (4_608, 1_520)
     assert (direct.trainable_params, reduced.trainable_params) == (4_640, 1_557)
     # Seed 003: a 3x3 convolution from 128 to 64 maps, 3*3*128*64 = 73,728 weights (73,792 with biases).
-    s = jaxcnn.summary(Conv3x3(64), (8, 8, 128))
+    s = jaxcnn.summary(Direct(64, 3), (8, 8, 128))
     assert (_weights(s), s.trainable_params) == (73_728, 73_792)
     # Seed 000's question: Keras' Conv2D(32, 3, padding="same") has (3*3*C + 1) * 32 parameters, 896 on RGB and 320
     # on grey, and keeps the image's height and width ("same", stride 1).
-    rgb, grey = jaxcnn.summary(Conv3x3(32), (28, 28, 3)), jaxcnn.summary(Conv3x3(32), (28, 28, 1))
+    rgb, grey = jaxcnn.summary(Direct(32, 3), (28, 28, 3)), jaxcnn.summary(Direct(32, 3), (28, 28, 1))
     assert (rgb.trainable_params, grey.trainable_params) == ((27 + 1) * 32, (9 + 1) * 32) == (896, 320)
     assert rgb.rows[0].output_shape == (28, 28, 32)
     # Seed 001 (GoogLeNet's global average pooling): a fully connected head as 1,024 kernels of 7x7x1024 would
@@ -139,7 +134,7 @@ def test_input_shape_override_and_refusals():
     s = jaxcnn.summary("keras_cifar_cnn", input_shape=(32, 32, 3))
     assert s.input_shape == (32, 32, 3)
     with pytest.raises(ValueError, match="input_shape"):
-        jaxcnn.summary(Direct5x5())
+        jaxcnn.summary(Direct(48, 5))
     with pytest.raises(ValueError, match="Did you mean"):
         jaxcnn.summary("keras_cifar_cn")
     with pytest.raises(ValueError, match=r"\(N, 32, 32, 3\)"):
