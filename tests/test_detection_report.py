@@ -187,6 +187,7 @@ def test_before_and_after_shows_only_the_rerun_models(report, tmp_path):
     assert "| R-CNN |" not in text
     assert "| FCN-8s | 0.155 ± 0.000 → 0.200 ± 0.000 | 0.100 ± 0.000 → 0.150 ± 0.000 |" in text
     assert "no difference here is a claim" in text
+    assert report.render_before_after(before, after) == text and "miou" not in before["table"]["segmentation"]["fcn8s"]
     # write_outputs appends it when design I's record sits in the folder, and only then
     (tmp_path / "README.md").write_text(f"{report.MARKERS[0]}\n{report.MARKERS[1]}\n")
     results = {"table": after["table"], "claims": []}

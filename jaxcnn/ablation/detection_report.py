@@ -298,6 +298,7 @@ def render_before_after(before, after) -> str:
             if not b or not a or a.get("code_version") == b.get("code_version"):
                 continue
             if group == "segmentation":
+                b = dict(b)  # a copy: design I's record stores no miou fields; refresh_table derives them
                 refresh_table({"segmentation": {m: b}})
             cells = [f"{fmt(b[k]) if k in b else 'n/a'} → {fmt(a[k]) if k in a else 'n/a'}" for k, _ in metrics]
             code = f"{short(b.get('code_version'))} → {short(a.get('code_version'))}"
@@ -320,8 +321,7 @@ def write_outputs(results, detection_dir: str) -> None:
     table of the models rerun since (render_before_after)."""
     text = render(results)
     if os.path.exists(os.path.join(detection_dir, BEFORE)):
-        with open(os.path.join(detection_dir, BEFORE)) as f:
-            extra = render_before_after(json.load(f), results)
+        extra = render_before_after(load_results(detection_dir, BEFORE), results)
         if extra:
             text += "\n\n" + extra
     write_atomic(os.path.join(detection_dir, "results.md"), text + "\n")
@@ -330,7 +330,7 @@ def write_outputs(results, detection_dir: str) -> None:
     write_atomic(os.path.join(detection_dir, "results.json"), json.dumps(results, indent=1) + "\n")
 
 
-def load_results(detection_dir: str) -> dict:
-    """detection_dir/results.json."""
-    with open(os.path.join(detection_dir, "results.json")) as f:
+def load_results(detection_dir: str, name: str = "results.json") -> dict:
+    """detection_dir/results.json (or another record of the folder, e.g. design I's BEFORE)."""
+    with open(os.path.join(detection_dir, name)) as f:
         return json.load(f)
