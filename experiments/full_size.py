@@ -38,6 +38,9 @@ FULL = {
                 "Krizhevsky et al. 2012: ImageNet at 227, 90 epochs (the whole training set, not 500 per class)"),
     "relu_tanh": ("keras_cifar_cnn", {}, (32, 32, 3), 35 * 50_000,
                   "Krizhevsky et al. 2012 fig. 1: CIFAR-10 at 32x32x3, the 35 epochs plotted"),
+    "nasnet": ("nasnet_a_cifar", {}, (32, 32, 3), 600 * 50_000,
+               "Zoph et al. 2018, TF-slim's cifar_config: NASNet-A 6 @ 768 with both regularisers on CIFAR-10, "
+               "600 epochs (937,500 steps of 32)"),
 }
 
 
