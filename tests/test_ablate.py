@@ -291,6 +291,15 @@ def test_finished_runs_are_carried_to_a_machine_without_the_workdirs(tmp_path):
             np.testing.assert_array_equal(info["curve"], b["per_seed"][key]["curve"])
         assert [c["difference"] for c in a["claims"]] == [c["difference"] for c in b["claims"]]
 
+    # the same command again where the workdirs are (every run finished before): the records are written again
+    # from the workdirs with the same content, so a record keeps when its run first finished
+    stamped = json.loads(records[("xcorr", 0)].read_text())
+    stamped["written_utc"] = "2000-01-01T00:00:00Z"
+    records[("xcorr", 0)].write_text(json.dumps(stamped, indent=1) + "\n")
+    logged = []
+    again = ablation.run_ablation(cfg, workdirs=str(tmp_path / "machine1"), log=logged.append, carry=str(carry))
+    assert again["trained_runs"] == 0 and sum("(finished before)" in line for line in logged) == 6
+    assert json.loads(records[("xcorr", 0)].read_text())["written_utc"] == "2000-01-01T00:00:00Z"
     # a fresh machine (no workdirs): every run comes from its record, nothing trains and nothing is rewritten
     before = {k: p.read_text() for k, p in records.items()}
     logged = []

@@ -67,7 +67,9 @@ def _result_view(config) -> dict:
 
 def write(folder: str, arm, seed: int, config, model_fields: dict, train_records: list[dict], final: dict,
           extra: Optional[dict] = None) -> str:
-    """Write (atomically) the record of one finished run; returns its path."""
+    """Write (atomically) the record of one finished run; returns its path. A record already there with the same
+    content is left as it is, so that rewriting from a finished workdir keeps when and under what load the run
+    first finished."""
     from jaxcnn.ablation.report import environment, load_average
 
     target = path(folder, arm.slug, seed)
@@ -82,8 +84,23 @@ def write(folder: str, arm, seed: int, config, model_fields: dict, train_records
         "load_average_1_5_15min": load_average(),
         "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(target, json.dumps(record, indent=1) + "\n")
+    text = json.dumps(record, indent=1) + "\n"
+    if _same_content(target, json.loads(text)):
+        return target
+    write_atomic(target, text)
     return target
+
+
+def _same_content(target: str, record: dict) -> bool:
+    """Whether `target` holds `record` but for when and under what load it was written."""
+    try:
+        with open(target) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return False
+    stamp = ("load_average_1_5_15min", "written_utc")
+    return isinstance(old, dict) and ({k: v for k, v in old.items() if k not in stamp}
+                                      == {k: v for k, v in record.items() if k not in stamp})
 
 
 def load(folder: str, arm, seed: int, config, model_fields: dict,
